@@ -1,0 +1,36 @@
+"""Exceptions raised by keras-pose.
+
+Every error names the problem and how to fix it. They subclass the built-in
+exception a user would expect, so `except ValueError` keeps working.
+"""
+
+
+class KerasPoseError(Exception):
+    """Base class of all keras-pose errors."""
+
+
+class KeypointSpecError(KerasPoseError, ValueError):
+    """A keypoint specification is inconsistent (names, flip pairs, sigmas)."""
+
+
+class PresetError(KerasPoseError, ValueError):
+    """A preset name, directory or URL cannot be resolved or loaded."""
+
+
+class CheckpointError(KerasPoseError, ValueError):
+    """A checkpoint does not match the model it is converted into.
+
+    The message lists missing, unexpected and misshapen tensors.
+    """
+
+
+class DownloadError(KerasPoseError, OSError):
+    """A download failed (network, HTTP status, or sha256 mismatch)."""
+
+
+class AnnotationError(KerasPoseError, ValueError):
+    """An annotation file is malformed; the message names file and record."""
+
+
+class ImageReadError(KerasPoseError, ValueError):
+    """An image is missing, does not decode, or has the wrong channel count."""

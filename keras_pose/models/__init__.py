@@ -1,0 +1,20 @@
+"""Model families. Importing this package registers every task class."""
+
+from keras_pose.models.cpm import CPM, CPMBackbone
+from keras_pose.models.cpn import CPN, CPNBackbone
+from keras_pose.models.hourglass import Hourglass, HourglassBackbone
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+from keras_pose.models.vitpose import ViTPose, ViTPoseBackbone, ViTPosePP
+
+__all__ = [
+    "CPM",
+    "CPMBackbone",
+    "CPN",
+    "CPNBackbone",
+    "Hourglass",
+    "HourglassBackbone",
+    "TopDownPoseEstimator",
+    "ViTPose",
+    "ViTPoseBackbone",
+    "ViTPosePP",
+]

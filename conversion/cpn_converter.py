@@ -1,0 +1,327 @@
+"""pytorch-cpn checkpoints -> `keras_pose.models.CPN`.
+
+GengDavid/pytorch-cpn saves `torch.save({'epoch', 'state_dict', 'optimizer'})`
+from a `torch.nn.DataParallel` model, so every key starts with `module.`
+(`module.resnet.conv1.weight`, `module.global_net.laterals.0.0.weight`,
+`module.refine_net.final_predict.2.running_var`). `checkpoint_io` unwraps the
+container and strips the prefix; this module maps the rest:
+
+| pytorch-cpn                                   | Keras layer                              |
+| --------------------------------------------- | ---------------------------------------- |
+| resnet.conv1 / bn1                            | backbone.resnet conv1_conv / conv1_bn    |
+| resnet.layer{s+1}.{b}.conv{k} / bn{k}         | stack{s}_block{b}_{k}_conv / _bn         |
+| resnet.layer{s+1}.{b}.downsample.0 / .1       | stack{s}_block{b}_0_conv / _bn           |
+| global_net.laterals.{i}.0 / .1                | global_lateral{i}_conv / _bn             |
+| global_net.upsamples.{i}.1 / .2               | global_upsample{i}_conv / _bn            |
+| global_net.predict.{i}.0 / .1 / .3 / .5       | global_predict{i}_1_conv / _1_bn / _2_conv / _2_bn |
+| refine_net.cascade.{i}.{j}.conv{k} / bn{k}   | refine_cascade{i}_block{j}_{k}_conv / _bn |
+| refine_net.cascade.{i}.{j}.downsample.0 / .1  | refine_cascade{i}_block{j}_0_conv / _bn  |
+| refine_net.final_predict.0.* / .1 / .2        | refine_final_block_* / refine_final_conv / refine_final_bn |
+
+Conv kernels go from torch ``(out, in, kh, kw)`` to Keras ``(kh, kw, in, out)``;
+BatchNorm ``weight, bias, running_mean, running_var`` to ``gamma, beta,
+moving_mean, moving_variance``; ``num_batches_tracked`` is dropped (absent
+in checkpoints saved by torch 0.4.0). Every other tensor must be consumed.
+
+The ResNet depth (stage block counts and widths), the keypoint count and
+the head widths are read from the file; the input size comes from the
+preset entry (`config["image_size"]`) or the `image_size` override
+(default 256x192), since a fully convolutional checkpoint does not record it.
+"""
+
+import copy
+import os
+import re
+
+from keras_pose.errors import CheckpointError
+from keras_pose.errors import PresetError
+
+FAMILY = "cpn"
+_FAMILY_ALIASES = ("cpn", "pytorch_cpn")
+_ALLOWED_OVERRIDES = (
+    "image_size",
+    "heatmap_size",
+    "keypoint_spec",
+    "dtype",
+    "preprocessing",
+    "decoding",
+    "name",
+    "loss",
+)
+
+
+# ------------------------------------------------------------------ reading
+def _read_tensors(checkpoint):
+    """({name: np.ndarray}, source name) with container and `module.` removed."""
+    from keras_pose.conversion import checkpoint_io
+
+    if hasattr(checkpoint, "keys") and not isinstance(checkpoint, (str, bytes, os.PathLike)):
+        state_dict, _, _ = checkpoint_io.unwrap_state_dict(dict(checkpoint), "state dict")
+        state_dict, _ = checkpoint_io.strip_prefix(state_dict)
+        return {k: checkpoint_io.to_numpy(v) for k, v in state_dict.items()}, "state dict"
+    path = os.fspath(checkpoint)
+    return checkpoint_io.read_checkpoint(path).tensors, path
+
+
+def _check_family(tensors, source):
+    """Raise a CheckpointError naming the family if this is not a CPN file."""
+    from keras_pose.conversion.checkpoint_io import guess_family
+
+    keys = list(tensors)
+    has_cpn = any(k.startswith(("global_net.", "refine_net.")) for k in keys) and any(
+        k.startswith("resnet.") for k in keys
+    )
+    if has_cpn:
+        return
+    family, description = guess_family(keys)
+    if family is not None and family not in _FAMILY_ALIASES:
+        what = f"it looks like {description} (family {family!r})"
+    else:
+        what = "its tensor names match no supported family (first keys: " + ", ".join(keys[:5]) + ")"
+    raise CheckpointError(
+        f"{source} is not a pytorch-cpn checkpoint: {what}. A CPN checkpoint has "
+        "'resnet.*', 'global_net.*' and 'refine_net.*' tensors (with a 'module.' prefix as "
+        "saved by pytorch-cpn). Convert it with its own family's preset instead."
+    )
+
+
+def _indices(keys, pattern):
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in keys for m in [regex.match(k)] if m})
+
+
+def infer_architecture(tensors, source="checkpoint"):
+    """CPN hyper-parameters read from a (prefix-free) state dict.
+
+    Returns:
+        dict with `stackwise_num_blocks` (4 ints), `stackwise_num_filters`,
+        `depth` (50 / 101 / 152 or None), `num_keypoints`,
+        `global_channels`, `refine_planes`, `refine_num_blocks`,
+        `upsample_bias`.
+    """
+    from keras_pose.models.cpn.cpn_backbone import RESNET_DEPTHS
+
+    keys = list(tensors)
+    needed = ["resnet.conv1.weight", "global_net.laterals.0.0.weight", "refine_net.final_predict.1.weight",
+              "refine_net.final_predict.0.conv1.weight"]
+    missing = [k for k in needed if k not in tensors]
+    blocks = [len(_indices(keys, rf"^resnet\.layer{s}\.(\d+)\.conv1\.weight$")) for s in range(1, 5)]
+    if any(b == 0 for b in blocks):
+        missing += [f"resnet.layer{s}.0.conv1.weight" for s, b in zip(range(1, 5), blocks) if b == 0]
+    levels = _indices(keys, r"^global_net\.laterals\.(\d+)\.0\.weight$")
+    if levels and levels != [0, 1, 2, 3]:
+        raise CheckpointError(
+            f"{source}: CPN has 4 GlobalNet levels, the checkpoint has laterals {levels}."
+        )
+    if missing:
+        raise CheckpointError(
+            f"{source} lacks tensors needed to read the CPN architecture: {missing}."
+        )
+    filters = [int(tensors[f"resnet.layer{s}.0.conv1.weight"].shape[0]) for s in range(1, 5)]
+    depth = next((d for d, b in RESNET_DEPTHS.items() if list(b) == blocks), None)
+    refine_blocks = [len(_indices(keys, rf"^refine_net\.cascade\.{i}\.(\d+)\.conv1\.weight$")) for i in range(4)]
+    return {
+        "depth": depth,
+        "stackwise_num_blocks": blocks,
+        "stackwise_num_filters": filters,
+        "num_keypoints": int(tensors["refine_net.final_predict.1.weight"].shape[0]),
+        "global_channels": int(tensors["global_net.laterals.0.0.weight"].shape[0]),
+        "refine_planes": int(tensors["refine_net.final_predict.0.conv1.weight"].shape[0]),
+        "refine_num_blocks": refine_blocks,
+        "upsample_bias": "global_net.upsamples.0.1.bias" in tensors,
+    }
+
+
+# ------------------------------------------------------------------ weights
+def _load_conv(acc, layer, prefix, pending):
+    kh, kw, cin, cout = (int(v) for v in layer.kernel.shape)
+    weight = acc.pop(f"{prefix}.weight", (cout, cin, kh, kw))
+    values = [None if weight is None else weight.transpose(2, 3, 1, 0)]
+    if layer.use_bias:
+        values.append(acc.pop(f"{prefix}.bias", (cout,)))
+    pending.append((layer, values))
+
+
+def _load_bn(acc, layer, prefix, pending):
+    c = int(layer.gamma.shape[0])
+    values = [acc.pop(f"{prefix}.{leaf}", (c,)) for leaf in ("weight", "bias", "running_mean", "running_var")]
+    pending.append((layer, values))
+
+
+def _load_bottleneck(acc, get, keras_name, torch_prefix, pending, shortcut_always=True):
+    for k in (1, 2, 3):
+        _load_conv(acc, get(f"{keras_name}_{k}_conv"), f"{torch_prefix}.conv{k}", pending)
+        _load_bn(acc, get(f"{keras_name}_{k}_bn"), f"{torch_prefix}.bn{k}", pending)
+    if shortcut_always:
+        _load_conv(acc, get(f"{keras_name}_0_conv"), f"{torch_prefix}.downsample.0", pending)
+        _load_bn(acc, get(f"{keras_name}_0_bn"), f"{torch_prefix}.downsample.1", pending)
+
+
+def load_weights(model, tensors, source="checkpoint"):
+    """Copy a prefix-free pytorch-cpn state dict into a built `CPN`.
+
+    Raises:
+        CheckpointError: listing every missing, unexpected and misshapen
+            tensor.
+    """
+    from keras_pose.conversion.checkpoint_io import KeyAccountant
+
+    acc = KeyAccountant(
+        tensors, source=source, family=FAMILY, ignore=("*.num_batches_tracked",), family_aliases=_FAMILY_ALIASES
+    )
+    pending = []
+    resnet = model.backbone.resnet
+    _load_conv(acc, resnet.get_layer("conv1_conv"), "resnet.conv1", pending)
+    _load_bn(acc, resnet.get_layer("conv1_bn"), "resnet.bn1", pending)
+    for s, num in enumerate(model.backbone.stackwise_num_blocks):
+        for b in range(num):
+            _load_bottleneck(
+                acc, resnet.get_layer, f"stack{s}_block{b}", f"resnet.layer{s + 1}.{b}", pending, shortcut_always=b == 0
+            )
+
+    get = model.get_layer
+    for i in range(4):
+        _load_conv(acc, get(f"global_lateral{i}_conv"), f"global_net.laterals.{i}.0", pending)
+        _load_bn(acc, get(f"global_lateral{i}_bn"), f"global_net.laterals.{i}.1", pending)
+        if i < 3:
+            _load_conv(acc, get(f"global_upsample{i}_conv"), f"global_net.upsamples.{i}.1", pending)
+            _load_bn(acc, get(f"global_upsample{i}_bn"), f"global_net.upsamples.{i}.2", pending)
+        _load_conv(acc, get(f"global_predict{i}_1_conv"), f"global_net.predict.{i}.0", pending)
+        _load_bn(acc, get(f"global_predict{i}_1_bn"), f"global_net.predict.{i}.1", pending)
+        _load_conv(acc, get(f"global_predict{i}_2_conv"), f"global_net.predict.{i}.3", pending)
+        _load_bn(acc, get(f"global_predict{i}_2_bn"), f"global_net.predict.{i}.5", pending)
+
+    layer_names = {layer.name for layer in model.layers}
+    for i in range(4):
+        j = 0
+        while f"refine_cascade{i}_block{j}_1_conv" in layer_names:
+            _load_bottleneck(acc, get, f"refine_cascade{i}_block{j}", f"refine_net.cascade.{i}.{j}", pending)
+            j += 1
+    _load_bottleneck(acc, get, "refine_final_block", "refine_net.final_predict.0", pending)
+    _load_conv(acc, get("refine_final_conv"), "refine_net.final_predict.1", pending)
+    _load_bn(acc, get("refine_final_bn"), "refine_net.final_predict.2", pending)
+
+    acc.finish("CPN model")
+    for layer, values in pending:
+        layer.set_weights(values)
+    return model
+
+
+# ------------------------------------------------------------------ entry point
+def _resolve_entry(entry):
+    if entry is None:
+        return None
+    from keras_pose.preset_registry import PresetEntry
+
+    if isinstance(entry, PresetEntry):
+        return entry
+    if isinstance(entry, str):
+        from keras_pose.preset_registry import get_preset_entry
+
+        try:
+            return get_preset_entry(entry)
+        except PresetError:
+            import keras_pose.presets.cpn_presets as cpn_presets  # registers the CPN presets
+
+            for candidate in cpn_presets.PRESETS:
+                if candidate.name == entry:
+                    return candidate
+            raise
+    raise PresetError(f"entry must be a PresetEntry, a preset name or None, got {type(entry).__name__}.")
+
+
+def convert(checkpoint, entry=None, dataset=None, **overrides):
+    """Convert a pytorch-cpn checkpoint into a `CPN` task model.
+
+    Args:
+        checkpoint: path of the `.pth.tar` file (container
+            `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefix), or a
+            state dict mapping (torch tensors or NumPy arrays).
+        entry: the `PresetEntry` (or registered name) the file was released
+            as: input size, keypoint spec, pre-processing and decoding come
+            from it; its ResNet depth is checked against the file. None:
+            256x192 COCO defaults.
+        dataset: must be None or "coco" (CPN presets are single-dataset).
+        **overrides: `image_size` ((H, W), multiples of 32), `heatmap_size`,
+            `keypoint_spec`, `dtype`, `preprocessing`, `decoding`, `name`,
+            `loss`.
+
+    Returns:
+        A `keras_pose.models.cpn.CPN` with the checkpoint's weights.
+
+    Raises:
+        CheckpointError: not a CPN checkpoint (the message names the family
+            it looks like), or tensors missing / unexpected / misshapen, or
+            the file disagrees with the preset (depth, keypoint count).
+    """
+    from keras_pose.keypoints import get_keypoint_spec
+    from keras_pose.models.cpn.cpn_pose_estimator import CPN
+    from keras_pose.models.cpn.cpn_pose_estimator import cpn_decoding
+
+    unknown = sorted(set(overrides) - set(_ALLOWED_OVERRIDES))
+    if unknown:
+        raise TypeError(f"Unknown CPN conversion overrides {unknown}; allowed: {list(_ALLOWED_OVERRIDES)}.")
+    entry = _resolve_entry(entry)
+    config = dict(entry.config) if entry is not None else {}
+    spec_name = overrides.get("keypoint_spec", config.get("keypoint_spec", "coco"))
+    if dataset is not None and isinstance(spec_name, str) and dataset != spec_name:
+        raise PresetError(
+            f"CPN checkpoints are single-dataset ({spec_name!r}); dataset={dataset!r} does not apply. "
+            "Leave `dataset` unset."
+        )
+
+    tensors, source = _read_tensors(checkpoint)
+    _check_family(tensors, source)
+    arch = infer_architecture(tensors, source)
+
+    if config.get("depth") is not None and arch["depth"] != config["depth"]:
+        found = (
+            f"ResNet-{arch['depth']}"
+            if arch["depth"]
+            else f"a ResNet with stage blocks {arch['stackwise_num_blocks']}"
+        )
+        raise CheckpointError(
+            f"{source} holds a CPN with {found}, but preset {entry.name!r} is ResNet-{config['depth']}. "
+            "Pick the preset matching the file (see `keras-pose presets --family cpn`) or convert without a preset."
+        )
+    spec = get_keypoint_spec(spec_name)
+    if spec.num_keypoints != arch["num_keypoints"]:
+        raise CheckpointError(
+            f"{source} predicts {arch['num_keypoints']} keypoints but keypoint spec {spec.name!r} has "
+            f"{spec.num_keypoints}; pass keypoint_spec= a spec with {arch['num_keypoints']} keypoints."
+        )
+
+    image_size = tuple(int(v) for v in overrides.get("image_size", config.get("image_size", (256, 192))))
+    heatmap_size = overrides.get("heatmap_size", config.get("heatmap_size"))
+    if heatmap_size is None:
+        heatmap_size = (image_size[0] // 4, image_size[1] // 4)
+    heatmap_size = tuple(int(v) for v in heatmap_size)
+    preprocessing = overrides.get("preprocessing", entry.preprocessing if entry is not None else None)
+    decoding = overrides.get("decoding")
+    if decoding is None:
+        if entry is not None and entry.decoding:
+            decoding = copy.deepcopy(entry.decoding)
+            codec = decoding.get("codec", {})
+            codec["input_size"] = list(image_size)
+            codec["heatmap_size"] = list(heatmap_size)
+        else:
+            decoding = cpn_decoding(image_size, heatmap_size)
+
+    model = CPN.from_checkpoint_config(
+        depth=arch["depth"] if arch["depth"] is not None else 50,
+        stackwise_num_blocks=None if arch["depth"] is not None else arch["stackwise_num_blocks"],
+        stackwise_num_filters=arch["stackwise_num_filters"],
+        image_size=image_size,
+        heatmap_size=heatmap_size,
+        keypoint_spec=spec,
+        global_channels=arch["global_channels"],
+        refine_planes=arch["refine_planes"],
+        refine_num_blocks=arch["refine_num_blocks"],
+        upsample_bias=arch["upsample_bias"],
+        preprocessing=preprocessing,
+        decoding=decoding,
+        dtype=overrides.get("dtype"),
+        **({"name": overrides["name"]} if "name" in overrides else {}),
+        **({"loss": overrides["loss"]} if "loss" in overrides else {}),
+    )
+    return load_weights(model, tensors, source)

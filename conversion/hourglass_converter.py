@@ -1,0 +1,149 @@
+"""mmpose Stacked Hourglass checkpoints -> `keras_pose.Hourglass`.
+
+Layout: a `{'meta', 'state_dict'}` container with
+
+- `backbone.stem.0` (ConvModule `.conv` / `.bn`), `backbone.stem.1.0`
+  (BasicBlock: `conv1`, `bn1`, `conv2`, `bn2`, `downsample.0` / `.1`);
+- `backbone.hourglass_modules.<s>.{up1,low1,low2,low3}.<i>` BasicBlocks,
+  nested as `...low2.up1...` per level;
+- `backbone.out_convs.<s>`, `backbone.conv1x1s.<s>`,
+  `backbone.remap_convs.<s>` ConvModules and `backbone.inters.<s>`
+  BasicBlocks (between stacks);
+- the head `head.multi_final_layers.<s>.{weight,bias}` (mmpose 1.x) or
+  `keypoint_head.multi_final_layers.<s>.*` (mmpose 0.x releases, which all
+  the published Hourglass-52 files are).
+
+Quirk: mmpose's `ResLayer` always builds at least one block, so a
+single-stack `HourglassNet` has an `inters.0` block that its forward pass
+never uses; the released one-stack checkpoints carry it. It is accounted
+for and dropped.
+
+The file determines the stack count, the hourglass depth, widths and block
+counts, the output width and the keypoint count; the input size comes from
+the preset entry or the `image_size` override.
+"""
+
+import re
+
+from keras_pose.conversion.checkpoint_io import KeyAccountant
+from keras_pose.conversion.cpm_converter import default_task_settings, merge_config, read_tensors
+from keras_pose.errors import CheckpointError
+from keras_pose.layers import BasicResidualBlock, load_basic_block, load_conv_module
+from keras_pose.layers.conv_blocks import set_conv_weights
+
+FAMILY = "hourglass"
+DEFAULT_IMAGE_SIZE = {17: (256, 256), 16: (256, 256)}
+HEAD_PREFIXES = ("head.", "keypoint_head.")
+
+
+def _count(tensors, pattern):
+    regex = re.compile(pattern)
+    found = {int(m.group(1)) for k in tensors if (m := regex.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def _require(tensors, key, source, what):
+    if key not in tensors:
+        raise CheckpointError(
+            f"Checkpoint {source} has no {key}, which gives the {what}; it is not an mmpose "
+            f"HourglassNet checkpoint (first keys: {', '.join(list(tensors)[:5])})."
+        )
+    return tensors[key]
+
+
+def head_prefix(tensors):
+    """"head." (mmpose 1.x) or "keypoint_head." (0.x), whichever the file uses."""
+    for prefix in HEAD_PREFIXES:
+        if any(k.startswith(prefix) for k in tensors):
+            return prefix
+    return HEAD_PREFIXES[0]
+
+
+def infer_config(tensors, source="checkpoint"):
+    """Backbone / head arguments determined by an mmpose HourglassNet state dict."""
+    num_stacks = _count(tensors, r"backbone\.hourglass_modules\.(\d+)\.")
+    if not num_stacks:
+        raise CheckpointError(
+            f"Checkpoint {source} has no backbone.hourglass_modules.* tensors; it is not an mmpose "
+            f"HourglassNet checkpoint (first keys: {', '.join(list(tensors)[:5])})."
+        )
+    channels, blocks = [], []
+    prefix = "backbone.hourglass_modules.0."
+    while True:
+        up1 = _require(tensors, f"{prefix}up1.0.conv1.weight", source, "hourglass widths")
+        channels.append(int(up1.shape[0]))
+        blocks.append(_count(tensors, re.escape(prefix) + r"up1\.(\d+)\."))
+        if f"{prefix}low2.low1.0.conv1.weight" in tensors:
+            prefix += "low2."
+            continue
+        low1 = _require(tensors, f"{prefix}low1.0.conv1.weight", source, "innermost width")
+        channels.append(int(low1.shape[0]))
+        blocks.append(_count(tensors, re.escape(prefix) + r"low2\.(\d+)\."))
+        break
+    head = head_prefix(tensors)
+    final = _require(tensors, f"{head}multi_final_layers.0.weight", source, "keypoint count")
+    return {
+        "num_keypoints": int(final.shape[0]),
+        "num_stacks": num_stacks,
+        "downsample_times": len(channels) - 1,
+        "stage_channels": channels,
+        "stage_blocks": blocks,
+        "feat_channels": int(_require(tensors, "backbone.out_convs.0.conv.weight", source, "feature width").shape[0]),
+        "stem_channels": int(_require(tensors, "backbone.stem.0.conv.weight", source, "stem width").shape[0]),
+    }
+
+
+def convert(checkpoint, entry=None, dataset=None, **overrides):
+    """Convert an mmpose HourglassNet (+ CPMHead) checkpoint into a `Hourglass` model.
+
+    Args:
+        checkpoint: path of the `.pth` file, or a mapping name -> tensor.
+        entry: the `PresetEntry` it was released as (input size, keypoint
+            spec, pre-processing, decoding), or None.
+        dataset: keypoint spec name when no entry gives one.
+        **overrides: `image_size`, `keypoint_spec`, `preprocessing`,
+            `decoding`, `dtype`, `name`.
+
+    Returns:
+        a `keras_pose.models.hourglass.Hourglass` with the checkpoint's
+        weights.
+
+    Raises:
+        CheckpointError: listing every missing, unexpected and misshapen
+            tensor, or naming a conflict with the preset.
+    """
+    from keras_pose.models.hourglass import Hourglass
+
+    tensors, source = read_tensors(checkpoint)
+    config = merge_config(infer_config(tensors, source), entry, overrides, source, family=FAMILY)
+    config = default_task_settings(config, dataset, DEFAULT_IMAGE_SIZE)
+    if entry is not None:
+        config.setdefault("preprocessing", entry.preprocessing)
+        config.setdefault("decoding", entry.decoding)
+    model = Hourglass.from_checkpoint_config(**config)
+
+    accountant = KeyAccountant(tensors, source=source, family=FAMILY, ignore=("*.num_batches_tracked",))
+    pop = accountant.pop
+    backbone = model.backbone
+    for name, path in backbone.torch_layer_paths.items():
+        layer = backbone.get_layer(name)
+        prefix = f"backbone.{path}"
+        if isinstance(layer, BasicResidualBlock):
+            load_basic_block(layer, pop, prefix)
+        else:
+            load_conv_module(layer, pop, f"{prefix}.conv", f"{prefix}.bn" if layer.bn is not None else None)
+    if backbone.num_stacks == 1:
+        # mmpose's ResLayer(BasicBlock, 0, ...) still holds one (unused) block.
+        accountant.ignore("backbone.inters.0.*")
+
+    head = head_prefix(tensors)
+    for s, layer in enumerate(model.final_layers):
+        kh, kw, cin, cout = (int(d) for d in layer.kernel.shape)
+        weight = pop(f"{head}multi_final_layers.{s}.weight", (cout, cin, kh, kw))
+        bias = pop(f"{head}multi_final_layers.{s}.bias", (cout,))
+        if weight is not None and bias is not None:
+            set_conv_weights(layer, weight, bias)
+    accountant.finish(
+        what=f"Hourglass model ({backbone.num_stacks} stack(s), {model.num_keypoints} keypoints)"
+    )
+    return model

@@ -1,0 +1,119 @@
+"""`CPM`: Convolutional Pose Machines as a top-down pose estimator."""
+
+import keras
+
+from keras_pose.models.cpm.cpm_backbone import CPMBackbone
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+
+
+def mmpose_heatmap_decoding(image_size, heatmap_size, sigma=2.0):
+    """mmpose's heatmap test setting: MSRAHeatmap, flip test, heatmap shift, padding 1.25."""
+    return {
+        "codec": {
+            "type": "MSRAHeatmap",
+            "input_size": [int(s) for s in image_size],
+            "heatmap_size": [int(s) for s in heatmap_size],
+            "sigma": float(sigma),
+            "unbiased": False,
+        },
+        "flip_test": True,
+        "shift_heatmap": True,
+        "padding": 1.25,
+    }
+
+
+def _spec_num_keypoints(keypoint_spec):
+    from keras_pose.keypoints import get_keypoint_spec
+
+    return get_keypoint_spec(keypoint_spec).num_keypoints
+
+
+@keras.saving.register_keras_serializable(package="keras_pose")
+class CPM(TopDownPoseEstimator):
+    """Convolutional Pose Machine top-down pose estimator.
+
+    Input normalised crops (B, H, W, 3) (ImageNet mean / std, RGB, as
+    mmpose); output a list of T belief maps (B, H/8, W/8, K) float32 (also
+    under mixed precision), stage 1 first. The last is the final prediction
+    (`heatmaps_from_outputs`); training compares every stage with the target
+    (intermediate supervision; `KeypointMSELoss` sums them).
+
+    Args:
+        backbone: a `CPMBackbone` (its `image_size` is the model input).
+        keypoint_spec: `KeypointSpec`, built-in name ("coco", "mpii"), dict
+            or file path; must have `backbone.num_keypoints` keypoints.
+        preprocessing, loss: see `TopDownPoseEstimator`.
+        decoding: see `TopDownPoseEstimator`; defaults to mmpose's CPM test
+            setting (MSRAHeatmap sigma 2, flip test with heatmap shift).
+        preprocessor: unused (keras-hub Task compatibility); must be None.
+        **kwargs: `name`, ... passed to the keras-hub `Task`.
+
+    Layers: `backbone`, `stage1` ... `stageT` (float32 casts).
+    """
+
+    backbone_cls = CPMBackbone
+
+    def __init__(
+        self,
+        backbone,
+        keypoint_spec="coco",
+        preprocessing=None,
+        decoding=None,
+        preprocessor=None,
+        **kwargs,
+    ):
+        spec_k = _spec_num_keypoints(keypoint_spec)
+        if spec_k != backbone.num_keypoints:
+            raise ValueError(
+                f"The backbone predicts {backbone.num_keypoints} keypoints but the keypoint spec has "
+                f"{spec_k}; pass the keypoint spec of the dataset the model predicts."
+            )
+        if decoding is None:
+            decoding = mmpose_heatmap_decoding(backbone.image_size, backbone.output_size)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.stage_outputs = [
+            keras.layers.Activation("linear", dtype="float32", name=f"stage{i + 1}")
+            for i in range(backbone.num_stages)
+        ]
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(*backbone.image_size, 3), name="images")
+        belief_maps = backbone(inputs)
+        outputs = [cast(b) for cast, b in zip(self.stage_outputs, belief_maps)]
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_checkpoint_config(
+        cls,
+        *,
+        num_keypoints=None,
+        keypoint_spec="coco",
+        image_size=(256, 192),
+        preprocessing=None,
+        decoding=None,
+        dtype=None,
+        name=None,
+        **backbone_kwargs,
+    ):
+        """An untrained model from a preset `config` (backbone keyword arguments + task settings)."""
+        if num_keypoints is None:
+            num_keypoints = _spec_num_keypoints(keypoint_spec)
+        backbone = CPMBackbone(num_keypoints=num_keypoints, image_size=image_size, dtype=dtype, **backbone_kwargs)
+        kwargs = {"name": name} if name else {}
+        return cls(
+            backbone=backbone,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            **kwargs,
+        )

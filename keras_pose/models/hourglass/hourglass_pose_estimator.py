@@ -1,0 +1,125 @@
+"""`Hourglass`: Stacked Hourglass networks as a top-down pose estimator."""
+
+import keras
+
+from keras_pose.models.cpm.cpm_pose_estimator import mmpose_heatmap_decoding
+from keras_pose.models.hourglass.hourglass_backbone import HourglassBackbone
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+
+
+def _spec_num_keypoints(keypoint_spec):
+    from keras_pose.keypoints import get_keypoint_spec
+
+    return get_keypoint_spec(keypoint_spec).num_keypoints
+
+
+@keras.saving.register_keras_serializable(package="keras_pose")
+class Hourglass(TopDownPoseEstimator):
+    """Stacked Hourglass top-down pose estimator (mmpose HourglassNet + CPMHead).
+
+    Input normalised crops (B, H, W, 3) (ImageNet mean / std, RGB, as
+    mmpose); output the per-stack heatmaps (B, H/4, W/4, K) float32 (also
+    under mixed precision), first stack first: a list for several stacks,
+    a single tensor for one (Keras returns a one-output model's output
+    unwrapped). The last stack's heatmaps are the prediction
+    (`heatmaps_from_outputs`); training compares every stack with the target
+    (intermediate supervision; `KeypointMSELoss` sums them).
+
+    Args:
+        backbone: a `HourglassBackbone`.
+        num_keypoints: K; defaults to the keypoint spec's count.
+        keypoint_spec: `KeypointSpec`, built-in name ("coco", "mpii"), dict
+            or file path.
+        preprocessing, loss: see `TopDownPoseEstimator`.
+        decoding: see `TopDownPoseEstimator`; defaults to mmpose's test
+            setting (MSRAHeatmap sigma 2, flip test with heatmap shift).
+        preprocessor: unused (keras-hub Task compatibility); must be None.
+        **kwargs: `name`, ... passed to the keras-hub `Task`.
+
+    Layers: `backbone`, `final_layer_<s>` (1x1 conv per stack, mmpose
+    `head.multi_final_layers.<s>`), `stack<s+1>` (float32 casts).
+    """
+
+    backbone_cls = HourglassBackbone
+
+    def __init__(
+        self,
+        backbone,
+        num_keypoints=None,
+        keypoint_spec="coco",
+        preprocessing=None,
+        decoding=None,
+        preprocessor=None,
+        **kwargs,
+    ):
+        spec_k = _spec_num_keypoints(keypoint_spec)
+        if num_keypoints is None:
+            num_keypoints = spec_k
+        elif int(num_keypoints) != spec_k:
+            raise ValueError(
+                f"num_keypoints={num_keypoints} but the keypoint spec has {spec_k} keypoints; "
+                "pass the keypoint spec of the dataset the head predicts."
+            )
+        num_keypoints = int(num_keypoints)
+        if decoding is None:
+            decoding = mmpose_heatmap_decoding(backbone.image_size, backbone.output_size)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.final_layers = [
+            keras.layers.Conv2D(num_keypoints, 1, dtype=backbone.dtype_policy, name=f"final_layer_{s}")
+            for s in range(backbone.num_stacks)
+        ]
+        self.stack_outputs = [
+            keras.layers.Activation("linear", dtype="float32", name=f"stack{s + 1}")
+            for s in range(backbone.num_stacks)
+        ]
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(*backbone.image_size, 3), name="images")
+        features = backbone(inputs)
+        if not isinstance(features, (list, tuple)):
+            features = [features]
+        outputs = [cast(final(f)) for final, cast, f in zip(self.final_layers, self.stack_outputs, features)]
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.num_keypoints = num_keypoints
+
+    @classmethod
+    def from_checkpoint_config(
+        cls,
+        *,
+        num_keypoints=None,
+        keypoint_spec="coco",
+        image_size=(256, 256),
+        preprocessing=None,
+        decoding=None,
+        dtype=None,
+        name=None,
+        **backbone_kwargs,
+    ):
+        """An untrained model from a preset `config` (backbone keyword arguments + task settings)."""
+        backbone = HourglassBackbone(image_size=image_size, dtype=dtype, **backbone_kwargs)
+        kwargs = {"name": name} if name else {}
+        return cls(
+            backbone=backbone,
+            num_keypoints=num_keypoints,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            **kwargs,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_keypoints"] = self.num_keypoints
+        return config

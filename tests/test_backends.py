@@ -1,0 +1,53 @@
+"""Every family on the JAX and PyTorch backends: forward, mixed precision and
+a 2-step `fit`, each in a subprocess (the backend is fixed per process).
+Forward outputs must equal the TensorFlow backend's for the same weights."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "tests" / "scripts" / "backend_smoke.py"
+FAMILIES = ["vitpose", "vitpose_simple", "vitpose_plus", "cpm", "hourglass", "cpn"]
+
+
+def _run(backend, tmp_path):
+    out = tmp_path / f"{backend}.npz"
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, f"{backend} smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return dict(np.load(out))
+
+
+@pytest.fixture(scope="module")
+def tensorflow_results(tmp_path_factory):
+    return _run("tensorflow", tmp_path_factory.mktemp("tf"))
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_forward_fit_and_mixed_precision_match_tensorflow(backend, tmp_path, tensorflow_results):
+    results = _run(backend, tmp_path)
+    for family in FAMILIES:
+        reference = tensorflow_results[f"{family}/forward"]
+        actual = results[f"{family}/forward"]
+        assert actual.shape == reference.shape, family
+        scale = max(1.0, float(np.abs(reference).max()))
+        assert np.abs(actual - reference).max() <= 1e-4 * scale, (family, np.abs(actual - reference).max())
+        losses = results[f"{family}/loss"]
+        assert losses.shape == (1,) and np.isfinite(losses).all(), (family, losses)
+        mixed = results[f"{family}/mixed"]
+        assert str(results[f"{family}/mixed_dtype"]) == "float32", family
+        # bfloat16 has ~3 significant digits.
+        assert np.abs(mixed - reference).max() <= 0.1 * scale, (family, np.abs(mixed - reference).max())
+
+
+def test_tensorflow_smoke_is_finite(tensorflow_results):
+    for family in FAMILIES:
+        assert np.isfinite(tensorflow_results[f"{family}/forward"]).all(), family
+        assert np.isfinite(tensorflow_results[f"{family}/mixed"]).all(), family

@@ -7,6 +7,7 @@ outputs are comparable across backends) and the two fit losses.
     KERAS_BACKEND=jax python tests/scripts/backend_smoke.py OUT.npz
 """
 
+import os
 import sys
 
 import keras
@@ -107,3 +108,8 @@ def main(out_path, families=None):
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2:] or None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: TensorFlow with torch loaded in the same
+    # process can abort in its atexit handlers after all work is done.
+    os._exit(0)

@@ -1,0 +1,23 @@
+"""``tf.data`` pipelines: top-down crops, augmentations and heatmap targets."""
+
+from keras_pose.data.affine_tf import box_xywh_to_center_scale_tf
+from keras_pose.data.affine_tf import get_warp_matrix_tf
+from keras_pose.data.affine_tf import transform_points_tf
+from keras_pose.data.affine_tf import warp_image_tf
+from keras_pose.data.augmentations import DEFAULT_AUGMENT
+from keras_pose.data.top_down_pipeline import META_KEYS
+from keras_pose.data.top_down_pipeline import PipelineError
+from keras_pose.data.top_down_pipeline import build_top_down_dataset
+from keras_pose.data.top_down_pipeline import model_dataset
+
+__all__ = [
+    "DEFAULT_AUGMENT",
+    "META_KEYS",
+    "PipelineError",
+    "box_xywh_to_center_scale_tf",
+    "build_top_down_dataset",
+    "get_warp_matrix_tf",
+    "model_dataset",
+    "transform_points_tf",
+    "warp_image_tf",
+]

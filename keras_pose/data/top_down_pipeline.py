@@ -1,0 +1,432 @@
+"""``tf.data`` pipeline for top-down pose training and evaluation.
+
+One element per annotated person: the image is decoded in the graph, the
+person box becomes a crop (centre / size, padding 1.25, aspect fixed to the
+input), the mmpose 1.x augmentations perturb that crop (training), the image
+is warped once (bilinear, standard or UDP affine, exactly the OpenCV crop of
+``keras_pose.geometry``), the keypoints are mapped with the same matrix and
+encoded by the codec's ``encode_tf``, and the crop is normalised per the
+model's ``preprocessing``.
+
+```python
+from keras_pose.data import model_dataset
+from keras_pose.datasets import load_coco_keypoints
+
+train = load_coco_keypoints("person_keypoints_train2017.json", "train2017/", "coco")
+ds = model_dataset(model, train, batch_size=64, seed=0, repeat=True)
+model.fit(ds, steps_per_epoch=1000, epochs=210)
+```
+
+Elements are ``(images, targets)`` -- ``images`` ``(B, H, W, 3)`` float32
+normalised, ``targets = {"heatmaps": (B, h, w, K), "keypoint_weights":
+(B, K)}`` float32 -- or ``(images, targets, meta)`` in evaluation mode (see
+:func:`build_top_down_dataset`), usable by ``model.fit`` on every Keras
+backend.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_pose.data import affine_tf
+from keras_pose.data import augmentations as aug
+from keras_pose.errors import ImageReadError, KerasPoseError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+META_KEYS = (
+    "center",
+    "scale",
+    "rotation",
+    "flipped",
+    "half_body",
+    "image_id",
+    "instance_id",
+    "bbox",
+    "bbox_score",
+    "area",
+    "image_size",
+    "keypoints",
+    "keypoints_visible",
+)
+
+
+class PipelineError(KerasPoseError, ValueError):
+    """A top-down pipeline argument is inconsistent (sizes, spec, codec)."""
+
+
+class ImageFileNotFoundError(ImageReadError, FileNotFoundError):
+    """An image file of the dataset does not exist."""
+
+
+def _instances_of(dataset):
+    if hasattr(dataset, "instances"):
+        return list(dataset.instances)
+    if isinstance(dataset, (list, tuple)):
+        return list(dataset)
+    raise PipelineError(
+        "`dataset` must be a keras_pose.datasets.PoseDataset (e.g. from "
+        f"load_coco_keypoints) or a list of PoseInstance, got {type(dataset).__name__}."
+    )
+
+
+def _records(instances, num_keypoints):
+    """Stack the instances into arrays for ``from_tensor_slices``."""
+    paths = [inst.image_path for inst in instances]
+    unique = list(dict.fromkeys(paths))
+    index = {p: i for i, p in enumerate(unique)}
+    for inst in instances:
+        if inst.keypoints.shape != (num_keypoints, 2):
+            raise PipelineError(
+                f"instance {inst.instance_id} of image {inst.image_id} has keypoints of shape "
+                f"{inst.keypoints.shape}; the codec / keypoint spec expects ({num_keypoints}, 2)."
+            )
+    records = {
+        "image_index": np.array([index[p] for p in paths], np.int32),
+        "image_id": np.array([inst.image_id for inst in instances], np.int64),
+        "instance_id": np.array([inst.instance_id for inst in instances], np.int64),
+        "bbox": np.array([inst.bbox for inst in instances], np.float32).reshape(-1, 4),
+        "keypoints": np.array([inst.keypoints for inst in instances], np.float32).reshape(-1, num_keypoints, 2),
+        "keypoints_visible": np.array([inst.keypoints_visible for inst in instances], np.float32).reshape(
+            -1, num_keypoints
+        ),
+        "bbox_score": np.array([inst.bbox_score for inst in instances], np.float32),
+        "area": np.array([inst.area for inst in instances], np.float32),
+    }
+    bad = ~(np.isfinite(records["bbox"]).all(axis=1) & (records["bbox"][:, 2:] > 0).all(axis=1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise PipelineError(
+            f"{int(bad.sum())} instance(s) have a box with no area or non-finite values (first: "
+            f"instance {instances[i].instance_id} of image {instances[i].image_id}, bbox "
+            f"{records['bbox'][i].tolist()}); filter them out, e.g. dataset.filter(lambda r: "
+            "r.bbox[2] > 0 and r.bbox[3] > 0)."
+        )
+    return records, unique
+
+
+def _decode(contents):
+    """Encoded image -> ``(H, W, 3)`` uint8 RGB, pixel-identical to OpenCV.
+
+    JPEGs are decoded with the accurate integer IDCT, the one OpenCV's
+    libjpeg uses, so crops equal those of ``keras_pose.utils.image_io``
+    (``tf.io.decode_image``'s default IDCT differs by up to ~10 levels).
+    Other formats (PNG, BMP, GIF first frame) go through ``decode_image``.
+    """
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False, dtype=tf.uint8),
+    )
+    image.set_shape([None, None, 3])
+    return image
+
+
+class _ImageSource:
+    """Graph-side image lookup by index: from files, encoded bytes or pixels."""
+
+    def __init__(self, paths, cache_images):
+        import os
+
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise ImageFileNotFoundError(
+                f"{len(missing)} image file(s) of the dataset do not exist (first: {missing[0]!r}); "
+                "check the dataset's image_root."
+            )
+        if cache_images not in (False, None, True, "encoded", "decoded"):
+            raise PipelineError(
+                f"cache_images must be False, True/'decoded' or 'encoded', got {cache_images!r}."
+            )
+        self.mode = {None: "files", False: "files", True: "decoded"}.get(cache_images, cache_images)
+        if self.mode == "files":
+            self.paths = tf.constant(paths)
+        elif self.mode == "encoded":
+            self.blobs = tf.constant([open(p, "rb").read() for p in paths])
+        else:
+            arrays = [_decode(tf.io.read_file(p)).numpy() for p in paths]
+            sizes = np.array([a.size for a in arrays], np.int64)
+            self.offsets = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]), tf.int64)
+            self.shapes = tf.constant(np.array([a.shape for a in arrays], np.int64))
+            self.pixels = tf.constant(np.concatenate([a.reshape(-1) for a in arrays]))
+
+    def __call__(self, index):
+        if self.mode == "files":
+            return _decode(tf.io.read_file(tf.gather(self.paths, index)))
+        if self.mode == "encoded":
+            return _decode(tf.gather(self.blobs, index))
+        shape = tf.gather(self.shapes, index)
+        start = tf.gather(self.offsets, index)
+        flat = tf.slice(self.pixels, tf.reshape(start, [1]), tf.reshape(tf.reduce_prod(shape), [1]))
+        image = tf.reshape(flat, shape)
+        image.set_shape([None, None, 3])
+        return image
+
+
+def _resolve_spec(dataset, keypoint_spec, num_keypoints):
+    if keypoint_spec is None:
+        keypoint_spec = getattr(dataset, "keypoint_spec", None)
+    if keypoint_spec is None:
+        return None
+    from keras_pose.keypoints import get_keypoint_spec
+
+    spec = get_keypoint_spec(keypoint_spec)
+    if spec.num_keypoints != num_keypoints:
+        raise PipelineError(
+            f"the keypoint spec {spec.name!r} has {spec.num_keypoints} keypoints but the data have "
+            f"{num_keypoints}; pass the spec of the dataset (keypoint_spec=...)."
+        )
+    return spec
+
+
+def _normalizer(preprocessing):
+    if preprocessing is None:
+        return None
+    order = preprocessing.get("channel_order", "rgb")
+    if order not in ("rgb", "bgr"):
+        raise PipelineError(f"preprocessing['channel_order'] must be 'rgb' or 'bgr', got {order!r}.")
+    mean = tf.constant(np.asarray(preprocessing.get("mean", [0.0, 0.0, 0.0]), np.float32).reshape(3))
+    std = tf.constant(np.asarray(preprocessing.get("std", [1.0, 1.0, 1.0]), np.float32).reshape(3))
+
+    def normalize(image):
+        if order == "bgr":
+            image = image[..., ::-1]
+        return (image - mean) / std
+
+    return normalize
+
+
+def build_top_down_dataset(
+    dataset,
+    codec,
+    image_size=None,
+    preprocessing=None,
+    batch_size=32,
+    training=True,
+    augment=True,
+    seed=None,
+    shuffle=True,
+    repeat=False,
+    num_parallel_calls=AUTOTUNE,
+    use_udp=None,
+    padding=1.25,
+    cache_images=False,
+    drop_remainder=False,
+    keypoint_spec=None,
+    return_meta=None,
+    use_joint_weights=False,
+    prefetch=AUTOTUNE,
+):
+    """A batched ``tf.data.Dataset`` of top-down crops and heatmap targets.
+
+    Args:
+        dataset: a ``PoseDataset`` (``keras_pose.datasets``) or a list of
+            ``PoseInstance``; one element per instance.
+        codec: a heatmap codec (``MSRAHeatmap`` / ``UDPHeatmap``) or its
+            config dict; its ``encode_tf`` makes the targets.
+        image_size: crop ``(height, width)``; defaults to
+            ``codec.input_size`` (and must equal it).
+        preprocessing: ``{"mean", "std", "channel_order"}`` (mean/std in
+            0..255, per channel in the network's order); ``None`` leaves the
+            crop RGB float32 in 0..255.
+        batch_size: elements per batch; ``None`` for unbatched elements.
+        training: True: augment (per ``augment``), shuffle, return
+            ``(images, targets)``. False: no augmentation, no shuffle, and
+            ``(images, targets, meta)`` unless ``return_meta=False``.
+        augment: True (mmpose 1.x defaults, see
+            ``keras_pose.data.augmentations.DEFAULT_AUGMENT``), False, or a
+            dict of per-stage overrides (``{"half_body": None,
+            "bbox_transform": {"rotate_factor": 40}}``).
+        seed: int; the same seed gives identical batches (order and
+            augmentation), different epochs still differ. ``None``:
+            non-deterministic.
+        shuffle: shuffle the instances each epoch (training only).
+        repeat: repeat forever (use ``steps_per_epoch`` in ``fit``).
+        num_parallel_calls: parallelism of the per-instance map.
+        use_udp: warp convention; defaults to ``codec.udp`` (which the
+            targets assume -- keep the default unless you know better).
+        padding: box enlargement factor (mmpose ``GetBBoxCenterScale``).
+        cache_images: False (read files every time), "encoded" (keep the
+            file bytes in memory) or True / "decoded" (keep the decoded
+            pixels in memory; small datasets only, < 2 GB).
+        drop_remainder: drop the last incomplete batch.
+        keypoint_spec: spec for flip pairs and upper/lower body; defaults
+            to ``dataset.keypoint_spec``. Needed for flip and half-body.
+        return_meta: add a third element ``meta``, a dict of
+            ``center`` ``(B, 2)`` and ``scale`` ``(B, 2)`` (the crop box in
+            image px, aspect fixed: ``crop_to_image(decoded, center, scale,
+            image_size)`` maps decoded keypoints back), ``rotation`` (deg),
+            ``flipped``, ``half_body`` (0 none, 1 upper, 2 lower),
+            ``image_id``, ``instance_id``, ``bbox`` (xywh), ``bbox_score``,
+            ``area``, ``image_size`` ``(h, w)`` of the source image,
+            ``keypoints`` ``(B, K, 2)`` in crop pixels and
+            ``keypoints_visible`` ``(B, K)`` (after flip re-ordering).
+            Default: ``not training``. Keras ``fit``/``evaluate`` read a
+            third element as sample weights, so keep it off for them.
+        use_joint_weights: multiply ``keypoint_weights`` by the keypoint
+            spec's ``joint_weights`` (mmpose ``use_dataset_keypoint_weights``).
+        prefetch: prefetch buffer (batches); ``None``/0 for none.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(images, targets)`` or
+        ``(images, targets, meta)``.
+    """
+    from keras_pose.codecs import get_codec
+
+    codec = get_codec(codec)
+    if image_size is None:
+        image_size = codec.input_size
+    image_size = tuple(int(v) for v in image_size)
+    if image_size != tuple(codec.input_size):
+        raise PipelineError(
+            f"image_size={image_size} (h, w) but the codec encodes for input_size="
+            f"{tuple(codec.input_size)}; build the codec for the model input size."
+        )
+    use_udp = bool(codec.udp if use_udp is None else use_udp)
+    if return_meta is None:
+        return_meta = not training
+    instances = _instances_of(dataset)
+    if not instances:
+        raise PipelineError("`dataset` has no instances; nothing to build a pipeline from.")
+    num_keypoints = int(instances[0].keypoints.shape[0])
+    spec = _resolve_spec(dataset, keypoint_spec, num_keypoints)
+    stages = aug.resolve_augment(augment) if training else {}
+    if spec is None:
+        needs = [s for s in ("flip", "half_body") if s in stages]
+        if needs:
+            raise PipelineError(
+                f"augmentation stage(s) {needs} need the keypoint spec (flip pairs, upper/lower "
+                "body); the dataset has none. Pass keypoint_spec='coco' (or your spec), or "
+                f"disable them: augment={{{', '.join(repr(s) + ': None' for s in needs)}}}."
+            )
+    if use_joint_weights and (spec is None or spec.joint_weights is None):
+        raise PipelineError("use_joint_weights=True needs a keypoint spec with joint_weights.")
+    joint_weights = (
+        tf.constant(np.asarray(spec.joint_weights, np.float32)) if use_joint_weights else None
+    )
+
+    records, paths = _records(instances, num_keypoints)
+    source = _ImageSource(paths, cache_images)
+    normalize = _normalizer(preprocessing)
+    h_in, w_in = image_size
+    aspect = w_in / h_in
+
+    def make_element(record, rand):
+        image = source(record["image_index"])
+        img_shape = tf.shape(image)
+        img_h, img_w = img_shape[0], img_shape[1]
+        bbox = tf.cast(record["bbox"], tf.float64)
+        keypoints = tf.cast(record["keypoints"], tf.float64)
+        visible = record["keypoints_visible"]
+        # mmpose GetBBoxCenterScale(padding): the aspect ratio is fixed at the warp.
+        center = bbox[:2] + 0.5 * bbox[2:]
+        scale = bbox[2:] * padding
+        rot = tf.constant(0.0, tf.float64)
+        flipped = tf.constant(False)
+        half = tf.constant(0, tf.int32)
+        if stages:
+            seeds = aug.split_seed(tf.stack([rand, tf.constant(0x5EED, tf.int64)]), 4)
+            if "flip" in stages:
+                flipped, center, keypoints, visible = aug.random_flip(
+                    seeds[0], img_w, center, keypoints, visible, spec.flip_indices, **stages["flip"]
+                )
+            if "half_body" in stages:
+                half, center, scale = aug.random_half_body(
+                    seeds[1],
+                    center,
+                    scale,
+                    keypoints,
+                    visible,
+                    spec.upper_body_indices,
+                    spec.lower_body_indices,
+                    **stages["half_body"],
+                )
+            if "bbox_transform" in stages:
+                center, scale, rot = aug.random_bbox_transform(seeds[2], center, scale, **stages["bbox_transform"])
+        scale = affine_tf.fix_aspect_ratio_tf(scale, aspect)
+        matrix = affine_tf.get_warp_matrix_tf(center, scale, image_size, rot=rot, udp=use_udp)
+        image_matrix = matrix
+        if "flip" in stages:
+            image_matrix = tf.cond(
+                flipped,
+                lambda: tf.cast(
+                    affine_tf.compose_affine_tf(
+                        tf.cast(matrix, tf.float64), affine_tf.horizontal_flip_matrix_tf(img_w)
+                    ),
+                    tf.float32,
+                ),
+                lambda: matrix,
+            )
+        crop = affine_tf.warp_image_tf(image, image_matrix, image_size)
+        crop_kps = affine_tf.transform_points_tf(keypoints, matrix, dtype=tf.float64)
+        if "color_jitter" in stages:
+            crop = aug.color_jitter(seeds[3], crop, **stages["color_jitter"])
+        heatmaps, weights = codec.encode_tf(crop_kps, tf.minimum(visible, 1.0))
+        if joint_weights is not None:
+            weights = weights * joint_weights
+        heatmaps = tf.ensure_shape(heatmaps, [*codec.heatmap_size, num_keypoints])
+        weights = tf.ensure_shape(weights, [num_keypoints])
+        if normalize is not None:
+            crop = normalize(crop)
+        crop = tf.ensure_shape(crop, [h_in, w_in, 3])
+        targets = {"heatmaps": heatmaps, "keypoint_weights": weights}
+        if not return_meta:
+            return crop, targets
+        meta = {
+            "center": tf.cast(center, tf.float32),
+            "scale": tf.cast(scale, tf.float32),
+            "rotation": tf.cast(rot, tf.float32),
+            "flipped": flipped,
+            "half_body": half,
+            "image_id": record["image_id"],
+            "instance_id": record["instance_id"],
+            "bbox": record["bbox"],
+            "bbox_score": record["bbox_score"],
+            "area": record["area"],
+            "image_size": tf.stack([img_h, img_w]),
+            "keypoints": tf.cast(crop_kps, tf.float32),
+            "keypoints_visible": tf.cast(visible, tf.float32),
+        }
+        return crop, targets, meta
+
+    ds = tf.data.Dataset.from_tensor_slices(records)
+    if training and shuffle:
+        ds = ds.shuffle(len(instances), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if stages:
+        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    else:
+        rand = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
+    ds = tf.data.Dataset.zip((ds, rand))
+    ds = ds.map(make_element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    if batch_size:
+        ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    if prefetch:
+        ds = ds.prefetch(prefetch)
+    return ds
+
+
+def model_dataset(model, dataset, **kwargs):
+    """:func:`build_top_down_dataset` configured from a ``TopDownPoseEstimator``.
+
+    Takes the model's codec (``model.codec``), input size, ``preprocessing``,
+    box ``padding`` (``model.decoding["padding"]``) and keypoint spec (flip
+    pairs, upper/lower body); ``kwargs`` override or add any argument
+    (``batch_size``, ``training``, ``augment``, ``seed``, ``repeat``, ...).
+    """
+    params = {
+        "codec": model.codec,
+        "image_size": tuple(model.image_size),
+        "preprocessing": getattr(model, "preprocessing", None),
+        "padding": float(getattr(model, "decoding", {}).get("padding", 1.25)),
+        "keypoint_spec": getattr(model, "keypoint_spec", None),
+    }
+    params.update(kwargs)
+    heatmap_size = tuple(model._heatmap_size()) if hasattr(model, "_heatmap_size") else None
+    codec_hm = tuple(params["codec"].heatmap_size) if hasattr(params["codec"], "heatmap_size") else None
+    if heatmap_size and codec_hm and heatmap_size != codec_hm:
+        raise PipelineError(
+            f"the model outputs {heatmap_size} heatmaps but its codec encodes {codec_hm}; fix "
+            "model.decoding['codec']['heatmap_size']."
+        )
+    return build_top_down_dataset(dataset, **params)

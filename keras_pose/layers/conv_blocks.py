@@ -176,10 +176,18 @@ class ConvModule(keras.layers.Layer):
                 if self.padding != (0, 0)
                 else None
             )
+        # A strided 1x1 convolution without padding is a subsample followed by
+        # a 1x1 convolution. Computing it that way sidesteps a TensorFlow
+        # oneDNN CPU bug (memory corruption in the gradient of strided 1x1
+        # convolutions with few channels) and skips work on the dropped pixels.
+        self.subsample = None
+        conv_strides = self.strides
+        if self.kernel_size == (1, 1) and self.strides != (1, 1) and self.padding == (0, 0) and self.groups == 1:
+            self.subsample, conv_strides = self.strides, (1, 1)
         self.conv = keras.layers.Conv2D(
             self.filters,
             self.kernel_size,
-            strides=self.strides,
+            strides=conv_strides,
             padding=conv_padding,
             dilation_rate=self.dilation_rate,
             groups=self.groups,
@@ -209,6 +217,13 @@ class ConvModule(keras.layers.Layer):
         if self.pad is not None:
             self.pad.build(shape)
             shape = tuple(self.pad.compute_output_shape(shape))
+        if self.subsample is not None:
+            shape = (
+                shape[0],
+                None if shape[1] is None else -(-shape[1] // self.subsample[0]),
+                None if shape[2] is None else -(-shape[2] // self.subsample[1]),
+                shape[3],
+            )
         self.conv.build(shape)
         shape = tuple(self.conv.compute_output_shape(shape))
         if self.bn is not None:
@@ -220,6 +235,8 @@ class ConvModule(keras.layers.Layer):
     def call(self, x, training=None):
         if self.pad is not None:
             x = self.pad(x)
+        if self.subsample is not None:
+            x = x[:, :: self.subsample[0], :: self.subsample[1], :]
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x, training=training)

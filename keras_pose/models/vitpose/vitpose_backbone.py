@@ -1,0 +1,190 @@
+"""The ViTPose / ViTPose++ backbone: a plain ViT over 16x16 patches."""
+
+import keras
+import keras_hub
+
+from keras_pose.models.vitpose.vitpose_layers import (
+    ViTPosePatchEmbedding,
+    ViTPoseTransformerBlock,
+    patch_grid_size,
+)
+
+# Standard widths of the released models. `num_heads` cannot be read from a
+# checkpoint; converters take it from here by width when nothing else says.
+VITPOSE_VARIANTS = {
+    "ViTPose-S": {"hidden_dim": 384, "num_layers": 12, "num_heads": 12, "mlp_dim": 1536},
+    "ViTPose-B": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
+    "ViTPose-L": {"hidden_dim": 1024, "num_layers": 24, "num_heads": 16, "mlp_dim": 4096},
+    "ViTPose-H": {"hidden_dim": 1280, "num_layers": 32, "num_heads": 16, "mlp_dim": 5120},
+}
+# ViTPose++ expert widths (part_features) of the released S/B/L/H models.
+VITPOSE_PLUS_PART_FEATURES = {384: 96, 768: 192, 1024: 256, 1280: 320}
+
+
+def standard_num_heads(hidden_dim):
+    """Attention heads of the released variant with this width (None if none)."""
+    for variant in VITPOSE_VARIANTS.values():
+        if variant["hidden_dim"] == int(hidden_dim):
+            return variant["num_heads"]
+    return None
+
+
+@keras.saving.register_keras_serializable(package="keras_pose")
+class ViTPoseBackbone(keras_hub.models.Backbone):
+    """ViTPose backbone (ViT with padded patch embedding, no class token).
+
+    Input images (B, H, W, 3) normalised float; output features
+    (B, Hp, Wp, C) after the final LayerNorm, Hp, Wp = `grid_size`
+    ((H + 2 * patch_padding - patch_size) // patch_size + 1, i.e. H/16 for
+    the usual sizes).
+
+    Args:
+        image_size: (height, width) of the input; sizes the position table.
+        patch_size: patch (convolution kernel and stride) in pixels.
+        patch_padding: zero padding of the patch convolution (2 in ViTPose).
+        hidden_dim: C, token width.
+        num_layers: number of transformer blocks.
+        num_heads: attention heads.
+        mlp_dim: hidden width of the MLP (4C in the released models).
+        layer_norm_epsilon: LayerNorm epsilon (1e-6 in ViTPose, 1e-12 in HF
+            hub conversions).
+        qkv_bias: bias on the qkv projection.
+        pos_embed_cls_slot: "add" (ViTAE-Transformer / HF: the position
+            table has 1 + Hp*Wp rows, row 0 is added to every patch) or
+            "none" (mmpose 1.x: Hp*Wp rows).
+        num_experts: ViTPose++ experts per block (0: plain ViT).
+        part_features: ViTPose++ expert width P (the last P channels of every
+            MLP output come from the selected expert).
+        dataset_index: which expert this graph uses (ViTPose++ dataset
+            index: 0 coco, 1 aic, 2 mpii, 3 ap10k, 4 apt36k,
+            5 coco_wholebody).
+        dtype: dtype policy.
+
+    `with_dataset_index(i)` returns a backbone sharing these weights whose
+    graph uses expert i.
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden_dim,
+        num_layers,
+        num_heads,
+        mlp_dim,
+        image_size=(256, 192),
+        patch_size=16,
+        patch_padding=2,
+        layer_norm_epsilon=1e-6,
+        qkv_bias=True,
+        pos_embed_cls_slot="add",
+        num_experts=0,
+        part_features=0,
+        dataset_index=0,
+        dtype=None,
+        **kwargs,
+    ):
+        shared = kwargs.pop("_shared_layers", None)
+        image_size = tuple(int(s) for s in image_size)
+        if len(image_size) != 2:
+            raise ValueError(f"image_size must be (height, width), got {image_size}.")
+        num_experts = int(num_experts or 0)
+        part_features = int(part_features or 0) if num_experts else 0
+        dataset_index = int(dataset_index or 0)
+        if num_experts and not 0 <= dataset_index < num_experts:
+            raise ValueError(
+                f"dataset_index {dataset_index} is out of range for a backbone with {num_experts} experts."
+            )
+        if not num_experts and dataset_index:
+            raise ValueError("dataset_index only applies to a ViTPose++ backbone (num_experts > 0).")
+        grid_size = patch_grid_size(image_size, patch_size, patch_padding)
+        if min(grid_size) < 1:
+            raise ValueError(f"image_size {image_size} is smaller than one patch ({patch_size} px).")
+
+        # === Layers ===
+        if shared is not None:
+            self.patch_embedding = shared.patch_embedding
+            self.transformer_layers = list(shared.transformer_layers)
+            self.final_layernorm = shared.final_layernorm
+        else:
+            self.patch_embedding = ViTPosePatchEmbedding(
+                hidden_dim,
+                grid_size,
+                patch_size=patch_size,
+                patch_padding=patch_padding,
+                pos_embed_cls_slot=pos_embed_cls_slot,
+                dtype=dtype,
+                name="patch_embedding",
+            )
+            self.transformer_layers = [
+                ViTPoseTransformerBlock(
+                    hidden_dim,
+                    num_heads,
+                    mlp_dim,
+                    layer_norm_epsilon=layer_norm_epsilon,
+                    qkv_bias=qkv_bias,
+                    num_experts=num_experts,
+                    part_features=part_features,
+                    dtype=dtype,
+                    name=f"transformer_layer_{i}",
+                )
+                for i in range(int(num_layers))
+            ]
+            self.final_layernorm = keras.layers.LayerNormalization(
+                epsilon=layer_norm_epsilon, dtype=dtype, name="final_layernorm"
+            )
+
+        # === Functional model ===
+        image_input = keras.Input(shape=(*image_size, 3), name="images")
+        x = self.patch_embedding(image_input)
+        for block in self.transformer_layers:
+            x = block(x, expert_index=dataset_index)
+        x = self.final_layernorm(x)
+        outputs = keras.layers.Reshape((*grid_size, int(hidden_dim)), dtype=dtype, name="to_grid")(x)
+        super().__init__(inputs=image_input, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.image_size = image_size
+        self.patch_size = int(patch_size)
+        self.patch_padding = int(patch_padding)
+        self.hidden_dim = int(hidden_dim)
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.mlp_dim = int(mlp_dim)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.qkv_bias = bool(qkv_bias)
+        self.pos_embed_cls_slot = pos_embed_cls_slot
+        self.num_experts = num_experts
+        self.part_features = part_features
+        self.dataset_index = dataset_index
+        self.grid_size = grid_size
+
+    def with_dataset_index(self, dataset_index):
+        """A backbone sharing these layers (and weights) that uses expert `dataset_index`."""
+        if int(dataset_index) == self.dataset_index:
+            return self
+        config = self.get_config()
+        config["dataset_index"] = int(dataset_index)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.get(config["dtype"])
+        return type(self)(**config, _shared_layers=self)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": list(self.image_size),
+                "patch_size": self.patch_size,
+                "patch_padding": self.patch_padding,
+                "hidden_dim": self.hidden_dim,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "mlp_dim": self.mlp_dim,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "qkv_bias": self.qkv_bias,
+                "pos_embed_cls_slot": self.pos_embed_cls_slot,
+                "num_experts": self.num_experts,
+                "part_features": self.part_features,
+                "dataset_index": self.dataset_index,
+            }
+        )
+        return config

@@ -1,0 +1,99 @@
+"""`ViTPose`: ViT backbone + classic or simple heatmap head (top-down)."""
+
+import keras
+
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
+from keras_pose.models.vitpose.vitpose_layers import DECODERS, make_head
+
+
+def _spec_num_keypoints(keypoint_spec):
+    from keras_pose.keypoints import get_keypoint_spec
+
+    return get_keypoint_spec(keypoint_spec).num_keypoints
+
+
+@keras.saving.register_keras_serializable(package="keras_pose")
+class ViTPose(TopDownPoseEstimator):
+    """ViTPose top-down pose estimator.
+
+    Input normalised crops (B, H, W, 3) (`preprocessing` gives mean / std,
+    ImageNet RGB by default); output heatmaps (B, H/4, W/4, K) float32 (also
+    under mixed precision).
+
+    Args:
+        backbone: a `ViTPoseBackbone` without experts (`num_experts=0`);
+            a ViTPose++ backbone is accepted too and runs its
+            `dataset_index` expert.
+        num_keypoints: K; defaults to the keypoint spec's count.
+        decoder: "classic" (2 deconvolutions + 1x1 conv) or "simple" (ReLU,
+            bilinear x4, 3x3 conv).
+        deconv_filters: widths of the classic head's deconvolutions
+            ((256, 256) in every released model).
+        keypoint_spec: `KeypointSpec`, built-in name ("coco", ...), dict or
+            file path.
+        preprocessing, decoding, loss: see `TopDownPoseEstimator`.
+        preprocessor: unused (keras-hub Task compatibility); must be None.
+        **kwargs: `name`, ... passed to the keras-hub `Task`.
+
+    Layers: `backbone`, `head` (`ViTPoseClassicHead` / `ViTPoseSimpleHead`),
+    `heatmaps` (float32 cast).
+    """
+
+    backbone_cls = ViTPoseBackbone
+
+    def __init__(
+        self,
+        backbone,
+        num_keypoints=None,
+        decoder="classic",
+        deconv_filters=(256, 256),
+        keypoint_spec="coco",
+        preprocessing=None,
+        decoding=None,
+        preprocessor=None,
+        **kwargs,
+    ):
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+        spec_k = _spec_num_keypoints(keypoint_spec)
+        if num_keypoints is None:
+            num_keypoints = spec_k
+        elif int(num_keypoints) != spec_k:
+            raise ValueError(
+                f"num_keypoints={num_keypoints} but the keypoint spec has {spec_k} keypoints; "
+                "pass the keypoint spec of the dataset the head predicts."
+            )
+        num_keypoints = int(num_keypoints)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        deconv_filters = [int(f) for f in deconv_filters]
+        self.head = make_head(decoder, num_keypoints, deconv_filters, dtype=backbone.dtype_policy, name="head")
+        self.heatmap_output = keras.layers.Activation("linear", dtype="float32", name="heatmaps")
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(*backbone.image_size, 3), name="images")
+        features = backbone(inputs)
+        outputs = self.heatmap_output(self.head(features))
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.num_keypoints = num_keypoints
+        self.decoder = decoder
+        self.deconv_filters = deconv_filters
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"num_keypoints": self.num_keypoints, "decoder": self.decoder, "deconv_filters": list(self.deconv_filters)}
+        )
+        return config

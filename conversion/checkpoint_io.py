@@ -338,7 +338,7 @@ FAMILY_SIGNATURES = (
     ("hourglass", "a Stacked Hourglass checkpoint",
      lambda k: _any(k, r"(^|\.)hg\.\d+\.") or _any(k, r"hourglass")),
     ("cpm", "a Convolutional Pose Machines checkpoint",
-     lambda k: _any(k, r"stage\d.*conv|conv\d_stage\d")),
+     lambda k: _any(k, r"^backbone\.cpm_stages\.\d+\.") or _any(k, r"conv\d_stage\d")),
     ("rtmo", "an RTMO / RTMPose (mmpose CSPNeXt) checkpoint",
      lambda k: _any(k, r"^backbone\.stem\.\d+\.conv\.") or _any(k, r"^head\.(dcc|yolo|gau)")),
     ("hrnet", "an HRNet checkpoint", lambda k: _any(k, r"(^|\.)transition\d\.") or _any(k, r"stage\d\.\d+\.branches")),

@@ -610,8 +610,30 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
             return model.fuse_experts(dataset)
         return model
 
-    if len(head_prefixes) != 1:  # pragma: no cover - only ViTPose++ files have several heads
-        raise CheckpointError(f"{source}: several heads but no experts.")
+    # The original multi-task ViTPose (e.g. COCO+AIC+MPII): one plain ViT
+    # shared by several heads, no experts. The model keeps the head of one
+    # dataset (`dataset`, else the preset's keypoint spec, else the first);
+    # the other heads are set aside by name.
+    unused_heads = []
+    if len(head_prefixes) > 1:
+        datasets = list(overrides.get("datasets") or entry_config.get("datasets")
+                        or VITPOSE_PLUS_DATASETS[: len(head_prefixes)])
+        if len(datasets) != len(head_prefixes):
+            raise CheckpointError(
+                f"{source} has {len(head_prefixes)} heads ({', '.join(p.rstrip('.') for p in head_prefixes)}) "
+                f"but the preset config names {len(datasets)} datasets {datasets}."
+            )
+        preset_spec = entry_config.get("keypoint_spec")
+        chosen = dataset or (preset_spec if preset_spec in datasets else datasets[0])
+        if chosen not in datasets:
+            raise CheckpointError(
+                f"Unknown dataset {chosen!r}: the multi-task checkpoint {source} has heads for {datasets}."
+            )
+        index = datasets.index(chosen)
+        unused_heads = [p for i, p in enumerate(head_prefixes) if i != index]
+        head_prefixes, head_ks = [head_prefixes[index]], [head_ks[index]]
+        if dataset and not overrides.get("keypoint_spec"):
+            overrides = {**overrides, "keypoint_spec": dataset}
     k = head_ks[0]
     spec = overrides.get("keypoint_spec") or entry_config.get("keypoint_spec")
     if spec is None and dataset:
@@ -641,5 +663,7 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     acc = KeyAccountant(ckpt.tensors, source, "vitpose", ignore=IGNORED, family_aliases=VITPOSE_FAMILIES)
     _load_backbone(acc, names, model.backbone, info, has_cls_slot)
     _load_head(acc, names, head_prefixes[0], model.head, info["num_deconv"])
+    for prefix in unused_heads:
+        acc.ignore(prefix + "*")
     acc.finish("ViTPose model")
     return model

@@ -21,23 +21,34 @@ boxes. Values are fractions (0.692 = 69.2 AP). The README reports AP only
 (no AR).
 
 Decoding: pytorch-cpn's `test.py` flips the crop, flips the heatmaps back
-with the COCO symmetry pairs and averages (no shift), then per keypoint
-normalises the map by its maximum, zero-pads it by 10 px, blurs it with a
-21x21 Gaussian (`cv2.GaussianBlur(dr, (21, 21), 0)`, sigma 3.5), takes the
-argmax, then moves 0.25 heatmap px toward the *second* largest pixel of the
-blurred map (a unit vector, not per-axis signs), clips to the map, and maps
-heatmap px ``x`` to input px ``4 x + 2`` (pixel centres: a half-pixel
-offset), i.e. ``u = (x + 0.5) * W / w``. Keypoint scores are
+with the COCO symmetry pairs and averages (no shift: `flip_test` with
+`shift_heatmap` False reproduces it), then per keypoint normalises the map by
+its maximum, zero-pads it by 10 px, blurs it with a 21x21 Gaussian
+(`cv2.GaussianBlur(dr, (21, 21), 0)`, sigma 3.5), takes the argmax, then
+moves 0.25 heatmap px toward the *second* largest pixel of the blurred map (a
+unit vector), clips to the map, and maps heatmap px ``x`` to input px
+``4 x + 2``, i.e. ``u = (x + 0.5) * W / w``. Keypoint scores are
 ``heatmap / 255 + 0.5`` at the rounded peak, the instance score is the box
-score times their mean. The crop extends the box by 10 % per side in x and
-15 % per side in y, fixes the aspect ratio, pads the image with the pixel
-means and resizes with `cv2.resize` (integer crop corners). The `decoding`
-dicts hold the closest codec settings (MSRAHeatmap argmax + quarter-pixel
-shift, flip test, padding 1.3) plus a `cpn_test` record of these details.
+score times their mean. The `CPNHeatmap` codec reproduces all of this
+(`keras_pose.codecs.cpn_codec`); mmpose-style rescoring (mean of the
+keypoint scores above 0.2, times the box score) equals CPN's plain mean
+because CPN scores are ``>= 0.2`` unless a heatmap value is below -76.
+
+The crop extends the box by 10 % per side in x and 15 % per side in y, fixes
+the aspect ratio and pads the image with the pixel means: `decoding`
+``"padding_xy": [1.2, 1.3]`` and ``"border": "mean"`` (read by
+`TopDownPoseEstimator.crop_people`); ``"padding": 1.3`` stays for code that
+takes one factor (the training pipeline). Not reproduced (recorded in
+``decoding["cpn_test"]``): pytorch-cpn truncates the crop corners to integers
+(the box moves by < 1 px and its aspect ratio changes slightly), crops with
+``cv2.resize`` (which samples ``0.5 * (s - 1)`` image px further right /
+down than the affine warp, ``s`` = image px per input px), and shrinks crops
+that would leave the image padded by ``max(H, W)``; on the golden crop
+(cpn50_coco_256x192, image 785) the warp differs from pytorch-cpn's crop by
+1.7 grey levels on average (8.4 with a zero border).
 """
 
 from keras_pose.models.cpn.cpn_pose_estimator import CPN_PREPROCESSING
-from keras_pose.models.cpn.cpn_pose_estimator import cpn_decoding
 from keras_pose.preset_registry import PresetEntry
 from keras_pose.preset_registry import register_presets
 
@@ -55,12 +66,11 @@ COMMON_NOTES = (
     "save the file under the file_name given, then run `keras-pose convert --preset NAME FILE`. "
     "No sha256 is published. Weights are released in a repository under the GNU GPL v3 (LICENSE); no "
     "separate weights licence is stated. "
-    "Decoding differences from pytorch-cpn test.py that the codecs do not reproduce (see decoding['cpn_test']): "
-    "21x21 Gaussian blur of the max-normalised heatmap before the argmax, the 0.25 px shift toward the "
-    "second maximum (instead of MSRA's per-axis gradient signs on the raw map), the half-pixel offset "
-    "(input px = 4 * heatmap px + 2), keypoint scores heatmap/255 + 0.5, and the crop (box +10 %/side in x, "
-    "+15 %/side in y, integer corners, cv2.resize) approximated by padding 1.3. Heatmaps peak near 255 "
-    "(training targets were scaled to 255)."
+    "Decoding: the CPNHeatmap codec reproduces pytorch-cpn test.py (21x21 blur of the max-normalised "
+    "heatmap, 0.25 px toward the second maximum, input px = 4 * heatmap px + 2, keypoint scores "
+    "heatmap/255 + 0.5) and the crop uses the box +10 %/side in x, +15 %/side in y with a pixel-mean border; "
+    "not reproduced: pytorch-cpn's integer crop corners and cv2.resize sampling (sub-pixel crop offsets, see "
+    "decoding['cpn_test']). Heatmaps peak near 255 (training targets were scaled to 255)."
 )
 
 
@@ -72,14 +82,38 @@ def _accuracy(det, gt):
     return acc
 
 
-def _decoding(image_size, sigma):
+def _decoding(image_size, kernel_sizes):
     heatmap_size = [image_size[0] // 4, image_size[1] // 4]
-    decoding = cpn_decoding(image_size, heatmap_size, sigma=sigma)
-    decoding["reference"] = "GengDavid/pytorch-cpn 256.192.model/test.py, 384.288.model/test.py (flip test on)"
-    return decoding
+    return {
+        "codec": {
+            "type": "CPNHeatmap",
+            "input_size": list(image_size),
+            "heatmap_size": heatmap_size,
+            "kernel_sizes": list(kernel_sizes),
+            "target_peak": 255.0,
+            "blur_kernel_size": 21,
+            "blur_border": 10,
+            "shift": 0.25,
+            "score_offset": 0.5,
+        },
+        "flip_test": True,
+        "shift_heatmap": False,
+        "padding": 1.3,
+        "padding_xy": [1.2, 1.3],
+        "border": "mean",
+        "reference": "GengDavid/pytorch-cpn 256.192.model/test.py, 384.288.model/test.py (flip test on)",
+        # What the codec and the crop do not reproduce (not read by any code).
+        "cpn_test": {
+            "box_extend_factor": [0.1, 0.15],
+            "crop_corners": "int() truncation of the padded-image crop corners (box moves < 1 px)",
+            "crop_resampling": "cv2.resize INTER_LINEAR (samples 0.5 * (s - 1) image px right/down of the warp)",
+            "crop_size_clip": "crop shrunk to stay inside the image padded by max(H, W)",
+            "instance_score": "box score * mean keypoint score (no threshold, no OKS-NMS)",
+        },
+    }
 
 
-def _entry(name, depth, image_size, sigma, url, file_name, det, gt, description, extra_notes=""):
+def _entry(name, depth, image_size, kernel_sizes, url, file_name, det, gt, description, extra_notes=""):
     return PresetEntry(
         name=name,
         family="cpn",
@@ -92,7 +126,7 @@ def _entry(name, depth, image_size, sigma, url, file_name, det, gt, description,
             "keypoint_spec": "coco",
         },
         preprocessing=dict(CPN_PREPROCESSING),
-        decoding=_decoding(image_size, sigma),
+        decoding=_decoding(image_size, kernel_sizes),
         source_url=url,
         file_name=file_name,
         sha256=None,
@@ -103,15 +137,18 @@ def _entry(name, depth, image_size, sigma, url, file_name, det, gt, description,
     )
 
 
-# Target sigma: pytorch-cpn trains RefineNet on `cv2.GaussianBlur` targets
-# with kernel 7x7 at 256x192 (sigma 0.3*((7-1)/2-1)+0.8 = 1.4) and 9x9 at
-# 384x288 (sigma 1.7); GlobalNet levels use 15/11/9/7 (23/17/13/9).
+# Target kernels (CPNHeatmap kernel_sizes, GlobalNet level coarsest first; RefineNet the last):
+# pytorch-cpn `config.py` gk15, gk11, gk9, gk7 = 15, 11, 9, 7 at 256x192 and 23, 17, 13, 9 at 384x288,
+# each `cv2.GaussianBlur(k, k, 0)` of one pixel (OpenCV 3/4 kernels: k = 7 is the fixed table
+# [1, 3.5, 7, 9, 7, 3.5, 1] / 32, std 1.37; k >= 9 a Gaussian with sigma 0.3 * ((k - 1) / 2 - 1) + 0.8).
+KERNELS_256x192 = (15, 11, 9, 7)
+KERNELS_384x288 = (23, 17, 13, 9)
 PRESETS = [
     _entry(
         "cpn50_coco_256x192",
         50,
         (256, 192),
-        1.4,
+        KERNELS_256x192,
         GDRIVE + "1pUpU8o6QtgK197vAfCtT5cxokE9p-yuB",
         "CPN50_256x192.pth.tar",
         det=(0.692, 0.880, 0.762, 0.658, 0.756),
@@ -122,7 +159,7 @@ PRESETS = [
         "cpn50_coco_384x288",
         50,
         (384, 288),
-        1.7,
+        KERNELS_384x288,
         GDRIVE + "1L6Qq-incr2XtptdLJti3Zdf6sr19zs7y",
         "CPN50_384x288.pth.tar",
         det=(0.722, 0.892, 0.786, 0.681, 0.793),
@@ -137,7 +174,7 @@ PRESETS = [
         "cpn101_coco_384x288",
         101,
         (384, 288),
-        1.7,
+        KERNELS_384x288,
         GDRIVE + "1zFYUsDbFG3xxMoZkSv253QsVD9AF9rv7",
         "CPN101_384x288.pth.tar",
         det=(0.723, 0.892, 0.789, 0.687, 0.791),

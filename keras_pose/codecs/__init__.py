@@ -1,5 +1,6 @@
 """Target codecs: heatmap encoding, decoding, refinements and flip test."""
 
+from keras_pose.codecs.cpn_codec import CPNHeatmap
 from keras_pose.codecs.flip import flip_heatmaps
 from keras_pose.codecs.flip import flip_keypoints
 from keras_pose.codecs.flip import flip_test_average
@@ -16,8 +17,11 @@ from keras_pose.codecs.refinement import refine_keypoints
 from keras_pose.codecs.refinement import refine_keypoints_dark
 from keras_pose.codecs.refinement import refine_keypoints_dark_udp
 
+CODECS.setdefault("CPNHeatmap", CPNHeatmap)  # get_codec({"type": "CPNHeatmap", ...})
+
 __all__ = [
     "CODECS",
+    "CPNHeatmap",
     "CodecError",
     "MSRAHeatmap",
     "UDPHeatmap",

@@ -94,6 +94,26 @@ def fix_aspect_ratio(scales, aspect_ratio):
     return out.astype(np.float32)
 
 
+def _as_padding(padding):
+    """``padding`` as a float, or as a float64 ``(px, py)`` array for a pair."""
+    if np.ndim(padding) == 0:
+        try:
+            value = float(padding)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not value > 0:
+            raise GeometryError(f"`padding` must be a positive factor, got {padding!r}.")
+        return value
+    pair = np.asarray(padding, dtype=np.float64).reshape(-1)
+    if pair.shape != (2,) or not np.all(pair > 0):
+        raise GeometryError(
+            f"`padding` must be a positive factor or a positive (x, y) pair, got "
+            f"{padding!r}; e.g. padding=1.25 or padding=(1.2, 1.3) (CPN's +10 % / "
+            "+15 % per side)."
+        )
+    return pair
+
+
 def box_xywh_to_center_scale(boxes, input_size, padding=1.25):
     """COCO ``xywh`` boxes -> crop centres and scales (pixel box sizes).
 
@@ -103,16 +123,24 @@ def box_xywh_to_center_scale(boxes, input_size, padding=1.25):
     ``GetBBoxCenterScale(padding)`` + ``TopdownAffine`` and HF
     ``VitPoseImageProcessor`` (whose scale is this value / 200).
 
+    A per-axis ``padding=(px, py)`` first extends the box to ``(w * px,
+    h * py)`` and then fixes the aspect ratio (enlarging the short side).
+    ``(1.2, 1.3)`` is pytorch-cpn's test crop (``bbox_extend_factor`` 10 %
+    per side in x, 15 % in y), before its integer rounding of the crop
+    corners. A scalar ``p`` gives the same result as ``(p, p)``.
+
     Args:
         boxes: array ``(..., 4)`` of ``(x, y, w, h)`` in image pixels (a
             trailing score column, ``(..., 5)``, is ignored).
         input_size: model input ``(height, width)``.
-        padding: box enlargement factor.
+        padding: box enlargement factor, or an ``(x, y)`` pair of
+            per-axis factors.
 
     Returns:
         ``(centers, scales)``: float32 arrays ``(..., 2)`` in image pixels.
     """
     h_in, w_in = _as_size(input_size, "input_size")
+    padding = _as_padding(padding)
     b = np.asarray(boxes, dtype=np.float64)
     if b.ndim == 0 or b.shape[-1] not in (4, 5):
         raise GeometryError(
@@ -121,8 +149,12 @@ def box_xywh_to_center_scale(boxes, input_size, padding=1.25):
         )
     x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
     centers = np.stack([x + 0.5 * w, y + 0.5 * h], axis=-1)
-    scales = fix_aspect_ratio(np.stack([w, h], axis=-1), w_in / h_in).astype(np.float64)
-    scales = scales * float(padding)
+    if isinstance(padding, float):
+        scales = fix_aspect_ratio(np.stack([w, h], axis=-1), w_in / h_in).astype(np.float64)
+        scales = scales * padding
+    else:
+        extended = np.stack([w * padding[0], h * padding[1]], axis=-1)
+        scales = fix_aspect_ratio(extended, w_in / h_in).astype(np.float64)
     return centers.astype(np.float32), scales.astype(np.float32)
 
 

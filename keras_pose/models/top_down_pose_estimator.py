@@ -63,7 +63,11 @@ class TopDownPoseEstimator(keras_hub.models.Task):
         decoding: dict with "codec" (a codec config, see
             `keras_pose.codecs.get_codec`), "padding" (box padding factor,
             1.25), "flip_test" (bool) and "shift_heatmap" (bool, mmpose 0.x
-            flip-test shift). Defaults to UDP heatmaps without flip test.
+            flip-test shift); optional "padding_xy" ((x, y) per-axis box
+            padding used by `crop_people` instead of "padding") and
+            "border" ("mean": fill outside the image with
+            `preprocessing["mean"]`; default zeros). Defaults to UDP
+            heatmaps without flip test.
         loss: default training loss (a loss object or its config);
             `KeypointMSELoss()` if None.
         **kwargs: passed to `keras_hub.models.Task` (`inputs`, `outputs`,
@@ -207,13 +211,15 @@ class TopDownPoseEstimator(keras_hub.models.Task):
         """
         from keras_pose.geometry import box_xywh_to_center_scale, get_warp_matrix, warp_image
 
-        centers, scales = box_xywh_to_center_scale(
-            boxes, self.image_size, padding=float(self.decoding.get("padding", 1.25))
-        )
+        padding = self.decoding.get("padding_xy") or float(self.decoding.get("padding", 1.25))
+        centers, scales = box_xywh_to_center_scale(boxes, self.image_size, padding=padding)
+        border = 0
+        if self.decoding.get("border") == "mean":  # fill outside the image with the pixel means
+            border = self.preprocessing["mean"][:: -1 if self.preprocessing["channel_order"] == "bgr" else 1]
         crops = np.empty((len(boxes), *self.image_size, 3), np.uint8)
         for i in range(len(boxes)):
             matrix = get_warp_matrix(centers[i], scales[i], self.image_size, udp=self.codec.udp)
-            crops[i] = warp_image(image, matrix, self.image_size)
+            crops[i] = warp_image(image, matrix, self.image_size, border_value=border)
         return self.normalize_images(crops), centers, scales
 
     def _forward(self, batch):

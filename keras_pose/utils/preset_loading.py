@@ -284,6 +284,11 @@ def load_preset(preset, cls=None, **kwargs):
         kwargs.pop("dataset", None)
     if cls is None:
         cls = task_class_of(directory)
+    if kwargs.get("dataset") is not None and not hasattr(cls, "with_dataset"):
+        raise PresetError(
+            f"dataset={kwargs['dataset']!r} is only for multi-dataset presets (ViTPose++); "
+            f"{preset!r} holds a {cls.__name__} with one keypoint set."
+        )
     return cls.from_preset(directory, **kwargs)
 
 

@@ -31,6 +31,12 @@ from keras import ops
 _SQRT1_2 = 0.7071067811865476  # 1 / sqrt(2), torch's M_SQRT1_2
 
 
+# mmpose / ViTPose head initialisation: convolutions and deconvolutions
+# ~ N(0, 0.001), zero biases (BatchNorm keeps gamma 1, beta 0). Heads trained
+# from scratch start near zero heatmaps instead of random ones.
+HEAD_INITIALIZER = keras.initializers.RandomNormal(stddev=0.001)
+
+
 def exact_gelu(x):
     """Exact (erf) GELU, `x * 0.5 * (1 + erf(x / sqrt(2)))`, as torch computes it."""
     return ops.multiply(ops.multiply(x, 0.5), ops.add(1.0, ops.erf(ops.multiply(x, _SQRT1_2))))
@@ -397,6 +403,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
                     strides=2,
                     padding="same",
                     use_bias=False,
+                    kernel_initializer=HEAD_INITIALIZER,
                     dtype=self.dtype_policy,
                     name=f"deconv_{i}",
                 )
@@ -410,6 +417,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
             self.num_keypoints,
             self.final_kernel_size,
             padding="same",
+            kernel_initializer=HEAD_INITIALIZER,
             dtype=self.dtype_policy,
             name="final_conv",
         )
@@ -466,6 +474,7 @@ class ViTPoseSimpleHead(keras.layers.Layer):
             self.num_keypoints,
             self.final_kernel_size,
             padding="same",
+            kernel_initializer=HEAD_INITIALIZER,
             dtype=self.dtype_policy,
             name="final_conv",
         )

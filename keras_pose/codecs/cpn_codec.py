@@ -1,0 +1,404 @@
+"""pytorch-cpn heatmap codec: blurred-delta targets and CPN's test-time decoding.
+
+``CPNHeatmap`` reproduces GengDavid/pytorch-cpn (the checkpoints of the CPN
+presets):
+
+Encoding (``dataloader/mscocoMulti.py`` + ``utils/imutils.py``
+``generate_heatmap``): a keypoint at input pixel ``p`` becomes a single 1 at
+heatmap pixel ``floor(p / stride)`` (``points //= 4``), the map is blurred
+with ``cv2.GaussianBlur(map, (k, k), 0)`` (OpenCV's default
+``BORDER_REFLECT_101``) and scaled to a peak of 255. GlobalNet level ``l`` is
+trained on kernel ``kernel_sizes[l]`` (coarsest level first: 15, 11, 9, 7 at
+256x192; 23, 17, 13, 9 at 384x288), RefineNet on the last (smallest) kernel.
+
+Decoding (``256.192.model/test.py``, identical in ``384.288.model``), per
+keypoint map: divide by its maximum (float32), zero-pad by ``blur_border``
+px, blur with ``cv2.GaussianBlur((21, 21), 0)`` (sigma 3.5), take the argmax,
+set it to 0 and take the argmax again (the second maximum); move
+``shift`` = 0.25 heatmap px along the unit vector toward the second maximum,
+subtract the padding, clip to ``[0, w - 1] x [0, h - 1]``, and map heatmap px
+``x`` to input px ``(x + 0.5) * stride`` (CPN's ``4 x + 2``). Keypoint score:
+``heatmap / 255 + 0.5`` of the *unnormalised* map at the rounded location.
+
+Coordinate frames (CONTRIBUTING.md): ``encode`` takes keypoints in the
+standard (``udp = False``) crop; ``decode`` returns box-frame input pixels
+(``u`` in 0..W maps to ``x = cx - sw / 2 + u * sw / W``), which is exactly
+CPN's ``(4 x + 2) / W * (x2 - x1) + x1`` for a crop box ``[x1, x2]``; map them
+to the image with ``keras_pose.geometry.crop_to_image``.
+
+Gaussian kernels are OpenCV 3.x / 4.x ``getGaussianKernel(k, 0)`` (the
+versions pytorch-cpn ran with): the fixed table for ``k <= 7`` (k = 7:
+``[1, 3.5, 7, 9, 7, 3.5, 1] / 32``), otherwise a sampled Gaussian with
+``sigma = 0.3 * ((k - 1) / 2 - 1) + 0.8`` (k = 9: 1.7, 11: 2.0, 15: 2.6,
+21: 3.5, 23: 3.8), equal to OpenCV's within 1e-16. They are computed here,
+not taken from the installed OpenCV: OpenCV 5 also tabulates k = 9.
+
+Heatmaps are channels-last: ``(h, w, K)`` per sample, ``(N, h, w, K)``
+batched. ``input_size`` and ``heatmap_size`` are ``(height, width)``.
+"""
+
+import cv2
+import numpy as np
+
+from keras_pose.codecs.heatmap_codecs import _VISIBLE_THRESHOLD
+from keras_pose.codecs.heatmap_codecs import _as_size
+from keras_pose.codecs.heatmap_codecs import _HeatmapCodec
+from keras_pose.codecs.refinement import CodecError
+
+# OpenCV 3.x / 4.x small_gaussian_tab (getGaussianKernel with sigma <= 0).
+_OPENCV_SMALL_KERNELS = {
+    1: (1.0,),
+    3: (0.25, 0.5, 0.25),
+    5: (0.0625, 0.25, 0.375, 0.25, 0.0625),
+    7: (0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125),
+}
+
+
+def opencv_gaussian_kernel(ksize):
+    """OpenCV 3.x / 4.x ``cv2.getGaussianKernel(ksize, 0, cv2.CV_64F)``.
+
+    Args:
+        ksize: positive odd kernel size.
+
+    Returns:
+        float64 ``(ksize,)`` normalised kernel: OpenCV's fixed table for
+        ``ksize <= 7``, else ``exp(-x^2 / (2 sigma^2))`` with ``sigma = 0.3 *
+        ((ksize - 1) / 2 - 1) + 0.8``, normalised to sum 1.
+    """
+    ksize = _check_odd(ksize, "kernel size")
+    if ksize in _OPENCV_SMALL_KERNELS:
+        k = np.asarray(_OPENCV_SMALL_KERNELS[ksize], dtype=np.float32).astype(np.float64)
+    else:
+        sigma = ((ksize - 1) * 0.5 - 1) * 0.3 + 0.8
+        x = np.arange(ksize, dtype=np.float64) - (ksize - 1) * 0.5
+        k = np.exp(-0.5 / (sigma * sigma) * x * x)
+    return k * (1.0 / k.sum())
+
+
+def _check_odd(value, name):
+    try:
+        ok = int(value) == value and value >= 1 and int(value) % 2 == 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise CodecError(
+            f"`{name}` must be a positive odd integer, got {value!r} (pytorch-cpn uses "
+            "kernel sizes (15, 11, 9, 7) at 256x192, (23, 17, 13, 9) at 384x288 and a 21 "
+            "px decoding blur)."
+        )
+    return int(value)
+
+
+def _reflect101_delta_1d(index, length, kernel, xp=np):
+    """1-D ``BORDER_REFLECT_101`` convolution of unit impulses with ``kernel``.
+
+    Args:
+        index: ``(K,)`` impulse positions (float64 holding integers; any
+            value, masked by the caller when outside ``0..length-1``).
+        length: signal length (> kernel radius).
+        kernel: float64 ``(2r + 1,)`` kernel (symmetric).
+        xp: ``numpy`` or ``tensorflow`` namespace.
+
+    Returns:
+        float64 ``(length, K)``: ``out[i] = g(i - c) + [c > 0] g(i + c) +
+        [c < L - 1] g(2 (L - 1) - c - i)`` with ``g(d) = kernel[d + r]`` for
+        ``|d| <= r``, else 0; the three terms are the impulse and its two
+        single reflections (enough because ``r < length``).
+    """
+    r = (len(kernel) - 1) // 2
+    padded = np.concatenate([np.zeros(1), np.asarray(kernel, np.float64), np.zeros(1)])
+
+    def g(d):
+        # d -> kernel value; |d| > r -> 0 via the zero guards at both ends.
+        idx = d + (r + 1)
+        if xp is np:
+            idx = np.clip(idx, 0, 2 * r + 2).astype(np.int64)
+            return padded[idx]
+        import tensorflow as tf
+
+        idx = tf.cast(tf.clip_by_value(idx, 0.0, float(2 * r + 2)), tf.int32)
+        return tf.gather(tf.constant(padded, tf.float64), idx)
+
+    if xp is np:
+        i = np.arange(length, dtype=np.float64)[:, None]
+        c = np.asarray(index, np.float64)[None, :]
+        zero = np.zeros_like(i + c)
+        left = np.where(c > 0, g(i + c), zero)
+        right = np.where(c < length - 1, g(2.0 * (length - 1) - c - i), zero)
+        return g(i - c) + left + right
+    import tensorflow as tf
+
+    i = tf.range(length, dtype=tf.float64)[:, None]
+    c = tf.cast(index, tf.float64)[None, :]
+    zero = tf.zeros_like(i + c)
+    left = tf.where(c > 0, g(i + c), zero)
+    right = tf.where(c < length - 1, g(2.0 * (length - 1) - c - i), zero)
+    return g(i - c) + left + right
+
+
+class CPNHeatmap(_HeatmapCodec):
+    """pytorch-cpn targets (blurred single pixel, peak 255) and test-time decoding.
+
+    Args:
+        input_size: model input ``(height, width)``.
+        heatmap_size: heatmap ``(height, width)``; ``input / heatmap`` is the
+            stride (4 in pytorch-cpn).
+        kernel_sizes: odd ``cv2.GaussianBlur`` kernel of each GlobalNet
+            level's target, coarsest level first (the order of the CPN
+            model's ``global_0`` .. ``global_3`` and of ``CPNLoss``'s
+            ``heatmaps_levels``); RefineNet (``encode``) uses the last.
+            pytorch-cpn: ``(15, 11, 9, 7)`` at 256x192 (``config.py`` gk15 ..
+            gk7), ``(23, 17, 13, 9)`` at 384x288.
+        target_peak: value of each target's maximum (255).
+        blur_kernel_size: odd kernel of the decoding blur (21, sigma 3.5).
+        blur_border: zero padding (heatmap px) around each normalised map
+            before the decoding blur (10).
+        shift: length of the step toward the second maximum, heatmap px
+            (0.25).
+        score_offset: keypoint score ``= heatmap / target_peak +
+            score_offset`` (0.5).
+
+    ``udp = False``: use the standard warp. ``sigma`` (read-only) is the
+    OpenCV sigma of the RefineNet kernel, for reference only.
+    """
+
+    udp = False
+
+    def __init__(
+        self,
+        input_size,
+        heatmap_size,
+        kernel_sizes=(15, 11, 9, 7),
+        target_peak=255.0,
+        blur_kernel_size=21,
+        blur_border=10,
+        shift=0.25,
+        score_offset=0.5,
+    ):
+        self.input_size = _as_size(input_size, "input_size")
+        self.heatmap_size = _as_size(heatmap_size, "heatmap_size")
+        if isinstance(kernel_sizes, (int, np.integer)):
+            kernel_sizes = (kernel_sizes,)
+        try:
+            kernel_sizes = tuple(kernel_sizes)
+        except TypeError:
+            raise CodecError(
+                f"`kernel_sizes` must be a list of odd kernel sizes, coarsest GlobalNet level "
+                f"first, got {kernel_sizes!r}; e.g. (15, 11, 9, 7)."
+            ) from None
+        if not kernel_sizes:
+            raise CodecError("`kernel_sizes` must name at least one kernel, e.g. (15, 11, 9, 7).")
+        self.kernel_sizes = tuple(_check_odd(k, "kernel_sizes") for k in kernel_sizes)
+        h, w = self.heatmap_size
+        too_big = [k for k in self.kernel_sizes if (k - 1) // 2 >= min(h, w)]
+        if too_big:
+            raise CodecError(
+                f"target kernels {too_big} are too large for heatmap_size {self.heatmap_size}: "
+                "the kernel radius must be smaller than the heatmap height and width."
+            )
+        self.target_peak = float(target_peak)
+        if not self.target_peak > 0:
+            raise CodecError(f"`target_peak` must be positive, got {target_peak!r} (255 in pytorch-cpn).")
+        self.blur_kernel_size = _check_odd(blur_kernel_size, "blur_kernel_size")
+        self.blur_border = int(blur_border)
+        if self.blur_border != blur_border or self.blur_border < 0:
+            raise CodecError(f"`blur_border` must be a non-negative integer, got {blur_border!r} (10).")
+        self.shift = float(shift)
+        self.score_offset = float(score_offset)
+        self._kernels = {k: opencv_gaussian_kernel(k) for k in (*self.kernel_sizes, self.blur_kernel_size)}
+
+    @property
+    def sigma(self):
+        """OpenCV sigma of the RefineNet kernel (heatmap px; informational)."""
+        k = self.kernel_sizes[-1]
+        return 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+
+    @property
+    def stride(self):
+        """``(sx, sy)`` input px per heatmap px."""
+        (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
+        return (iw / hw, ih / hh)
+
+    def _input_to_heatmap(self):
+        (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
+        return (hw / iw, hh / ih)
+
+    # --- encode ---------------------------------------------------------------
+    def _pixels_and_weights(self, kp, vis):
+        """Integer heatmap pixels ``floor(p / stride)`` and target weights."""
+        h, w = self.heatmap_size
+        pix = np.floor(kp * np.asarray(self._input_to_heatmap(), np.float64))
+        finite = np.isfinite(pix).all(-1)
+        pix = np.where(finite[:, None], pix, -1.0)
+        inside = (pix[:, 0] >= 0) & (pix[:, 0] < w) & (pix[:, 1] >= 0) & (pix[:, 1] < h)
+        keep = (vis >= _VISIBLE_THRESHOLD) & inside & finite
+        weights = np.where(keep, np.clip(vis, 0.0, 1.0), 0.0).astype(np.float32)
+        return pix, keep, weights
+
+    def _target(self, pix, keep, kernel_size):
+        h, w = self.heatmap_size
+        kernel = self._kernels[kernel_size]
+        bx = _reflect101_delta_1d(pix[:, 0], w, kernel)  # (w, K)
+        by = _reflect101_delta_1d(pix[:, 1], h, kernel)  # (h, K)
+        maps = by[:, None, :] * bx[None, :, :]
+        peak = bx.max(axis=0) * by.max(axis=0)
+        peak = np.where(keep, peak, 1.0)
+        maps = maps / (peak / self.target_peak)
+        return np.where(keep[None, None, :], maps, 0.0).astype(np.float32)
+
+    def encode_levels(self, keypoints, keypoints_visible=None):
+        """One target per GlobalNet level (``kernel_sizes`` order).
+
+        Args:
+            keypoints: ``(K, 2)`` ``(x, y)`` crop (model input) pixels from
+                the standard warp.
+            keypoints_visible: ``(K,)``; joints below 0.5 (COCO ``v = 0``)
+                get an empty map and weight 0. Defaults to all visible.
+
+        Returns:
+            ``(levels, keypoint_weights)``: a list of float32 ``(h, w, K)``
+            maps (peak ``target_peak``), one per kernel, for
+            ``y_true["heatmaps_levels"]``; float32 ``(K,)`` weights
+            ``min(visible, 1)``, 0 for unlabelled joints and joints outside
+            the crop (``floor(p / stride)`` off the map; pytorch-cpn zeroes
+            their visibility). pytorch-cpn's GlobalNet loss additionally
+            drops ``v = 1`` (labelled, occluded) joints (``valid > 1.1``),
+            its RefineNet loss keeps them (``valid > 0.1``).
+        """
+        kp, vis = self._check_encode_args(keypoints, keypoints_visible)
+        pix, keep, weights = self._pixels_and_weights(kp, vis)
+        levels = [self._target(pix, keep, k) for k in self.kernel_sizes]
+        return levels, weights
+
+    def encode(self, keypoints, keypoints_visible=None):
+        """The RefineNet target (last of ``kernel_sizes``).
+
+        Args / Returns: see :meth:`encode_levels`; returns ``(heatmaps (h, w,
+        K) float32, keypoint_weights (K,) float32)``.
+        """
+        kp, vis = self._check_encode_args(keypoints, keypoints_visible)
+        pix, keep, weights = self._pixels_and_weights(kp, vis)
+        return self._target(pix, keep, self.kernel_sizes[-1]), weights
+
+    def _encode_tf(self, keypoints, keypoints_visible, kernel_sizes):
+        import tensorflow as tf
+
+        h, w = self.heatmap_size
+        kp = tf.reshape(tf.cast(tf.convert_to_tensor(keypoints), tf.float64), [-1, 2])
+        if keypoints_visible is None:
+            vis = tf.ones(tf.shape(kp)[:1], dtype=tf.float64)
+        else:
+            vis = tf.reshape(tf.cast(tf.convert_to_tensor(keypoints_visible), tf.float64), [-1])
+        pix = tf.floor(kp * tf.constant(self._input_to_heatmap(), tf.float64))
+        finite = tf.reduce_all(tf.math.is_finite(pix), axis=-1)
+        pix = tf.where(finite[:, None], pix, -tf.ones_like(pix))
+        x, y = pix[:, 0], pix[:, 1]
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        keep = (vis >= _VISIBLE_THRESHOLD) & inside & finite
+        weights = tf.cast(tf.where(keep, tf.clip_by_value(vis, 0.0, 1.0), tf.zeros_like(vis)), tf.float32)
+        levels = []
+        for k in kernel_sizes:
+            kernel = self._kernels[k]
+            bx = _reflect101_delta_1d(x, w, kernel, xp=tf)
+            by = _reflect101_delta_1d(y, h, kernel, xp=tf)
+            maps = by[:, None, :] * bx[None, :, :]
+            peak = tf.reduce_max(bx, axis=0) * tf.reduce_max(by, axis=0)
+            peak = tf.where(keep, peak, tf.ones_like(peak))
+            maps = maps / (peak / self.target_peak)
+            maps = tf.where(keep[None, None, :], maps, tf.zeros_like(maps))
+            levels.append(tf.cast(maps, tf.float32))
+        return levels, weights
+
+    def encode_tf(self, keypoints, keypoints_visible=None):
+        """TensorFlow version of :meth:`encode` (graph compatible, for tf.data).
+
+        Returns ``(heatmaps (h, w, K) float32, keypoint_weights (K,)
+        float32)`` tensors equal to :meth:`encode` (float64 math; within
+        1e-9 of the 255 peak).
+        """
+        levels, weights = self._encode_tf(keypoints, keypoints_visible, self.kernel_sizes[-1:])
+        return levels[0], weights
+
+    def encode_levels_tf(self, keypoints, keypoints_visible=None):
+        """TensorFlow version of :meth:`encode_levels`: ``(list of (h, w, K), (K,))``."""
+        return self._encode_tf(keypoints, keypoints_visible, self.kernel_sizes)
+
+    # --- decode ---------------------------------------------------------------
+    def _blur(self, maps):
+        """``cv2.GaussianBlur(map, (k, k), 0)`` of ``(H, W, M)`` float64 maps."""
+        kernel = self._kernels[self.blur_kernel_size]
+        out = np.empty_like(maps)
+        step = 128  # channels per call: OpenCV 5 accepts at most 128 (OpenCV 4: 512)
+        for start in range(0, maps.shape[-1], step):
+            chunk = np.ascontiguousarray(maps[..., start : start + step])
+            res = cv2.sepFilter2D(chunk, cv2.CV_64F, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+            out[..., start : start + step] = res.reshape(chunk.shape)
+        return out
+
+    def decode(self, heatmaps):
+        """pytorch-cpn test-time decoding.
+
+        Args:
+            heatmaps: ``(N, h, w, K)`` or ``(h, w, K)`` model heatmaps (after
+                the flip-test average, as CPN's ``score_map``).
+
+        Returns:
+            ``(keypoints, scores)``: float32 ``(N, K, 2)`` box-frame input
+            pixels ``(x + 0.5) * stride`` and float32 ``(N, K)`` keypoint
+            scores ``heatmap / target_peak + score_offset`` at the rounded
+            location (CPN's ``r0``); ``(K, 2)`` / ``(K,)`` unbatched. A map
+            whose maximum is 0 gives NaN after the normalisation, as in
+            pytorch-cpn; its keypoint then lands at the padded map's origin
+            (clipped to heatmap pixel (0, 0)).
+        """
+        hm, unbatched = self._check_decode_args(heatmaps)
+        n, h, w, k = hm.shape
+        b = self.blur_border
+        # Normalise each map by its maximum in float32, as CPN does in place.
+        peak = hm.max(axis=(1, 2), keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = hm / peak
+        maps = np.zeros((h + 2 * b, w + 2 * b, n * k), np.float64)
+        maps[b : b + h, b : b + w] = np.transpose(norm, (1, 2, 0, 3)).reshape(h, w, n * k)
+        blurred = self._blur(maps)
+        hp, wp = h + 2 * b, w + 2 * b
+        flat = np.transpose(blurred, (2, 0, 1)).reshape(n * k, hp * wp)
+        rows = np.arange(n * k)
+        first = np.argmax(flat, axis=-1)
+        flat[rows, first] = 0.0
+        second = np.argmax(flat, axis=-1)
+        y, x = (first // wp).astype(np.float64), (first % wp).astype(np.float64)
+        dy, dx = second // wp - first // wp, second % wp - first % wp
+        length = np.sqrt(dx.astype(np.float64) ** 2 + dy.astype(np.float64) ** 2)
+        move = length > 1e-3
+        safe = np.where(move, length, 1.0)
+        x = np.where(move, x + self.shift * dx / safe, x) - b
+        y = np.where(move, y + self.shift * dy / safe, y) - b
+        x = np.clip(x, 0, w - 1)
+        y = np.clip(y, 0, h - 1)
+        # Score: the unnormalised map / peak + offset (float32) at the rounded location.
+        # |shift| <= 0.25 < 0.5: rounding never meets a tie.
+        ix = np.rint(x).astype(np.int64)
+        iy = np.rint(y).astype(np.int64)
+        per = np.transpose(hm, (0, 3, 1, 2)).reshape(n * k, h, w)
+        values = per[rows, iy, ix]
+        scores = values / np.float32(self.target_peak) + np.float32(self.score_offset)
+        sx, sy = self.stride
+        keypoints = np.stack([(x + 0.5) * sx, (y + 0.5) * sy], axis=-1).reshape(n, k, 2).astype(np.float32)
+        scores = scores.reshape(n, k).astype(np.float32)
+        if unbatched:
+            return keypoints[0], scores[0]
+        return keypoints, scores
+
+    # --- config ---------------------------------------------------------------
+    def get_config(self):
+        return {
+            "input_size": list(self.input_size),
+            "heatmap_size": list(self.heatmap_size),
+            "kernel_sizes": list(self.kernel_sizes),
+            "target_peak": self.target_peak,
+            "blur_kernel_size": self.blur_kernel_size,
+            "blur_border": self.blur_border,
+            "shift": self.shift,
+            "score_offset": self.score_offset,
+        }

@@ -297,6 +297,13 @@ def test_round_trip_reproduces_annotations(coco, mpii):
         assert used.sum() >= 0.95 * (np.stack([i.keypoints_visible for i in dataset]) > 0).sum()
         err = np.linalg.norm(image_kps - gt, axis=-1)[used]
         assert err.mean() < 1.0, err.mean()
+        if dataset is mpii:
+            from keras_pose.metrics import pckh
+
+            visible = np.stack([inst.keypoints_visible for inst in dataset]) > 0
+            head_sizes = np.array([inst.head_size for inst in dataset], np.float32)
+            table = pckh(image_kps, gt, visible, head_sizes, threshold=0.5)
+            assert table["PCKh"] == 1.0, table
         if dataset is coco:
             results = make_topdown_results(
                 meta["image_id"], image_kps, scores, bbox_scores=meta["bbox_score"], keypoint_spec="coco"

@@ -245,9 +245,11 @@ _FIT_SCRIPT = textwrap.dedent(
 
     assert keras.backend.backend() == {backend!r}, keras.backend.backend()
     coco = _coco()
-    model = _tiny_vitpose((64, 48), hidden_dim=32, num_layers=1)
+    # JAX: mixed precision and XLA (jit_compile) as on TensorFlow; torch: eager.
+    mixed = {backend!r} == "jax"
+    model = _tiny_vitpose((64, 48), hidden_dim=32, num_layers=1, dtype="mixed_bfloat16" if mixed else None)
     ds = model_dataset(model, coco[:4], batch_size=4, augment=False, shuffle=False, repeat=True)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True if mixed else "auto")
     history = model.fit(ds, steps_per_epoch=1, epochs=3, verbose=0, shuffle=False)
     print("RESULT" + json.dumps(history.history["loss"]))
     """

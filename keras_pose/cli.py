@@ -3,6 +3,9 @@
     keras-pose presets [--family F] [--task-class T] [--json]
     keras-pose convert --checkpoint FILE --output DIR [--preset NAME] [--dataset D]
     keras-pose predict --preset NAME_OR_DIR INPUT... [--box X,Y,W,H] [--output PATH] [--json FILE]
+    keras-pose evaluate --preset NAME_OR_DIR --annotations FILE [--detections FILE] [--metric M] [--json FILE]
+    keras-pose train CONFIG [--output-dir DIR] [--epochs N] [--set KEY=VALUE] [--dry-run]
+    keras-pose export --preset NAME_OR_DIR --output PATH [--format tflite|onnx] [--quantization Q]
 
 Each verb is an argparse sub-command registered in `VERBS`: a function that
 adds its parser and sets `handler`. A verb's handler returns the exit code.
@@ -380,10 +383,343 @@ def _add_predict(subparsers):
 
 
 # --------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------
+_METRIC_ORDER = ("coco_AP", "coco_AP50", "coco_AP75", "coco_APm", "coco_APl", "coco_AR", "coco_AR50", "coco_AR75",
+                 "coco_ARm", "coco_ARl", "pckh", "pckh@0.1", "pck", "epe")
+
+
+def _load_eval_dataset(args, model):
+    import os
+    import warnings
+
+    from keras_pose.datasets import dataset_from_detections, load_coco_detections, load_coco_keypoints, load_mpii
+
+    if not os.path.isfile(args.annotations):
+        raise CLIError(f"Annotation file {args.annotations!r} does not exist.")
+    if args.image_root and not os.path.isdir(args.image_root):
+        raise CLIError(f"Image folder {args.image_root!r} does not exist.")
+    fmt = args.format
+    if fmt == "auto":
+        with open(args.annotations, "rb") as f:
+            head = f.read(4096).lstrip()
+        fmt = "mpii" if head.startswith(b"[") else "coco"
+    if fmt == "mpii":
+        if args.detections:
+            raise CLIError("--detections applies to COCO-format annotation files; MPII is evaluated on its boxes.")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = load_mpii(args.annotations, args.image_root, mode="eval", keypoint_spec=model.keypoint_spec)
+    else:
+        dataset = load_coco_keypoints(args.annotations, args.image_root, keypoint_spec=model.keypoint_spec,
+                                      mode="eval")
+        if args.detections:
+            if not os.path.isfile(args.detections):
+                raise CLIError(f"Detections file {args.detections!r} does not exist.")
+            detections = load_coco_detections(args.detections, min_score=args.min_box_score,
+                                              category_id=args.category_id)
+            dataset = dataset_from_detections(detections, dataset, category_id=args.category_id)
+    if len(dataset) == 0:
+        raise CLIError(f"Nothing to evaluate in {args.annotations!r}: no labelled instance"
+                       + (" and no detection above --min-box-score." if args.detections else "."))
+    return dataset, fmt
+
+
+def _cmd_evaluate(args):
+    import keras_pose
+    from keras_pose.training import evaluate_pose_model
+    from keras_pose.utils.file_utils import atomic_write
+
+    kwargs = {"dataset": args.dataset} if args.dataset else {}
+    model = keras_pose.from_preset(args.preset, **kwargs)
+    dataset, fmt = _load_eval_dataset(args, model)
+    metric = args.metric
+    if metric == "coco" and fmt == "mpii":
+        raise CLIError("--metric coco needs a COCO-format annotation file; use pckh or pck for MPII.")
+    if metric == "pckh" and fmt != "mpii":
+        raise CLIError("--metric pckh needs MPII annotations (head sizes); use coco or pck.")
+    if metric == "coco" and model.keypoint_spec.sigmas is None:
+        raise CLIError(f"COCO AP needs OKS sigmas and the keypoint spec {model.keypoint_spec.name!r} of "
+                       f"{args.preset!r} has none; use --metric pck.")
+    boxes = "detected boxes" if args.detections else "ground-truth boxes"
+    images = len({inst.image_id for inst in dataset})
+    print(f"Evaluating {type(model).__name__} on {len(dataset)} instances in {images} images ({boxes}).",
+          file=sys.stderr)
+    progress = not args.quiet and _isatty()
+    stats = evaluate_pose_model(model, dataset, metric=metric, batch_size=args.batch_size, flip_test=args.flip_test,
+                                pck_threshold=args.pck_threshold, verbose=1 if progress else 0)
+    names = [k for k in _METRIC_ORDER if k in stats] + [k for k in stats if k not in _METRIC_ORDER]
+    width = max(len(k) for k in names)
+    for name in names:
+        value = stats[name]
+        text = f"{value:.2f} px" if name == "epe" else f"{value:.4f}"
+        print(f"{name.ljust(width)}  {text}")
+    if args.json:
+        record = {
+            "preset": args.preset,
+            "annotations": args.annotations,
+            "detections": args.detections,
+            "boxes": "detections" if args.detections else "ground_truth",
+            "instances": len(dataset),
+            "metrics": {k: float(v) for k, v in stats.items()},
+        }
+        with atomic_write(args.json, "w") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+def _add_evaluate(subparsers):
+    p = subparsers.add_parser(
+        "evaluate",
+        help="measure COCO AP / PCKh / PCK of a preset on an annotated dataset",
+        description="Evaluate a top-down model as a user runs it: every person box (ground truth, or detections "
+        "with --detections) is cropped with the preset's settings, keypoints are decoded to image pixels and "
+        "scored: COCO keypoint AP/AR with pycocotools (mmpose rescoring and OKS-NMS), MPII PCKh@0.5, or PCK. "
+        "Prints one metric per line.",
+    )
+    p.add_argument("--preset", required=True, metavar="NAME_OR_DIR",
+                   help="registered preset name (`keras-pose presets`), preset directory, or checkpoint URL")
+    p.add_argument("--annotations", required=True, metavar="FILE",
+                   help="ground truth: a COCO-format keypoint json (COCO, AP-10K, CrowdPose, ...) or an MPII json")
+    p.add_argument("--image-root", dest="image_root", metavar="DIR",
+                   help="folder the annotation file's image names are relative to (default: the file's folder)")
+    p.add_argument("--format", choices=("auto", "coco", "mpii"), default="auto",
+                   help="annotation format (default auto: a JSON list is MPII, an object COCO)")
+    p.add_argument("--detections", metavar="FILE",
+                   help="evaluate on detected boxes: COCO detection results JSON (image_id, bbox, score), e.g. "
+                   "COCO_val2017_detections_AP_H_56_person.json; default: ground-truth boxes")
+    p.add_argument("--min-box-score", dest="min_box_score", type=float, default=0.0, metavar="S",
+                   help="ignore detections below this score (default 0)")
+    p.add_argument("--category-id", dest="category_id", type=int, default=1, metavar="ID",
+                   help="category of the detections to use (default 1, COCO person)")
+    p.add_argument("--metric", choices=("auto", "coco", "pck", "pckh"), default="auto",
+                   help="auto (pckh for MPII, coco for COCO-format files), coco, pck or pckh")
+    p.add_argument("--pck-threshold", dest="pck_threshold", type=float, default=0.05, metavar="T",
+                   help="PCK threshold as a fraction of the box's longer side (default 0.05)")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=32, metavar="N",
+                   help="crops per forward pass (default 32)")
+    p.add_argument("--flip-test", dest="flip_test", action="store_true", default=None,
+                   help="average with the mirrored crops (default: as the preset's decoding says)")
+    p.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="do not use the flip test")
+    p.add_argument("--dataset", metavar="D", help="multi-dataset presets (ViTPose++): which keypoint set to evaluate")
+    p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stdout is not a terminal)")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _isatty():
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------
+def _cmd_train(args):
+    from keras_pose.training.train_config import load_train_config, train_from_config
+
+    overrides = list(args.set or [])
+    for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
+                      ("steps_per_epoch", "train.steps_per_epoch"), ("output_dir", "output.dir"),
+                      ("preset", "model.preset")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append((key, value))
+    if args.preset is not None:
+        # The preset brings its architecture and input size: drop the config's.
+        overrides[:0] = [("model.backbone", {}), ("model.head", {}), ("model.input_size", None)]
+    if args.overwrite:
+        overrides.append(("output.overwrite", True))
+    # Path values of flags and --set are relative to the working directory.
+    config = load_train_config(args.config, overrides=overrides)
+    if args.dry_run:
+        sys.stdout.write(config.to_yaml())
+        return 0
+    result = train_from_config(config, verbose=0 if args.quiet else 1)
+    metrics = result.metrics
+    best = metrics.get("best") or {}
+    monitor = metrics["monitor"]
+    line = f"{monitor} {best[monitor]:.4f} (epoch {metrics['best_epoch']})" if monitor in best else "no evaluation"
+    print(f"Trained {metrics['epochs']} epochs x {metrics['steps_per_epoch']} steps: best {line}.")
+    print(f"Preset: {result.preset_dir} (load with keras_pose.from_preset); history: "
+          f"{result.files['history.csv']}")
+    return 0
+
+
+def _add_train(subparsers):
+    p = subparsers.add_parser(
+        "train",
+        help="train or fine-tune a model from a YAML/JSON config",
+        description="Train a top-down model as a config file says (schema: keras_pose.training.train_config; "
+        "documented sample: examples/train_config.yaml): model (a preset to fine-tune, or an architecture to "
+        "build), keypoint spec, datasets, batch size, epochs, learning-rate schedule, augmentation, validation "
+        "metric and output folder. Writes history.csv/json, the best checkpoint, metrics.json, "
+        "training_curves.png and a preset folder (keras_pose.from_preset(DIR)) into the output folder. "
+        "Relative paths inside the config are relative to the config file.",
+    )
+    p.add_argument("config", metavar="CONFIG", help="training config, .yaml/.yml or .json")
+    p.add_argument("--output-dir", dest="output_dir", metavar="DIR", help="override output.dir")
+    p.add_argument("--epochs", type=_positive_int, metavar="N", help="override train.epochs")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, metavar="N", help="override train.batch_size")
+    p.add_argument("--steps-per-epoch", dest="steps_per_epoch", type=_positive_int, metavar="N",
+                   help="override train.steps_per_epoch (default: one pass over the training set)")
+    p.add_argument("--preset", metavar="NAME_OR_DIR",
+                   help="fine-tune this preset (sets model.preset; the config's model.backbone, model.head and "
+                   "model.input_size are dropped: the preset brings its own)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any config key, dotted, value in YAML (repeatable), e.g. "
+                   "--set train.learning_rate.base=1e-3 --set train.augmentation=false")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run in the output folder")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="check the config and print it resolved (defaults filled, paths absolute); do not train")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch messages")
+    p.set_defaults(handler=_cmd_train)
+
+
+# --------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------
+def _cmd_export(args):
+    import os
+
+    import numpy as np
+
+    import keras_pose
+    from keras_pose.export import export_model, load_exported, read_metadata, representative_crops
+
+    from keras_pose.export.exporters import MAX_ONNX_OPSET, MIN_ONNX_OPSET
+
+    # Argument checks before the (slow) model load.
+    suffix = os.path.splitext(args.output)[1].lower()
+    by_suffix = {".tflite": "tflite", ".onnx": "onnx"}
+    fmt = args.format or by_suffix.get(suffix)
+    if fmt is None:
+        raise CLIError(f"Cannot tell the export format from {args.output!r}: end it in .tflite or .onnx, or pass "
+                       "--format tflite|onnx.")
+    if suffix in by_suffix and by_suffix[suffix] != fmt:
+        raise CLIError(f"--format {fmt} but {args.output!r} ends in {suffix}; use a .{fmt} path or --format "
+                       f"{by_suffix[suffix]}.")
+    if fmt == "onnx" and not MIN_ONNX_OPSET <= args.opset <= MAX_ONNX_OPSET:
+        raise CLIError(f"--opset {args.opset} is not supported: ONNX opsets {MIN_ONNX_OPSET}..{MAX_ONNX_OPSET} "
+                       "(default 17).")
+    if args.int8_io and not (fmt == "tflite" and args.quantization == "int8"):
+        raise CLIError("--int8-io applies to TFLite int8 exports only (--quantization int8, a .tflite output).")
+    if args.calibration_annotations and not os.path.isfile(args.calibration_annotations):
+        raise CLIError(f"Calibration annotation file {args.calibration_annotations!r} does not exist.")
+    if args.quantization == "int8" and not args.calibration_annotations:
+        raise CLIError("--quantization int8 needs calibration crops: pass --calibration-annotations FILE (a "
+                       "COCO-format keypoint json, e.g. person_keypoints_val2017.json) and --calibration-image-root.")
+    kwargs = {"dataset": args.dataset} if args.dataset else {}
+    model = keras_pose.from_preset(args.preset, **kwargs)
+    calibration = None
+    if args.calibration_annotations:
+        calibration = representative_crops(model, args.calibration_annotations, args.calibration_image_root,
+                                           num_samples=args.num_calibration)
+    quantization = None if args.quantization == "none" else args.quantization
+    batch_size = None if args.batch_size == "dynamic" else int(args.batch_size)
+    print(f"Exporting {type(model).__name__} ({model.count_params():,} parameters) to {fmt}"
+          f"{'' if quantization is None else ' ' + quantization} ...", file=sys.stderr)
+    path = export_model(
+        model,
+        args.output,
+        format=args.format,
+        quantization=quantization,
+        representative_dataset=calibration,
+        num_calibration_samples=args.num_calibration,
+        batch_size=batch_size,
+        include_decode=args.include_decode,
+        all_outputs=args.all_outputs,
+        opset=args.opset,
+        int8_io=args.int8_io,
+        preset=args.preset,
+    )
+    metadata = read_metadata(path)
+    outputs = ", ".join(f"{o['name']} {o['shape']}" for o in metadata.get("outputs", []))
+    print(f"Wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, {metadata['format']}, quantization "
+          f"{metadata.get('quantization') or 'none'}) and its metadata {path}.json")
+    print(f"input {metadata['input']['name']} {metadata['input']['shape']}; outputs {outputs}")
+    if not args.no_verify:
+        if calibration is not None:
+            crops = calibration[: max(1, min(4, len(calibration)))]
+        else:
+            rng = np.random.default_rng(0)
+            crops = rng.uniform(0, 255, (2, *model.image_size, 3)).astype(np.uint8)
+            crops = model.normalize_images(crops)
+        runner = load_exported(path)
+        exported = runner.heatmaps(crops)
+        reference = model.predict_heatmaps(crops, flip_test=False)
+        diff = float(np.max(np.abs(exported - reference)))
+        scale = float(np.max(np.abs(reference))) or 1.0
+        source = "calibration crops" if calibration is not None else "random crops"
+        print(f"check: max |heatmap difference| vs Keras on {len(crops)} {source}: {diff:.3g} "
+              f"({100 * diff / scale:.2g}% of the peak)")
+    return 0
+
+
+def _add_export(subparsers):
+    p = subparsers.add_parser(
+        "export",
+        help="export a preset to TFLite (LiteRT) or ONNX, with a metadata JSON",
+        description="Export a top-down model for mobile or servers. The exported graph takes normalised crops "
+        "(B, H, W, 3) float32 and returns the final heatmaps (plus keypoints and scores with --include-decode); "
+        "<output>.json beside it records the input, normalisation, keypoints, skeleton and codec. The file is "
+        "checked against Keras after the export. Needs the TensorFlow backend.",
+    )
+    p.add_argument("--preset", required=True, metavar="NAME_OR_DIR",
+                   help="registered preset name (`keras-pose presets`), preset directory, or checkpoint URL")
+    p.add_argument("--output", required=True, metavar="PATH",
+                   help="exported model file (.tflite or .onnx; the extension picks the format unless --format)")
+    p.add_argument("--format", choices=("tflite", "onnx"), help="output format (default: from the extension)")
+    p.add_argument("--quantization", choices=("none", "float16", "int8"), default="none",
+                   help="none (float32), float16 weights, or int8 (needs --calibration-annotations)")
+    p.add_argument("--calibration-annotations", dest="calibration_annotations", metavar="FILE",
+                   help="int8 calibration: COCO-format keypoint json whose person crops calibrate the ranges")
+    p.add_argument("--calibration-image-root", dest="calibration_image_root", metavar="DIR",
+                   help="folder of the calibration images (default: the annotation file's folder)")
+    p.add_argument("--num-calibration", dest="num_calibration", type=_positive_int, default=100, metavar="N",
+                   help="the most calibration crops to use (default 100)")
+    p.add_argument("--batch-size", dest="batch_size", default="1", type=_batch_arg, metavar="N|dynamic",
+                   help="static batch of the exported graph (default 1), or 'dynamic'")
+    p.add_argument("--include-decode", dest="include_decode", action="store_true",
+                   help="add keypoints (B, K, 2) and scores (B, K) outputs: an argmax decode in the graph")
+    p.add_argument("--all-outputs", dest="all_outputs", action="store_true",
+                   help="export every raw output (CPM stages, Hourglass stacks, CPN levels), not only the final "
+                   "heatmaps")
+    p.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset, 13..18 (default 17)")
+    p.add_argument("--int8-io", dest="int8_io", action="store_true",
+                   help="TFLite int8 only: int8 input and outputs instead of float32")
+    p.add_argument("--dataset", metavar="D", help="multi-dataset presets (ViTPose++): which expert and head to export")
+    p.add_argument("--no-verify", dest="no_verify", action="store_true",
+                   help="skip running the exported file and comparing it with Keras")
+    p.set_defaults(handler=_cmd_export)
+
+
+def _batch_arg(text):
+    if str(text).lower() == "dynamic":
+        return "dynamic"
+    _positive_int(text)
+    return str(int(text))
+
+
+# --------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------
 # Verb registration: each adds one sub-parser.
-VERBS = [_add_presets, _add_convert, _add_predict]
+VERBS = [_add_presets, _add_convert, _add_predict, _add_evaluate, _add_train, _add_export]
 
 
 def build_parser():

@@ -1,4 +1,5 @@
-"""Training helpers: extra losses (OHKM, per-output) and evaluation callbacks."""
+"""Training helpers: extra losses (OHKM, per-output), evaluation callbacks and
+config-driven training (`train_from_config`, used by `keras-pose train`)."""
 
 from keras_pose.training.callbacks import CocoEvaluationCallback
 from keras_pose.training.callbacks import PoseEvaluationCallback
@@ -6,6 +7,7 @@ from keras_pose.training.callbacks import evaluate_pose_model
 from keras_pose.training.callbacks import predict_dataset
 from keras_pose.training.losses import KeypointOHKMMSELoss
 from keras_pose.training.losses import MultiOutputHeatmapLoss
+from keras_pose.training.train_config import load_train_config, train_from_config
 
 __all__ = [
     "CocoEvaluationCallback",
@@ -13,5 +15,7 @@ __all__ = [
     "MultiOutputHeatmapLoss",
     "PoseEvaluationCallback",
     "evaluate_pose_model",
+    "load_train_config",
     "predict_dataset",
+    "train_from_config",
 ]

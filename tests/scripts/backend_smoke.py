@@ -36,6 +36,11 @@ def _seed_weights(model, seed=0):
     return model
 
 
+# Families whose bfloat16 forward is compared here (the others are covered
+# by their own test files on the TensorFlow backend).
+MIXED_FAMILIES = ("vitpose", "vitpose_simple", "cpm", "cpn")
+
+
 def build_models():
     tiny_vit = dict(hidden_dim=32, num_layers=2, num_heads=4, mlp_dim=64)
     vit = keras_pose.ViTPose(
@@ -89,10 +94,15 @@ def main(out_path, families=None):
         x = np.random.default_rng(7).normal(0.0, 1.0, (2, h, w, 3)).astype("float32")
         final = model.heatmaps_from_outputs(model(x, training=False))
         results[f"{name}/forward"] = keras.ops.convert_to_numpy(final)
-        model.compile(optimizer=keras.optimizers.SGD(1e-3))
+        # Eager steps: compiling six training graphs would dominate the run;
+        # XLA-compiled fits are covered by tests/test_training.py.
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
         history = model.fit(x, _targets(model, 2, rng), batch_size=1, epochs=1, steps_per_epoch=2, verbose=0)
         results[f"{name}/loss"] = np.asarray(history.history["loss"], np.float32)
         # Mixed precision forward (bfloat16 compute, float32 heatmaps).
+        if name not in MIXED_FAMILIES:
+            print(name, "ok", flush=True)
+            continue
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
             mixed = build_models()[name]

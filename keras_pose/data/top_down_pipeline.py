@@ -21,7 +21,10 @@ Elements are ``(images, targets)`` -- ``images`` ``(B, H, W, 3)`` float32
 normalised, ``targets = {"heatmaps": (B, h, w, K), "keypoint_weights":
 (B, K)}`` float32 -- or ``(images, targets, meta)`` in evaluation mode (see
 :func:`build_top_down_dataset`), usable by ``model.fit`` on every Keras
-backend.
+backend. With ``heatmap_levels=True`` (codecs with ``encode_levels_tf``, e.g.
+``CPNHeatmap``) the targets also hold ``"heatmaps_levels"``, one
+``(B, h, w, K)`` map per GlobalNet level (coarsest first), which
+``keras_pose.models.cpn.CPNLoss`` trains the GlobalNet levels on.
 """
 
 import numpy as np
@@ -215,6 +218,7 @@ def build_top_down_dataset(
     return_meta=None,
     use_joint_weights=False,
     prefetch=AUTOTUNE,
+    heatmap_levels=False,
 ):
     """A batched ``tf.data.Dataset`` of top-down crops and heatmap targets.
 
@@ -265,6 +269,11 @@ def build_top_down_dataset(
         use_joint_weights: multiply ``keypoint_weights`` by the keypoint
             spec's ``joint_weights`` (mmpose ``use_dataset_keypoint_weights``).
         prefetch: prefetch buffer (batches); ``None``/0 for none.
+        heatmap_levels: also add ``targets["heatmaps_levels"]``, a tuple
+            of float32 ``(B, h, w, K)`` targets from the codec's
+            ``encode_levels_tf`` (``CPNHeatmap``: one per GlobalNet level,
+            coarsest kernel first; ``CPNLoss`` reads them). Needs a codec
+            with ``encode_levels_tf``. ``targets["heatmaps"]`` is unchanged.
 
     Returns:
         ``tf.data.Dataset`` of ``(images, targets)`` or
@@ -298,6 +307,13 @@ def build_top_down_dataset(
                 "body); the dataset has none. Pass keypoint_spec='coco' (or your spec), or "
                 f"disable them: augment={{{', '.join(repr(s) + ': None' for s in needs)}}}."
             )
+    heatmap_levels = bool(heatmap_levels)
+    if heatmap_levels and not hasattr(codec, "encode_levels_tf"):
+        raise PipelineError(
+            f"heatmap_levels=True needs a codec with per-level targets (encode_levels_tf, e.g. "
+            f"CPNHeatmap); {type(codec).__name__} has one target. Use heatmap_levels=False or a "
+            "CPNHeatmap codec."
+        )
     if use_joint_weights and (spec is None or spec.joint_weights is None):
         raise PipelineError("use_joint_weights=True needs a keypoint spec with joint_weights.")
     joint_weights = (
@@ -369,6 +385,12 @@ def build_top_down_dataset(
             crop = normalize(crop)
         crop = tf.ensure_shape(crop, [h_in, w_in, 3])
         targets = {"heatmaps": heatmaps, "keypoint_weights": weights}
+        if heatmap_levels:
+            # A tuple: tf.data would stack a list into one tensor.
+            levels, _ = codec.encode_levels_tf(crop_kps, tf.minimum(visible, 1.0))
+            targets["heatmaps_levels"] = tuple(
+                tf.ensure_shape(level, [*codec.heatmap_size, num_keypoints]) for level in levels
+            )
         if not return_meta:
             return crop, targets
         meta = {

@@ -33,6 +33,31 @@ IMAGENET_PREPROCESSING = {
 }
 
 
+def resolve_num_keypoints(keypoint_spec, num_keypoints=None, what="head"):
+    """The keypoint count of a spec, checked against an explicit count.
+
+    Args:
+        keypoint_spec: anything `get_keypoint_spec` accepts.
+        num_keypoints: the count the network predicts, or None.
+        what: the part that predicts them, for the error message.
+
+    Returns:
+        int K.
+
+    Raises:
+        ValueError: the two counts differ.
+    """
+    from keras_pose.keypoints import get_keypoint_spec
+
+    spec_k = get_keypoint_spec(keypoint_spec).num_keypoints
+    if num_keypoints is not None and int(num_keypoints) != spec_k:
+        raise ValueError(
+            f"The {what} predicts {num_keypoints} keypoints but the keypoint spec has {spec_k}; "
+            "pass the keypoint spec of the dataset the model predicts."
+        )
+    return spec_k
+
+
 def _default_decoding(image_size, heatmap_size):
     return {
         "codec": {

@@ -3,7 +3,7 @@
 import keras
 
 from keras_pose.models.cpm.cpm_backbone import CPMBackbone
-from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator, resolve_num_keypoints
 
 
 def mmpose_heatmap_decoding(image_size, heatmap_size, sigma=2.0):
@@ -20,12 +20,6 @@ def mmpose_heatmap_decoding(image_size, heatmap_size, sigma=2.0):
         "shift_heatmap": True,
         "padding": 1.25,
     }
-
-
-def _spec_num_keypoints(keypoint_spec):
-    from keras_pose.keypoints import get_keypoint_spec
-
-    return get_keypoint_spec(keypoint_spec).num_keypoints
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -62,12 +56,7 @@ class CPM(TopDownPoseEstimator):
         preprocessor=None,
         **kwargs,
     ):
-        spec_k = _spec_num_keypoints(keypoint_spec)
-        if spec_k != backbone.num_keypoints:
-            raise ValueError(
-                f"The backbone predicts {backbone.num_keypoints} keypoints but the keypoint spec has "
-                f"{spec_k}; pass the keypoint spec of the dataset the model predicts."
-            )
+        resolve_num_keypoints(keypoint_spec, backbone.num_keypoints, what="backbone")
         if decoding is None:
             decoding = mmpose_heatmap_decoding(backbone.image_size, backbone.output_size)
 
@@ -107,7 +96,7 @@ class CPM(TopDownPoseEstimator):
     ):
         """An untrained model from a preset `config` (backbone keyword arguments + task settings)."""
         if num_keypoints is None:
-            num_keypoints = _spec_num_keypoints(keypoint_spec)
+            num_keypoints = resolve_num_keypoints(keypoint_spec)
         backbone = CPMBackbone(num_keypoints=num_keypoints, image_size=image_size, dtype=dtype, **backbone_kwargs)
         kwargs = {"name": name} if name else {}
         return cls(

@@ -4,13 +4,7 @@ import keras
 
 from keras_pose.models.cpm.cpm_pose_estimator import mmpose_heatmap_decoding
 from keras_pose.models.hourglass.hourglass_backbone import HourglassBackbone
-from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
-
-
-def _spec_num_keypoints(keypoint_spec):
-    from keras_pose.keypoints import get_keypoint_spec
-
-    return get_keypoint_spec(keypoint_spec).num_keypoints
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator, resolve_num_keypoints
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -52,15 +46,7 @@ class Hourglass(TopDownPoseEstimator):
         preprocessor=None,
         **kwargs,
     ):
-        spec_k = _spec_num_keypoints(keypoint_spec)
-        if num_keypoints is None:
-            num_keypoints = spec_k
-        elif int(num_keypoints) != spec_k:
-            raise ValueError(
-                f"num_keypoints={num_keypoints} but the keypoint spec has {spec_k} keypoints; "
-                "pass the keypoint spec of the dataset the head predicts."
-            )
-        num_keypoints = int(num_keypoints)
+        num_keypoints = resolve_num_keypoints(keypoint_spec, num_keypoints)
         if decoding is None:
             decoding = mmpose_heatmap_decoding(backbone.image_size, backbone.output_size)
 

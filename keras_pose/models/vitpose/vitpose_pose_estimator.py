@@ -2,15 +2,9 @@
 
 import keras
 
-from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator, resolve_num_keypoints
 from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
 from keras_pose.models.vitpose.vitpose_layers import DECODERS, make_head
-
-
-def _spec_num_keypoints(keypoint_spec):
-    from keras_pose.keypoints import get_keypoint_spec
-
-    return get_keypoint_spec(keypoint_spec).num_keypoints
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -56,15 +50,7 @@ class ViTPose(TopDownPoseEstimator):
     ):
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
-        spec_k = _spec_num_keypoints(keypoint_spec)
-        if num_keypoints is None:
-            num_keypoints = spec_k
-        elif int(num_keypoints) != spec_k:
-            raise ValueError(
-                f"num_keypoints={num_keypoints} but the keypoint spec has {spec_k} keypoints; "
-                "pass the keypoint spec of the dataset the head predicts."
-            )
-        num_keypoints = int(num_keypoints)
+        num_keypoints = resolve_num_keypoints(keypoint_spec, num_keypoints)
 
         # === Layers ===
         self.backbone = backbone

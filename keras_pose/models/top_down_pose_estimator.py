@@ -52,8 +52,8 @@ def resolve_num_keypoints(keypoint_spec, num_keypoints=None, what="head"):
     spec_k = get_keypoint_spec(keypoint_spec).num_keypoints
     if num_keypoints is not None and int(num_keypoints) != spec_k:
         raise ValueError(
-            f"The {what} predicts {num_keypoints} keypoints but the keypoint spec has {spec_k}; "
-            "pass the keypoint spec of the dataset the model predicts."
+            f"The {what} predicts num_keypoints={num_keypoints} but the keypoint spec has {spec_k} "
+            "keypoints; pass the keypoint spec of the dataset the model predicts."
         )
     return spec_k
 

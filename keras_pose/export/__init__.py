@@ -1,0 +1,46 @@
+"""Export for mobile and servers: TFLite (LiteRT) and ONNX, with metadata.
+
+- `export_model(model, path, format="tflite" | "onnx", quantization=None |
+  "float16" | "int8", ...)`: the final heatmaps (optionally every raw
+  output, optionally an in-graph argmax decode), plus ``<path>.json``
+  metadata (input, normalisation, keypoints, skeleton, codec, outputs).
+- `representative_crops(model, annotation_file, image_root)`: real
+  normalised person crops for int8 calibration.
+- `load_exported(path)`: a runner (LiteRT interpreter / onnxruntime) that
+  returns float32 NumPy outputs by name.
+
+Export needs the TensorFlow backend; running an export needs only
+``ai_edge_litert`` or ``onnxruntime``.
+"""
+
+from keras_pose.export.export_metadata import metadata_path, read_metadata
+from keras_pose.export.exporters import (
+    FORMATS,
+    QUANTIZATIONS,
+    ExportError,
+    build_serving_function,
+    calibration_samples,
+    export_model,
+    representative_crops,
+)
+from keras_pose.export.in_graph_decode import argmax_decode_numpy, argmax_decode_tf, decode_scale
+from keras_pose.export.runtime import ExportedModelRunner, ONNXRunner, TFLiteRunner, load_exported
+
+__all__ = [
+    "FORMATS",
+    "QUANTIZATIONS",
+    "ExportError",
+    "ExportedModelRunner",
+    "ONNXRunner",
+    "TFLiteRunner",
+    "argmax_decode_numpy",
+    "argmax_decode_tf",
+    "build_serving_function",
+    "calibration_samples",
+    "decode_scale",
+    "export_model",
+    "load_exported",
+    "metadata_path",
+    "read_metadata",
+    "representative_crops",
+]

@@ -1,0 +1,121 @@
+"""Argmax heatmap decoding written in TensorFlow ops, for exported graphs.
+
+`export_model(..., include_decode=True)` appends this to the exported graph
+so a mobile or server runtime gets keypoints without any NumPy / OpenCV
+post-processing. It reproduces the codecs' decoding *without* sub-pixel
+refinement (``keras_pose.codecs.get_heatmap_maximum`` followed by the
+codec's heatmap -> input scaling):
+
+- the location is the first maximum of each ``(h, w)`` map in row-major
+  ``(y, x)`` order (``tf.argmax``, TFLite ``ARG_MAX`` and ONNX ``ArgMax``
+  all return the first maximum);
+- a map whose maximum is ``<= 0`` gets heatmap location ``(-1, -1)``, as in
+  mmpose (its score says the keypoint is missing);
+- heatmap px -> input px: standard codecs (``MSRAHeatmap``) multiply by
+  ``(W / w, H / h)``; UDP codecs (``UDPHeatmap``) by
+  ``(W / (w - 1), H / (h - 1))``, the box frame the codecs decode into
+  (see ``keras_pose.codecs.heatmap_codecs``).
+
+The refinements (quarter-pixel shift, DARK, DARK-UDP) are left out: they move
+a keypoint by at most about half a heatmap pixel, and run host-side with
+``codec.decode`` on the heatmaps when wanted.
+"""
+
+import numpy as np
+
+from keras_pose.codecs import get_codec
+
+DECODE_SCOPE = "keypoint_decode"
+FLOAT_TAIL = ("x_scaled", "y_scaled", "x_px", "y_px", "keypoints_px")
+
+
+def decode_scale(codec):
+    """Heatmap px -> input px factor ``(sx, sy)`` of a codec (float64).
+
+    Args:
+        codec: a heatmap codec or its config dict.
+
+    Returns:
+        ``(sx, sy)``: ``(W / w, H / h)`` for standard codecs,
+        ``(W / (w - 1), H / (h - 1))`` for UDP codecs.
+    """
+    codec = get_codec(codec)
+    (ih, iw), (hh, hw) = codec.input_size, codec.heatmap_size
+    if codec.udp:
+        return (iw / (hw - 1), ih / (hh - 1))
+    return (iw / hw, ih / hh)
+
+
+def argmax_decode_numpy(heatmaps, codec):
+    """NumPy reference of :func:`argmax_decode_tf` (the codec without refinement).
+
+    Args:
+        heatmaps: ``(N, h, w, K)`` heatmaps.
+        codec: a heatmap codec or its config dict.
+
+    Returns:
+        ``(keypoints, scores)``: float32 ``(N, K, 2)`` ``(x, y)`` input px in
+        the box frame, float32 ``(N, K)`` maxima.
+    """
+    from keras_pose.codecs import get_heatmap_maximum
+
+    locs, scores = get_heatmap_maximum(np.asarray(heatmaps, np.float32))
+    codec = get_codec(codec)
+    (ih, iw), (hh, hw) = codec.input_size, codec.heatmap_size
+    d = np.array([hw - 1, hh - 1] if codec.udp else [hw, hh], np.float64)
+    keypoints = locs.astype(np.float64) * np.array([iw, ih], np.float64) / d
+    return keypoints.astype(np.float32), scores.astype(np.float32)
+
+
+def argmax_decode_tf(heatmaps, codec):
+    """Keypoints and scores from heatmaps, in TensorFlow ops.
+
+    Args:
+        heatmaps: ``(B, h, w, K)`` tensor (B may be dynamic).
+        codec: a heatmap codec or its config dict; its ``heatmap_size``
+            must be ``(h, w)``.
+
+    Returns:
+        ``(keypoints, scores)``: float32 ``(B, K, 2)`` ``(x, y)`` input
+        pixels (box frame) and float32 ``(B, K)`` heatmap maxima.
+    """
+    import tensorflow as tf
+
+    codec = get_codec(codec)
+    h, w = codec.heatmap_size
+    shape = heatmaps.shape
+    if shape.rank != 4 or (shape[1] is not None and (int(shape[1]), int(shape[2])) != (h, w)):
+        raise ValueError(
+            f"argmax_decode_tf expects (B, {h}, {w}, K) heatmaps for this codec, got {shape}; "
+            "build the codec with the model's heatmap_size."
+        )
+    k = int(shape[-1])
+    (ih, iw), (hh, hw) = codec.input_size, codec.heatmap_size
+    # x * W / d with integer W and d: exact in float16 constants and one
+    # correctly rounded float32 division (the codecs compute in float64).
+    dx, dy = (hw - 1, hh - 1) if codec.udp else (hw, hh)
+    with tf.name_scope(DECODE_SCOPE):
+        heatmaps = tf.cast(heatmaps, tf.float32)
+        # (B, h*w, K): flat index y * w + x, so the first maximum along axis 1
+        # is the first in row-major (y, x) order, as np.argmax on (K, h*w).
+        flat = tf.reshape(heatmaps, [-1, h * w, k])
+        index = tf.argmax(flat, axis=1, output_type=tf.int32)
+        scores = tf.reduce_max(flat, axis=1)
+        x = tf.cast(tf.math.floormod(index, w), tf.float32)
+        y = tf.cast(tf.math.floordiv(index, w), tf.float32)
+        missing = scores <= 0.0
+        x = tf.where(missing, tf.fill(tf.shape(x), -1.0), x)
+        y = tf.where(missing, tf.fill(tf.shape(y), -1.0), y)
+        # The ops named in FLOAT_TAIL run in float32 in every export: ONNX
+        # float16 keeps them out of the conversion, TFLite / ONNX int8 out of
+        # quantisation. (TFLite float16 stores the folded scale constant in
+        # float16: a relative error of at most 2**-11.)
+        keypoints = tf.stack(
+            [
+                tf.math.divide(tf.math.multiply(x, float(iw), name="x_scaled"), float(dx), name="x_px"),
+                tf.math.divide(tf.math.multiply(y, float(ih), name="y_scaled"), float(dy), name="y_px"),
+            ],
+            axis=-1,
+            name="keypoints_px",
+        )
+    return keypoints, scores

@@ -340,7 +340,7 @@ def coco_dataset():
 
     path = DATA_DIR / "coco" / "test_coco.json"
     if not path.is_file():
-        pytest.skip(f"sample annotations not found: {path}")
+        pytest.fail(f"sample annotations not found: {path}")
     dataset = load_coco_keypoints(path, keypoint_spec="coco")
     assert len(dataset) == 12
     return dataset
@@ -492,7 +492,7 @@ def test_crop_people_with_cpn_decoding_matches_pytorch_cpn_crop():
 
     case = GOLDEN_DIR / "cpn" / "cpn50_coco_256x192"
     if not (case / "input.npy").is_file():
-        pytest.skip(f"golden case not found: {case}")
+        pytest.fail(f"golden case not found: {case}")
     entry = next(e for e in PRESETS if e.name == "cpn50_coco_256x192")
     image = read_image(str(DATA_DIR / "coco" / "000000000785.jpg"))
     golden = np.load(case / "input.npy")[0].transpose(1, 2, 0)  # normalised: x / 255 - mean / 255

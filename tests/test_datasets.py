@@ -131,11 +131,9 @@ def test_ap10k_keeps_category_ids():
 
 
 def test_keypoint_spec_objects_are_accepted():
-    keypoints = pytest.importorskip("keras_pose.keypoints")
-    try:
-        spec = keypoints.get_keypoint_spec("coco")
-    except Exception as e:  # the spec module is written concurrently
-        pytest.skip(f"get_keypoint_spec('coco') unavailable: {e}")
+    from keras_pose import keypoints
+
+    spec = keypoints.get_keypoint_spec("coco")
     ds = load_coco_keypoints(COCO_FILE, keypoint_spec=spec)
     assert ds.keypoint_spec is spec and ds.num_keypoints == 17
     assert ds.sigmas.shape == (17,)
@@ -276,11 +274,9 @@ def test_wrong_keypoint_count_names_file_and_annotation():
 
 
 def test_wrong_keypoint_count_with_mpii_spec():
-    keypoints = pytest.importorskip("keras_pose.keypoints")
-    try:
-        spec = keypoints.get_keypoint_spec("mpii")
-    except Exception as e:
-        pytest.skip(f"get_keypoint_spec('mpii') unavailable: {e}")
+    from keras_pose import keypoints
+
+    spec = keypoints.get_keypoint_spec("mpii")
     with pytest.raises(AnnotationError, match=r"annotation id 442619 in .*test_coco\.json"):
         load_coco_keypoints(COCO_FILE, keypoint_spec=spec)
 

@@ -24,7 +24,7 @@ MMPOSE_CASE = GOLDEN_DIR / "vitpose" / "mmpose_small_coco"
 def _mmpose_input_meta():
     path = MMPOSE_CASE / "meta.json"
     if not path.is_file():
-        pytest.skip(f"golden case not found: {path}")
+        pytest.fail(f"golden case not found: {path}")
     return json.loads(path.read_text())["input"]
 
 
@@ -180,7 +180,7 @@ def test_warp_image_reproduces_mmpose_udp_crop():
     meta = _mmpose_input_meta()
     image_path = DATA_DIR / "coco" / "000000000785.jpg"
     if not image_path.is_file():
-        pytest.skip(f"sample image not found: {image_path}")
+        pytest.fail(f"sample image not found: {image_path}")
     expected = np.load(MMPOSE_CASE / "input.npy")[0].transpose(1, 2, 0)
     expected = expected * np.array(meta["std"]) + np.array(meta["mean"])  # RGB, 0..255
     center, scale = box_xywh_to_center_scale(meta["annotation_bbox_xywh"], INPUT_SIZE)

@@ -24,7 +24,7 @@ HEATMAP_SIZE = (64, 48)
 @pytest.fixture(scope="module")
 def golden():
     if not (CASE / "meta.json").is_file():
-        pytest.skip(f"golden case not found: {CASE}")
+        pytest.fail(f"golden case not found: {CASE}")
     meta = json.loads((CASE / "meta.json").read_text())
     decode_only = meta["decode_only"]
     return {

@@ -220,12 +220,6 @@ def test_fuse_experts_parity(dataset):
 
 
 def test_predict_keypoints_per_dataset():
-    pytest.importorskip("cv2")
-    try:
-        from keras_pose.codecs import get_codec  # noqa: F401
-        from keras_pose.geometry import box_xywh_to_center_scale, crop_to_image  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"decoding modules not available yet: {error}")
     model = tiny_pp()
     image = (np.random.default_rng(0).uniform(0, 255, (120, 90, 3))).astype(np.uint8)
     boxes = np.array([[10, 10, 50, 90]], np.float32)

@@ -46,9 +46,11 @@ def test_forward_fit_and_mixed_precision_match_tensorflow(backend, tmp_path, ten
         mixed = results[f"{family}/mixed"]
         assert str(results[f"{family}/mixed_dtype"]) == "float32", family
         # bfloat16 keeps ~3 significant digits, and with random weights the
-        # errors add up over the layers: require the same heatmap pattern.
+        # errors add up over the layers (TensorFlow itself reaches 0.83 for
+        # the ResNet-based CPN, 0.92 for CPM, 0.99 for ViTPose): require the
+        # same heatmap pattern, not the same values.
         correlation = np.corrcoef(mixed.ravel(), reference.ravel())[0, 1]
-        assert correlation > 0.9, (family, correlation)
+        assert correlation > 0.75, (family, correlation)
 
 
 def test_tensorflow_smoke_is_finite(tensorflow_results):

@@ -18,13 +18,14 @@ outputs = runner(crops[:4])   # {"heatmaps": (4, 64, 48, 17), "keypoints": (4, 1
 How the graph is made (TensorFlow backend): the model is traced into a
 ``tf.function`` on a static ``(batch_size, H, W, 3)`` float32 input named
 ``images`` (``batch_size=None`` gives a dynamic batch), returning a dict of
-named outputs; its variables are frozen into constants
-(``convert_variables_to_constants_v2``) before conversion. The frozen graph
-goes to ``tf.lite.TFLiteConverter.from_concrete_functions`` or to
-``tf2onnx.convert.from_function``. (Converting the unfrozen function, or a
-SavedModel of it, left some ViT weights as uninitialised TFLite resource
-variables -- ``READ_VARIABLE`` ops -- and the model returned NaN; the frozen
-graph has none.)
+named outputs. TFLite: Keras' own route -- ``keras.export.ExportArchive``
+(tracks every Keras variable) -> SavedModel ->
+``tf.lite.TFLiteConverter.from_saved_model``. (``from_concrete_functions``
+with the model as trackable left the weights the TF object graph does not
+reach -- Keras 3 layers held in Python lists -- as uninitialised
+``READ_VARIABLE`` ops: NaN outputs.) ONNX: ``tf2onnx.convert.from_function``
+on the same function, as ``keras.Model.export(format="onnx")`` does. Every
+export is loaded and run once by its runtime before it is written.
 
 Outputs: ``"heatmaps"`` (B, h, w, K) float32 -- the final heatmaps
 (`heatmaps_from_outputs`: the last CPM stage / Hourglass stack, CPN's
@@ -314,7 +315,7 @@ def _flatten_raw(model, raw, names):
 
 
 def build_serving_function(model, batch_size=1, include_decode=False, all_outputs=False):
-    """The frozen ``tf.function`` that export converts.
+    """The ``tf.function`` that export converts.
 
     Args:
         model: a `TopDownPoseEstimator` (TensorFlow backend).
@@ -324,11 +325,10 @@ def build_serving_function(model, batch_size=1, include_decode=False, all_output
 
     Returns:
         ``(function, input_spec, output_names, heatmaps_output)``: a
-        ``tf.function`` of one ``images`` argument, variable-free, returning
-        a dict of float32 tensors.
+        ``tf.function`` of one ``images`` argument returning a dict of
+        float32 tensors.
     """
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     from keras_pose.export.in_graph_decode import argmax_decode_tf
 
@@ -363,18 +363,7 @@ def build_serving_function(model, batch_size=1, include_decode=False, all_output
     order = list(raw_names) if all_outputs else ["heatmaps"]
     if include_decode:
         order += list(RESERVED_OUTPUTS)
-    traced = tf.function(serve, input_signature=[spec], autograph=False)
-    concrete = traced.get_concrete_function()
-    structure = concrete.structured_outputs
-    frozen = convert_variables_to_constants_v2(concrete)
-
-    def frozen_serve(images):
-        flat = frozen(images)
-        if not isinstance(flat, (list, tuple)):
-            flat = [flat]
-        return tf.nest.pack_sequence_as(structure, list(flat))
-
-    function = tf.function(frozen_serve, input_signature=[spec], autograph=False)
+    function = tf.function(serve, input_signature=[spec], autograph=False)
     return function, spec, order, heatmaps_name
 
 
@@ -465,10 +454,38 @@ def _tflite_fix_pad_ranges(calibrated):
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), fixed
 
 
-def _tflite_convert(function, spec, quantization, calibration, int8_io, include_decode):
+def _tflite_converter(model, function, spec, directory):
+    """A ``TFLiteConverter`` for ``function``, through a SavedModel of ``model``.
+
+    Keras' own LiteRT route (``ExportArchive`` -> SavedModel ->
+    ``from_saved_model``): every Keras variable is tracked and frozen.
+    ``from_concrete_functions`` with the model as trackable left some
+    variables (those the TF object graph does not reach) as uninitialised
+    ``READ_VARIABLE`` ops -- NaN outputs -- and freezing the function first
+    (``convert_variables_to_constants_v2``) needed ~40x the weights in
+    memory (15 GB for Hourglass-52); this route needs ~10x.
+    """
+    import keras
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], tf.Module())
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", function, input_signature=[spec])
+    archive.write_out(directory, verbose=False)
+    return tf.lite.TFLiteConverter.from_saved_model(directory, signature_keys=["serve"])
+
+
+def _tflite_convert(model, function, spec, quantization, calibration, int8_io, include_decode):
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as directory:
+        converter = _tflite_converter(model, function, spec, directory)
+        return _tflite_quantize(converter, spec, quantization, calibration, int8_io, include_decode)
+
+
+def _tflite_quantize(converter, spec, quantization, calibration, int8_io, include_decode):
+    import tensorflow as tf
+
     info = {}
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -769,7 +786,11 @@ def _build_metadata(model, fmt, path, model_bytes, runner, options):
         "quantization": quantization,
         "batch_size": options["batch_size"],
         "keras_pose_version": __version__,
-        "converter": "tf.lite.TFLiteConverter (frozen concrete function)" if fmt == "tflite" else "tf2onnx.convert.from_function",
+        "converter": (
+            "keras ExportArchive -> SavedModel -> tf.lite.TFLiteConverter"
+            if fmt == "tflite"
+            else "tf2onnx.convert.from_function"
+        ),
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -895,7 +916,9 @@ def export_model(
     )
     quant_info = {}
     if fmt == "tflite":
-        model_bytes, quant_info = _tflite_convert(function, spec, quantization, calibration, int8_io, include_decode)
+        model_bytes, quant_info = _tflite_convert(
+            model, function, spec, quantization, calibration, int8_io, include_decode
+        )
     else:
         proto, quant_info = _onnx_convert(function, spec, opset, quantization, calibration)
         model_bytes = proto.SerializeToString()

@@ -22,6 +22,14 @@ import os
 import numpy as np
 
 TFLITE_MAGIC = b"TFL3"
+ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+}
 
 
 def _sniff_format(path, content):
@@ -173,7 +181,9 @@ class ExportedModelRunner:
 
     def heatmaps(self, images):
         """The final heatmaps ``(N, h, w, K)`` float32."""
-        name = (self.metadata or {}).get("heatmaps_output") or ("heatmaps" if "heatmaps" in self.output_details else self.output_names[0])
+        name = (self.metadata or {}).get("heatmaps_output")
+        if not name:
+            name = "heatmaps" if "heatmaps" in self.output_details else self.output_names[0]
         return self(images)[name]
 
     def decode(self, images):
@@ -301,8 +311,7 @@ class ONNXRunner(ExportedModelRunner):
 
         def detail(arg):
             shape = [d if isinstance(d, int) and d > 0 else None for d in arg.shape]
-            dtype = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
-                     "tensor(uint8)": "uint8", "tensor(int32)": "int32", "tensor(int64)": "int64"}.get(arg.type, arg.type)
+            dtype = ONNX_TYPES.get(arg.type, arg.type)
             return {"shape": shape, "dtype": dtype, "quantization": None}
 
         self._input_name = inputs[0].name

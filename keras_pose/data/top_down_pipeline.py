@@ -1,6 +1,9 @@
 """``tf.data`` pipeline for top-down pose training and evaluation.
 
-One element per annotated person: the image is decoded in the graph, the
+One element per annotated person: the image is decoded in the graph (and
+turned upright per its EXIF orientation, read from the file headers when the
+pipeline is built, so the pixels equal ``keras_pose.utils.image_io.read_image``
+and annotations are in the upright frame, as COCO's are), the
 person box becomes a crop (centre / size, padding 1.25, aspect fixed to the
 input), the mmpose 1.x augmentations perturb that crop (training), the image
 is warped once (bilinear, standard or UDP affine, exactly the OpenCV crop of

@@ -34,3 +34,11 @@ class AnnotationError(KerasPoseError, ValueError):
 
 class ImageReadError(KerasPoseError, ValueError):
     """An image is missing, does not decode, or has the wrong channel count."""
+
+
+class BoxError(KerasPoseError, ValueError):
+    """Person boxes given for inference are malformed (values per box, NaN / Inf, no area)."""
+
+
+class ResultError(KerasPoseError, ValueError):
+    """A result cannot be written: it holds NaN / Inf values, which JSON cannot carry."""

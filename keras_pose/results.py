@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from keras_pose.errors import ResultError
+
 
 def instance_scores(keypoint_scores, box_scores, threshold=0.2):
     """mmpose top-down rescoring: box score x mean of confident keypoint scores.
@@ -64,10 +66,15 @@ class PoseResult:
 
         Each has `image_id`, `category_id`, `keypoints` ([x, y, score] * K,
         flat), `score` (rescored instance score) and `bbox` (xywh).
+
+        Raises:
+            ResultError: a keypoint, score or box is NaN / Inf (JSON cannot
+                hold them; for a model's output that means broken weights).
         """
         image_id = self.image_id if image_id is None else image_id
         out = []
         inst = self.instance_scores
+        self._check_finite(image_id, inst)
         for i in range(len(self)):
             flat = np.concatenate([self.keypoints[i], self.scores[i][:, None]], axis=-1).reshape(-1)
             out.append(
@@ -82,8 +89,41 @@ class PoseResult:
         return out
 
     def to_json(self, image_id=None, category_id=1, indent=None):
-        """`to_coco` as a JSON string (COCO results format)."""
-        return json.dumps(self.to_coco(image_id, category_id), indent=indent)
+        """`to_coco` as a strict JSON string (COCO results format).
+
+        Raises:
+            ResultError: non-finite values (see `to_coco`); the output never
+                holds the `NaN` / `Infinity` tokens strict parsers reject.
+        """
+        records = self.to_coco(image_id, category_id)
+        try:
+            return json.dumps(records, indent=indent, allow_nan=False)
+        except ValueError as e:  # e.g. a float NaN image_id
+            raise ResultError(
+                f"The results of image {self.image_id if image_id is None else image_id!r} hold a "
+                f"value JSON cannot carry ({e}); use a finite number or a string as image_id."
+            ) from None
+
+    def _check_finite(self, image_id, instance_scores):
+        if not len(self):
+            return
+        arrays = {
+            "keypoints": np.asarray(self.keypoints, np.float64).reshape(len(self), -1),
+            "keypoint scores": np.asarray(self.scores, np.float64).reshape(len(self), -1),
+            "boxes": np.asarray(self.boxes, np.float64).reshape(len(self), -1),
+            "box scores": np.asarray(self.box_scores, np.float64).reshape(len(self), -1),
+            "instance scores": np.asarray(instance_scores, np.float64).reshape(len(self), -1),
+        }
+        for name, values in arrays.items():
+            bad = ~np.isfinite(values).all(axis=1)
+            if bad.any():
+                people = np.flatnonzero(bad).tolist()
+                raise ResultError(
+                    f"The {name} of person(s) {people[:10]} of image {image_id!r} are NaN or Inf, "
+                    "which COCO / JSON results cannot hold. The model produced non-finite outputs "
+                    "(corrupt or diverged weights?) or the inputs held NaN; check them before "
+                    "writing results."
+                )
 
     def draw(self, image, keypoint_threshold=0.3, **kwargs):
         """The image (RGB uint8) with skeletons drawn; see `keras_pose.visualization`."""

@@ -363,7 +363,10 @@ def test_train_mode_filters_crowd_and_empty_boxes(tmp_path):
     def mutate(data):
         anns = data["annotations"]
         anns[0]["iscrowd"] = 1
-        anns[1]["bbox"] = [700.0, 10.0, 20.0, 20.0]  # right of a 500 px wide image
+        # starts in the last column of a 500 px wide image: no area once clipped
+        # to x <= W - 1 (mmpose's filter). A box entirely outside the image is
+        # an error instead (tests/test_hostile_data.py).
+        anns[1]["bbox"] = [499.5, 10.0, 20.0, 20.0]
 
     path = _coco_copy(tmp_path, mutate)
     train = load_coco_keypoints(path)

@@ -1,6 +1,9 @@
 """``tf.data`` pipeline for top-down pose training and evaluation.
 
-One element per annotated person: the image is decoded in the graph, the
+One element per annotated person: the image is decoded in the graph (and
+turned upright per its EXIF orientation, read from the file headers when the
+pipeline is built, so the pixels equal ``keras_pose.utils.image_io.read_image``
+and annotations are in the upright frame, as COCO's are), the
 person box becomes a crop (centre / size, padding 1.25, aspect fixed to the
 input), the mmpose 1.x augmentations perturb that crop (training), the image
 is warped once (bilinear, standard or UDP affine, exactly the OpenCV crop of
@@ -107,21 +110,85 @@ def _records(instances, num_keypoints):
     return records, unique
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def _decode(contents):
     """Encoded image -> ``(H, W, 3)`` uint8 RGB, pixel-identical to OpenCV.
 
     JPEGs are decoded with the accurate integer IDCT, the one OpenCV's
     libjpeg uses, so crops equal those of ``keras_pose.utils.image_io``
     (``tf.io.decode_image``'s default IDCT differs by up to ~10 levels).
-    Other formats (PNG, BMP, GIF first frame) go through ``decode_image``.
+    16-bit PNGs are scaled by ``round(v / 257)`` as ``read_image`` does.
+    Other formats (8-bit PNG, BMP, GIF first frame, WebP) go through
+    ``decode_image``. The pixels are as stored: the EXIF orientation is
+    applied by :func:`_orient`.
     """
+
+    def png16():
+        wide = tf.io.decode_png(contents, channels=3, dtype=tf.uint16)
+        return tf.cast((tf.cast(wide, tf.int32) + 128) // 257, tf.uint8)
+
+    def other():
+        # The IHDR bit depth is byte 24 of a PNG (padded: short files decode-fail later).
+        header = tf.strings.join([tf.strings.substr(contents, 0, 25), b"\x00" * 25])
+        is_png16 = tf.logical_and(
+            tf.equal(tf.strings.substr(header, 0, 8), _PNG_SIGNATURE),
+            tf.equal(tf.strings.substr(header, 24, 1), b"\x10"),
+        )
+        return tf.cond(
+            is_png16,
+            png16,
+            lambda: tf.io.decode_image(contents, channels=3, expand_animations=False, dtype=tf.uint8),
+        )
+
     image = tf.cond(
         tf.io.is_jpeg(contents),
         lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False, dtype=tf.uint8),
+        other,
     )
     image.set_shape([None, None, 3])
     return image
+
+
+def _orient(image, orientation):
+    """Turn decoded pixels upright per their EXIF orientation (int32 1..8).
+
+    The graph twin of ``keras_pose.utils.image_io.apply_orientation`` (the
+    operations of OpenCV's ``imread``): 2 mirror, 3 rotate 180, 4 flip,
+    5 transpose, 6 rotate 90 cw, 7 transverse, 8 rotate 90 ccw.
+    """
+
+    def transposed():
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 0: unknown, as stored
+        lambda: image,
+        lambda: tf.reverse(image, [1]),
+        lambda: tf.reverse(image, [0, 1]),
+        lambda: tf.reverse(image, [0]),
+        transposed,
+        lambda: tf.reverse(transposed(), [1]),
+        lambda: tf.reverse(transposed(), [0, 1]),
+        lambda: tf.reverse(transposed(), [0]),
+    ]
+    oriented = tf.switch_case(tf.clip_by_value(orientation, 0, 8), branches)
+    oriented.set_shape([None, None, 3])
+    return oriented
+
+
+def _orientations(paths, blobs=None):
+    """EXIF orientation of every image, read on the host (headers only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from keras_pose.utils.image_io import exif_orientation
+
+    sources = blobs if blobs is not None else paths
+    if len(sources) < 64:
+        return np.array([exif_orientation(s) for s in sources], np.int32)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return np.array(list(pool.map(exif_orientation, sources)), np.int32)
 
 
 class _ImageSource:
@@ -141,22 +208,39 @@ class _ImageSource:
                 f"cache_images must be False, True/'decoded' or 'encoded', got {cache_images!r}."
             )
         self.mode = {None: "files", False: "files", True: "decoded"}.get(cache_images, cache_images)
+        # Annotations are in the upright frame (as cv2.imread / read_image show
+        # the image): each image's EXIF orientation is applied in the graph.
         if self.mode == "files":
             self.paths = tf.constant(paths)
+            orientations = _orientations(paths)
         elif self.mode == "encoded":
-            self.blobs = tf.constant([open(p, "rb").read() for p in paths])
+            blobs = [open(p, "rb").read() for p in paths]
+            self.blobs = tf.constant(blobs)
+            orientations = _orientations(paths, blobs)
         else:
-            arrays = [_decode(tf.io.read_file(p)).numpy() for p in paths]
+            from keras_pose.utils.image_io import apply_orientation
+
+            orientations = _orientations(paths)
+            arrays = [
+                apply_orientation(_decode(tf.io.read_file(p)).numpy(), o) for p, o in zip(paths, orientations)
+            ]
             sizes = np.array([a.size for a in arrays], np.int64)
             self.offsets = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]), tf.int64)
             self.shapes = tf.constant(np.array([a.shape for a in arrays], np.int64))
             self.pixels = tf.constant(np.concatenate([a.reshape(-1) for a in arrays]))
+        self.oriented = bool((orientations > 1).any())
+        self.orientations = tf.constant(orientations, tf.int32)
+
+    def _upright(self, image, index):
+        if not self.oriented:
+            return image
+        return _orient(image, tf.gather(self.orientations, index))
 
     def __call__(self, index):
         if self.mode == "files":
-            return _decode(tf.io.read_file(tf.gather(self.paths, index)))
+            return self._upright(_decode(tf.io.read_file(tf.gather(self.paths, index))), index)
         if self.mode == "encoded":
-            return _decode(tf.gather(self.blobs, index))
+            return self._upright(_decode(tf.gather(self.blobs, index)), index)
         shape = tf.gather(self.shapes, index)
         start = tf.gather(self.offsets, index)
         flat = tf.slice(self.pixels, tf.reshape(start, [1]), tf.reshape(tf.reduce_prod(shape), [1]))

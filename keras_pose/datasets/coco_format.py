@@ -50,6 +50,71 @@ def read_json_file(path, what="annotation file"):
         raise AnnotationError(f"{what} {path!r} is not UTF-8 text ({e}).") from e
 
 
+def _is_int_id(value):
+    """An integer annotation id (an integral float such as 5.0 counts)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
+
+
+def renumber_annotation_ids(annotations, where, positive=False, stacklevel=3):
+    """New ids for annotations whose id repeats an earlier one (or is unusable).
+
+    pycocotools keys annotations by id: a repeated id silently replaces the
+    earlier person, which then never counts (ground-truth predictions score
+    AP 0.835 instead of 1). The first annotation with an id keeps it; every
+    later one gets a fresh id above the largest id of the file, in file
+    order, and one warning lists what was renumbered.
+
+    Args:
+        annotations: the `annotations` list of a COCO file (dicts; other
+            entries are ignored).
+        where: text naming the file, for the warning.
+        positive: also renumber ids that are missing, not integers, or not
+            positive (pycocotools' matching treats id 0 as "unmatched").
+        stacklevel: of the warning.
+
+    Returns:
+        dict `position in annotations -> new id` (empty when nothing changes).
+    """
+    ids = [ann.get("id") if isinstance(ann, dict) else None for ann in annotations]
+    usable = [_is_int_id(i) and (not positive or i > 0) for i in ids]
+    next_id = max([int(i) for i, ok in zip(ids, usable) if ok] + [0]) + 1
+    seen, changes, repeated, unusable = set(), {}, [], 0
+    for index, (ann_id, ok) in enumerate(zip(ids, usable)):
+        if not isinstance(annotations[index], dict) or (not positive and not _is_int_id(ann_id)):
+            continue
+        if ok and int(ann_id) not in seen:
+            seen.add(int(ann_id))
+            continue
+        if ok:
+            repeated.append(int(ann_id))
+        else:
+            unusable += 1
+        changes[index] = next_id
+        next_id += 1
+    if changes:
+        parts = []
+        if repeated:
+            shown = sorted(set(repeated))
+            parts.append(
+                f"{len(repeated)} annotation(s) repeat an earlier id (ids {shown[:10]}"
+                + (", ..." if len(shown) > 10 else "") + ")"
+            )
+        if unusable:
+            parts.append(f"{unusable} annotation(s) have no positive integer id")
+        new = sorted(changes.values())
+        warnings.warn(
+            f"{' and '.join(parts)} {where}; gave them the new ids {new[0]}..{new[-1]} so every "
+            "person counts (pycocotools keys annotations by id). Give each annotation a unique "
+            "id to silence this.",
+            stacklevel=stacklevel,
+        )
+    return changes
+
+
 def _finite_array(values, name, context):
     try:
         array = np.asarray(values, dtype=np.float64)
@@ -90,15 +155,20 @@ def load_coco_keypoints(
               people are ignore regions for COCO evaluation and bottom-up
               masks) and checks every image of the table, not only those
               with instances.
-        skip_invalid: when True, malformed records (missing keys, wrong
-            keypoint array length, unknown image, missing image file, ...)
-            are skipped and reported in one `warnings.warn` naming how many
-            were skipped and why. File-level problems (bad JSON, missing
-            `images`/`annotations`) always raise; so does a file in which
-            every annotation is invalid.
+        skip_invalid: when True, invalid records are skipped and reported in
+            one `warnings.warn` naming how many were skipped and why; when
+            False (default) the first one raises. Invalid: missing keys, a
+            non-integer id, wrong keypoint array length, non-finite values,
+            visibility flags other than 0/1/2, a negative box width/height,
+            a box entirely outside the listed image size, a labelled
+            keypoint more than the image's width/height outside the image,
+            an unknown image, a missing image file, ... File-level problems
+            (bad JSON, missing `images`/`annotations`) always raise; so does
+            a file in which every annotation is invalid.
         check_images: True (or "exists") checks that each image file exists;
-            "decode" also decodes it with OpenCV and compares its size with
-            the listed width/height; False skips the check.
+            "decode" also decodes it with OpenCV and compares its (EXIF
+            upright) size with the listed width/height, for every image with
+            annotations; False skips the check.
 
     Returns:
         A `PoseDataset` of `PoseInstance` in file order (images in the order
@@ -115,6 +185,10 @@ def load_coco_keypoints(
         - `area` missing (AIC, CrowdPose) is filled with 0.53 * w * h of the
           original box, the area xtcocotools uses for those datasets.
         - `iscrowd` missing counts as 0.
+        - An annotation id used twice is given a fresh id (above the file's
+          largest) with a warning, so both people are kept; pycocotools (and
+          `CocoKeypointEvaluator`, which renumbers the same way) would
+          otherwise drop one of them.
 
     Raises:
         AnnotationError: malformed file or record; the message names the file
@@ -196,6 +270,7 @@ def load_coco_keypoints(
 
     # Annotations grouped by image, in file order.
     per_image = {image_id: [] for image_id in images}
+    new_ids = renumber_annotation_ids(data["annotations"], where)
     valid_records = 0
     parsed = []  # (image_id, instance, keep)
     for index, ann in enumerate(data["annotations"]):
@@ -215,6 +290,13 @@ def load_coco_keypoints(
                 "'id', 'image_id', 'bbox' and 'keypoints'. Pass skip_invalid=True to skip it.",
             )
             continue
+        if not _is_int_id(ann["id"]):
+            problems.report(
+                "non-integer id", ann_id,
+                f"{context} has id {ann['id']!r}; annotation ids are integers. Fix the id.",
+            )
+            continue
+        instance_id = new_ids.get(index, int(ann["id"]))
         image_id = ann["image_id"]
         if image_id in image_errors:
             reason, message = image_errors[image_id]
@@ -276,10 +358,12 @@ def load_coco_keypoints(
 
         kpts = kpts.reshape(k, 3)
         visible = kpts[:, 2]
-        if ((visible < 0) | (visible > 2)).any():
+        if not np.isin(visible, (0.0, 1.0, 2.0)).all():
             problems.report(
                 "invalid visibility flag", ann_id,
-                f"{context} has keypoint visibility flags outside 0/1/2: {visible.tolist()}.",
+                f"{context} has keypoint visibility flags other than 0, 1 or 2: "
+                f"{sorted(set(visible.tolist()) - {0.0, 1.0, 2.0})} (COCO: 0 unlabelled, 1 occluded, "
+                "2 visible). Fix the flags.",
             )
             continue
 
@@ -298,6 +382,33 @@ def load_coco_keypoints(
 
         x, y, w, h = (float(v) for v in bbox)
         img_w, img_h = image.width, image.height
+        if w < 0 or h < 0:
+            problems.report(
+                "negative box size", ann_id,
+                f"{context} has bbox {ann['bbox']!r} with a negative width or height; COCO boxes "
+                "are [x, y, width, height] (corners [x1, y1, x2, y2]? convert them).",
+            )
+            continue
+        if w > 0 and h > 0 and (x >= img_w or y >= img_h or x + w <= 0 or y + h <= 0):
+            problems.report(
+                "box outside the image", ann_id,
+                f"{context} has bbox {ann['bbox']!r}, entirely outside its {img_w}x{img_h} (WxH) "
+                f"image (id {image_id}); the box or the image's width/height is wrong.",
+            )
+            continue
+        labelled = visible > 0
+        far = labelled & (
+            (kpts[:, 0] < -img_w) | (kpts[:, 0] > 2 * img_w) | (kpts[:, 1] < -img_h) | (kpts[:, 1] > 2 * img_h)
+        )
+        if far.any():
+            first = int(np.flatnonzero(far)[0])
+            problems.report(
+                "keypoint far outside the image", ann_id,
+                f"{context} has {int(far.sum())} labelled keypoint(s) more than the image size "
+                f"outside its {img_w}x{img_h} (WxH) image (first: keypoint {first} at "
+                f"{kpts[first, :2].tolist()}); the coordinates or the image size are wrong.",
+            )
+            continue
         x1 = min(max(x, 0.0), img_w - 1.0)
         y1 = min(max(y, 0.0), img_h - 1.0)
         x2 = min(max(x + w, 0.0), img_w - 1.0)
@@ -321,7 +432,7 @@ def load_coco_keypoints(
         instance = PoseInstance(
             image_path=image.path,
             image_id=image_id,
-            instance_id=ann["id"],
+            instance_id=instance_id,
             bbox=[x1, y1, x2 - x1, y2 - y1],
             keypoints=keypoints_xy,
             keypoints_visible=visible,
@@ -344,7 +455,9 @@ def load_coco_keypoints(
     if check:
         for image_id, image in list(images.items()):
             entries = per_image[image_id]
-            needed = mode == "eval" or any(keep for _, keep in entries)
+            # Decoding checks the listed size, which decides which boxes survive
+            # clipping: check every image with annotations then, kept or not.
+            needed = mode == "eval" or any(keep or check == "decode" for _, keep in entries)
             if not needed:
                 continue
             try:

@@ -8,6 +8,7 @@ evaluation with detected boxes.
 
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -94,6 +95,11 @@ def dataset_from_detections(detections, reference, category_id=1, strict=True):
         strict: raise when a detection's image id is not in the image table
             (else such detections are dropped).
 
+    Raises:
+        AnnotationError: a box or score is NaN / Inf, or the counts of boxes
+            and scores differ. Boxes entirely outside their image (when the
+            image table knows its size) give one warning.
+
     Returns:
         `PoseDataset` in eval mode; `instance_id` is a running index,
         `bbox_score` the detection score, `area` the box area. Order: images
@@ -109,11 +115,29 @@ def dataset_from_detections(detections, reference, category_id=1, strict=True):
     k = reference.num_keypoints
     if k is None:
         raise ValueError("the reference dataset has no keypoint count; load it with keypoint_spec=.")
-    instances = []
+    instances, outside = [], []
     for image_id, image in reference.images.items():
         if image_id not in detections:
             continue
         boxes, scores = detections[image_id]
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, np.float64).reshape(-1)
+        if len(scores) != len(boxes):
+            raise AnnotationError(
+                f"image {image_id} has {len(boxes)} detected boxes but {len(scores)} scores; "
+                "give one score per box."
+            )
+        bad = ~(np.isfinite(boxes).all(axis=1) & np.isfinite(scores))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise AnnotationError(
+                f"image {image_id} has {int(bad.sum())} detection(s) with NaN/Inf values (first: box "
+                f"{boxes[i].tolist()}, score {scores[i]}); boxes and scores must be finite numbers."
+            )
+        if image.width is not None and image.height is not None:
+            x, y, w, h = boxes.T
+            off = (x >= image.width) | (y >= image.height) | (x + w <= 0) | (y + h <= 0)
+            outside += [(image_id, boxes[i].tolist()) for i in np.flatnonzero(off)]
         for box, score in zip(boxes, scores):
             instances.append(
                 PoseInstance(
@@ -130,6 +154,13 @@ def dataset_from_detections(detections, reference, category_id=1, strict=True):
                     bbox_score=float(score),
                 )
             )
+    if outside:
+        warnings.warn(
+            f"{len(outside)} detected box(es) lie entirely outside their image (first: image "
+            f"{outside[0][0]}, box {outside[0][1]} xywh); their keypoints will be guesses. Check "
+            "that the detections belong to these images and are xywh (not xyxy).",
+            stacklevel=2,
+        )
     return PoseDataset(
         instances,
         keypoint_spec=reference.keypoint_spec if reference.keypoint_spec is not None else k,

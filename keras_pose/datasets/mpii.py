@@ -79,6 +79,13 @@ def _load_headboxes(path, count):
     return boxes
 
 
+def _far_outside(instance, height, width):
+    """A labelled joint more than the image's width/height outside it."""
+    labelled = instance.keypoints_visible > 0
+    x, y = instance.keypoints[labelled, 0], instance.keypoints[labelled, 1]
+    return bool(((x < -width) | (x > 2 * width) | (y < -height) | (y > 2 * height)).any())
+
+
 def _image_id(image_name, fallback_ids):
     stem = os.path.splitext(os.path.basename(image_name))[0]
     if stem.isdigit():
@@ -132,16 +139,20 @@ def load_mpii(
     Args:
         annotation_file: path of the json list.
         image_root: image folder; defaults to the annotation file's folder.
-        mode: "train" drops people without labelled joints and records with
-            no box (centre/scale -1); "eval" keeps every record, those with
-            no box going to `dataset.ignored_instances`.
+        mode: "train" drops people without labelled joints; "eval" keeps
+            them in `dataset.ignored_instances`.
         keypoint_spec: KeypointSpec, name or int; defaults to 16 keypoints.
         headbox_file: optional head boxes (see above).
-        skip_invalid: skip malformed records with one warning instead of
-            raising.
+        skip_invalid: skip invalid records with one warning naming each
+            reason instead of raising. Invalid: missing keys, non-numeric or
+            non-finite values, a wrong joint count, `joints_vis` other than
+            0/1, `scale <= 0` (no box), a missing image, and with
+            `check_images="decode"` a labelled joint more than the image's
+            width/height outside the image.
         check_images: True/"exists", "decode" (also fills the image table's
-            width/height) or False. The json records no image size, so
-            `images[...].width/height` are `None` unless decoded.
+            width/height, of the EXIF-upright image) or False. The json
+            records no image size, so `images[...].width/height` are `None`
+            unless decoded.
         padding: factor applied to the box side (see above).
 
     Returns:
@@ -225,6 +236,20 @@ def load_mpii(
         if not (np.all(np.isfinite(center)) and np.all(np.isfinite(scale)) and np.all(np.isfinite(joints))):
             problems.report("non-finite values", index, f"{context} has NaN/inf values.")
             continue
+        if not np.isin(joints_vis, (0.0, 1.0)).all():
+            problems.report(
+                "invalid joints_vis", index,
+                f"{context} has joints_vis values other than 0 or 1: "
+                f"{sorted(set(joints_vis.tolist()) - {0.0, 1.0})} (0 unlabelled, 1 labelled). Fix them.",
+            )
+            continue
+        if not scale[0] > 0:
+            problems.report(
+                "non-positive scale", index,
+                f"{context} has scale {rec['scale']!r}; the scale is the person box height / 200 px "
+                "and must be positive (a record without a box cannot be cropped). Fix or remove it.",
+            )
+            continue
 
         scale_px = float(scale[0]) * PIXEL_STD
         center = center.copy()
@@ -275,7 +300,7 @@ def load_mpii(
             num_keypoints=num_keypoints,
             head_size=head_size,
         )
-        keep = side > 0 and (mode == "eval" or num_keypoints > 0)
+        keep = mode == "eval" or num_keypoints > 0
         entries.append((instance, keep))
 
     if check:
@@ -299,6 +324,16 @@ def load_mpii(
                 continue
             if size is not None:
                 images[image_id] = image._replace(height=size[0], width=size[1])
+                far_ids = {id(inst) for inst, _ in group if _far_outside(inst, *size)}
+                for instance, _ in group:
+                    if id(instance) in far_ids:
+                        problems.report(
+                            "keypoint far outside the image", instance.instance_id,
+                            f"record {instance.instance_id} {where} has a labelled joint more than the "
+                            f"image size outside its {size[1]}x{size[0]} (WxH) image "
+                            f"{image.file_name!r}; the coordinates or the image are wrong.",
+                        )
+                entries = [(inst, kp) for inst, kp in entries if id(inst) not in far_ids]
 
     if records and not entries and problems.count:
         raise AnnotationError(

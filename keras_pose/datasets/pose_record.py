@@ -396,7 +396,8 @@ def check_image_file(path, check, width=None, height=None, context=""):
     Args:
         path: image path.
         check: True/"exists" (existence only) or "decode" (decode with OpenCV).
-        width, height: expected size in pixels, compared when decoding.
+        width, height: expected size in pixels, compared when decoding with
+            the size of the upright image (after its EXIF orientation).
         context: text naming the record, for the error message.
 
     Returns:
@@ -414,9 +415,10 @@ def check_image_file(path, check, width=None, height=None, context=""):
         return None
     import cv2
 
-    flags = cv2.IMREAD_COLOR | getattr(cv2, "IMREAD_IGNORE_ORIENTATION", 0)
+    # IMREAD_COLOR applies the EXIF orientation: the size is that of the
+    # upright image, the frame annotations and `read_image` use.
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, flags) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise ImageReadError(
             f"image file {path!r} {context}does not decode (corrupt or not an image). "

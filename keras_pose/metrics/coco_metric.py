@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from keras_pose.datasets.coco_format import BOX_AREA_FACTOR, read_json_file
+from keras_pose.datasets.coco_format import BOX_AREA_FACTOR, read_json_file, renumber_annotation_ids
 from keras_pose.errors import AnnotationError
 from keras_pose.metrics.oks_nms import oks_nms, resolve_sigmas, soft_oks_nms
 
@@ -169,7 +169,10 @@ class CocoKeypointEvaluator:
 
     The ground truth is copied and completed where pycocotools needs fields
     the file lacks: `iscrowd` (0), `num_keypoints` (count of v > 0), `area`
-    (see above), `categories` (from the annotations' category ids).
+    (see above), `categories` (from the annotations' category ids). An
+    annotation whose id repeats an earlier one, or is missing, not an
+    integer or not positive, gets a fresh id with a warning (pycocotools
+    keys annotations by id and would silently lose that person).
     CrowdPose's easy/medium/hard breakdown (xtcocotools `keypoints_crowd`)
     is not computed; APm/APl use the (filled) areas.
     """
@@ -215,6 +218,11 @@ class CocoKeypointEvaluator:
     def _prepare(self, data, use_area):
         k = self.num_keypoints
         cat_ids = []
+        # A repeated (or missing / zero) id makes pycocotools drop or never
+        # match a person: renumber on this copy, as load_coco_keypoints does.
+        new_ids = renumber_annotation_ids(
+            data["annotations"], f"in ground truth {self.source}", positive=True, stacklevel=4
+        )
         for index, ann in enumerate(data["annotations"]):
             ann_id = ann.get("id", f"#{index}") if isinstance(ann, dict) else f"#{index}"
             where = f"annotation id {ann_id} in ground truth {self.source}"
@@ -230,7 +238,8 @@ class CocoKeypointEvaluator:
                     f"{where} has {kpts.size} keypoint values but the evaluator's sigmas are for "
                     f"{k} keypoints ({3 * k} values); pass the keypoint spec of this dataset."
                 )
-            ann.setdefault("id", index + 1)
+            if index in new_ids:
+                ann["id"] = new_ids[index]
             ann.setdefault("iscrowd", 0)
             ann.setdefault("category_id", 1)
             if "num_keypoints" not in ann:

@@ -23,7 +23,7 @@ import keras
 import keras_hub
 import numpy as np
 
-from keras_pose.errors import PresetError
+from keras_pose.errors import BoxError, PresetError
 from keras_pose.losses import KeypointMSELoss, get_loss
 
 IMAGENET_PREPROCESSING = {
@@ -291,19 +291,30 @@ class TopDownPoseEstimator(keras_hub.models.Task):
         codec and mapped back to image pixels.
 
         Args:
-            images: one image or a list: file paths or (H, W, 3) uint8 RGB
-                arrays.
+            images: one image or a list: file paths (read upright per their
+                EXIF orientation) or (H, W, 3) RGB arrays; see
+                `keras_pose.utils.image_io.read_image` for the accepted
+                dtypes.
             boxes: per image an (M, 4) array of person boxes in image pixels
                 (`box_format` "xywh" or "xyxy"); None (or None for an image)
                 uses the whole image as one box. For a single image, a bare
-                (M, 4) array is accepted.
-            box_scores: optional per image (M,) detector scores (default 1).
+                (M, 4) array or one box of 4 numbers is accepted. Boxes must
+                be finite with positive width and height; a box entirely
+                outside its image gives a warning.
+            box_scores: optional per image (M,) finite detector scores
+                (default 1).
             batch_size: crops per forward pass.
             flip_test: override `decoding["flip_test"]`.
 
         Returns:
             A `PoseResult` (single image input) or a list of them: keypoints
             (M, K, 2) in image pixels and scores (M, K).
+
+        Raises:
+            ImageReadError: an image is missing, empty or undecodable, or an
+                array has the wrong shape or dtype.
+            BoxError: boxes without 4 values each, with NaN / Inf or without
+                area, or box scores that do not match the boxes.
         """
         from keras_pose.geometry import crop_to_image
         from keras_pose.results import PoseResult
@@ -329,23 +340,17 @@ class TopDownPoseEstimator(keras_hub.models.Task):
             raise ValueError(f"box_format must be 'xywh' or 'xyxy', got {box_format!r}.")
 
         decoded_images, all_crops, metas = [], [], []
-        for image, image_boxes, image_scores in zip(image_list, boxes, box_scores):
+        for index, (image, image_boxes, image_scores) in enumerate(zip(image_list, boxes, box_scores)):
             array = read_image(image)
             decoded_images.append(array)
             h, w = array.shape[:2]
+            what = f"image {index}" + (f" ({image!r})" if isinstance(image, str) else "")
             if image_boxes is None:
                 image_boxes = np.array([[0.0, 0.0, w, h]], np.float32)
-            image_boxes = np.asarray(image_boxes, np.float32).reshape(-1, 4)
-            if box_format == "xyxy":
-                image_boxes = np.concatenate([image_boxes[:, :2], image_boxes[:, 2:] - image_boxes[:, :2]], axis=1)
-            if len(image_boxes) and (image_boxes[:, 2:] <= 0).any():
-                raise ValueError(
-                    f"Boxes must have positive width and height (xywh); got {image_boxes.tolist()}. "
-                    "Pass box_format='xyxy' if your boxes are corners."
-                )
-            scores = np.ones(len(image_boxes), np.float32) if image_scores is None else np.asarray(image_scores, np.float32).reshape(-1)
+            image_boxes = _check_boxes(image_boxes, box_format, (h, w), what)
+            scores = np.ones(len(image_boxes), np.float32) if image_scores is None else _check_box_scores(image_scores, what)
             if len(scores) != len(image_boxes):
-                raise ValueError(f"{len(image_boxes)} boxes but {len(scores)} box scores for one image.")
+                raise BoxError(f"{len(image_boxes)} boxes but {len(scores)} box scores for {what}.")
             crops, centers, scales = self.crop_people(array, image_boxes)
             all_crops.append(crops)
             metas.append((image_boxes, scores, centers, scales, (h, w)))
@@ -415,6 +420,72 @@ class TopDownPoseEstimator(keras_hub.models.Task):
             }
         )
         return config
+
+
+def _check_boxes(boxes, box_format, image_size, what):
+    """Boxes of one image -> (M, 4) float32 xywh, checked.
+
+    Args:
+        boxes: (M, 4) array-like, one box of 4 numbers, or an empty list.
+        box_format: "xywh" or "xyxy".
+        image_size: (height, width) of the image, for the outside warning.
+        what: names the image in messages.
+    """
+    import warnings
+
+    try:
+        array = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise BoxError(
+            f"The boxes of {what} are not an (M, 4) array of numbers ({e}); give one "
+            f"[x, y, w, h] (box_format={box_format!r}) per person."
+        ) from None
+    if array.ndim == 1 and array.size in (0, 4):
+        array = array.reshape(-1, 4)
+    if array.ndim >= 2 and array.shape[-1] == 4:
+        array = array.reshape(-1, 4)
+    else:
+        count = array.shape[-1] if array.ndim else 1
+        raise BoxError(
+            f"The boxes of {what} have shape {array.shape}: a box has 4 values "
+            f"({'x1, y1, x2, y2' if box_format == 'xyxy' else 'x, y, w, h'}), got {count}. Pass "
+            "an (M, 4) array, one row per person."
+        )
+    bad = ~np.isfinite(array).all(axis=1)
+    if bad.any():
+        raise BoxError(
+            f"{int(bad.sum())} box(es) of {what} hold NaN or Inf (first: {array[bad][0].tolist()}); "
+            "boxes must be finite pixel coordinates. Drop or fix them (e.g. boxes[np.isfinite(boxes)"
+            ".all(1)])."
+        )
+    if box_format == "xyxy":
+        array = np.concatenate([array[:, :2], array[:, 2:] - array[:, :2]], axis=1)
+    if len(array) and (array[:, 2:] <= 0).any():
+        raise BoxError(
+            f"Boxes must have positive width and height (xywh); got {array.tolist()} for {what}. "
+            "Pass box_format='xyxy' if your boxes are corners."
+        )
+    h, w = image_size
+    x, y, bw, bh = array.T
+    outside = (x >= w) | (y >= h) | (x + bw <= 0) | (y + bh <= 0)
+    if outside.any():
+        warnings.warn(
+            f"{int(outside.sum())} box(es) of {what} lie entirely outside the {w}x{h} (WxH) image "
+            f"(first: {array[outside][0].tolist()} xywh); their keypoints are guesses. Check the "
+            "box coordinates and box_format.",
+            stacklevel=3,
+        )
+    return array.astype(np.float32)
+
+
+def _check_box_scores(scores, what):
+    try:
+        array = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise BoxError(f"The box scores of {what} are not numbers ({e}).") from None
+    if not np.isfinite(array).all():
+        raise BoxError(f"The box scores of {what} hold NaN or Inf ({array.tolist()}); pass finite scores.")
+    return array.astype(np.float32)
 
 
 def _plain(value):

@@ -529,7 +529,7 @@ def _positive_int(text):
 # train
 # --------------------------------------------------------------------------
 def _cmd_train(args):
-    from keras_pose.training.train_config import load_train_config, train_from_config
+    from keras_pose.training.train_config import describe_previous_run, load_train_config, train_from_config
 
     overrides = list(args.set or [])
     for flag, key in (("epochs", "train.epochs"), ("batch_size", "train.batch_size"),
@@ -543,10 +543,19 @@ def _cmd_train(args):
         overrides[:0] = [("model.backbone", {}), ("model.head", {}), ("model.input_size", None)]
     if args.overwrite:
         overrides.append(("output.overwrite", True))
+    if args.discard_previous_run:
+        overrides.append(("output.discard_previous_run", True))
     # Path values of flags and --set are relative to the working directory.
     config = load_train_config(args.config, overrides=overrides)
     if args.dry_run:
+        out = config["output"]
+        previous = describe_previous_run(out["dir"])
         sys.stdout.write(config.to_yaml())
+        if previous is not None:
+            action = ("would delete it (--discard-previous-run)" if out["discard_previous_run"] else
+                      "would move it to previous_runs/ (--overwrite)" if out["overwrite"] else
+                      "would refuse to start: give another --output-dir, --overwrite or --discard-previous-run")
+            print(f"note: output.dir {out['dir']!r} holds {previous['summary']}; train {action}.", file=sys.stderr)
         return 0
     result = train_from_config(config, verbose=0 if args.quiet else 1)
     metrics = result.metrics
@@ -556,6 +565,8 @@ def _cmd_train(args):
     print(f"Trained {metrics['epochs']} epochs x {metrics['steps_per_epoch']} steps: best {line}.")
     print(f"Preset: {result.preset_dir} (load with keras_pose.from_preset); history: "
           f"{result.files['history.csv']}")
+    if result.files.get("previous_run"):
+        print(f"The earlier run in the output folder was moved to {result.files['previous_run']}.")
     return 0
 
 
@@ -568,7 +579,10 @@ def _add_train(subparsers):
         "build), keypoint spec, datasets, batch size, epochs, learning-rate schedule, augmentation, validation "
         "metric and output folder. Writes history.csv/json, the best checkpoint, metrics.json, "
         "training_curves.png and a preset folder (keras_pose.from_preset(DIR)) into the output folder. "
-        "Relative paths inside the config are relative to the config file.",
+        "Relative paths inside the config are relative to the config file. An output folder that holds an earlier "
+        "run (finished or killed) is refused, listing its checkpoints, unless --overwrite (move it to "
+        "previous_runs/) or --discard-previous-run (delete it) says what to do with it. Training stops with an "
+        "error at the first NaN/Inf loss, keeping the last finite checkpoint and writing no preset.",
     )
     p.add_argument("config", metavar="CONFIG", help="training config, .yaml/.yml or .json")
     p.add_argument("--output-dir", dest="output_dir", metavar="DIR", help="override output.dir")
@@ -583,7 +597,12 @@ def _add_train(subparsers):
                    help="override any config key, dotted, value in YAML (repeatable), e.g. "
                    "--set train.learning_rate.base=1e-3 --set train.augmentation=false")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run in the output folder")
+                   help="start over in an output folder that holds an earlier run: the earlier run (checkpoints, "
+                   "preset, history) is moved to OUTPUT_DIR/previous_runs/<its start time>/, nothing is deleted "
+                   "(output.overwrite)")
+    p.add_argument("--discard-previous-run", dest="discard_previous_run", action="store_true",
+                   help="start over in an output folder that holds an earlier run and DELETE the earlier run: its "
+                   "best and last checkpoints and its preset are lost (output.discard_previous_run)")
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
                    help="check the config and print it resolved (defaults filled, paths absolute); do not train")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch messages")

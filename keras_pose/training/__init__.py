@@ -2,7 +2,10 @@
 config-driven training (`train_from_config`, used by `keras-pose train`)."""
 
 from keras_pose.training.callbacks import CocoEvaluationCallback
+from keras_pose.training.callbacks import NonFiniteModelError
 from keras_pose.training.callbacks import PoseEvaluationCallback
+from keras_pose.training.callbacks import TerminateOnNonFiniteLoss
+from keras_pose.training.callbacks import TrainingDivergedError
 from keras_pose.training.callbacks import evaluate_pose_model
 from keras_pose.training.callbacks import predict_dataset
 from keras_pose.training.losses import KeypointOHKMMSELoss
@@ -13,7 +16,10 @@ __all__ = [
     "CocoEvaluationCallback",
     "KeypointOHKMMSELoss",
     "MultiOutputHeatmapLoss",
+    "NonFiniteModelError",
     "PoseEvaluationCallback",
+    "TerminateOnNonFiniteLoss",
+    "TrainingDivergedError",
     "evaluate_pose_model",
     "load_train_config",
     "predict_dataset",

@@ -12,11 +12,182 @@ The evaluation runs the model as a user would: ``model.predict_keypoints``
 on whole images and the dataset's boxes (ground-truth or detected, with
 their scores), the preset's crop, codec and flip-test settings, keypoints
 mapped back to image pixels.
+
+`TerminateOnNonFiniteLoss` stops a diverging ``fit`` at the first NaN / Inf
+loss and puts back the last finite weights (Keras' ``TerminateOnNaN`` stops
+but keeps the NaN weights)::
+
+    guard = TerminateOnNonFiniteLoss()
+    model.fit(train_ds, epochs=210, callbacks=[guard, PoseEvaluationCallback(val)])
+    guard.diverged  # None, or {"epoch": 3, "step": 17, "loss": nan, "restored": "end of epoch 2", ...}
 """
+
+import math
+import os
 
 import numpy as np
 
 import keras
+
+from keras_pose.errors import KerasPoseError
+
+
+class NonFiniteModelError(KerasPoseError, FloatingPointError):
+    """A model's weights or outputs hold NaN or Inf; the message says where."""
+
+
+class TrainingDivergedError(NonFiniteModelError):
+    """Training stopped at a non-finite loss; the message gives the epoch, the step and what to try."""
+
+
+def non_finite_weights(model):
+    """Names of the model's weights that hold NaN or Inf (empty: all finite)."""
+    return [getattr(variable, "path", None) or variable.name for variable in model.weights
+            if not _all_finite([keras.ops.convert_to_numpy(variable)])]
+
+
+def _all_finite(arrays):
+    """Whether every floating-point array (float16/32/64, bfloat16) is finite."""
+    for array in arrays:
+        array = np.asarray(array)
+        if (array.dtype.kind in "fc" or "float" in array.dtype.name) and not np.isfinite(
+            array.astype(np.float32) if array.dtype.kind not in "fc" else array
+        ).all():
+            return False
+    return True
+
+
+def _finite_number(value):
+    """``float(value)`` or None when it is not a finite number."""
+    try:
+        value = float(np.asarray(keras.ops.convert_to_numpy(value)))
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+class TerminateOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training at the first NaN / Inf loss and restore the last finite weights.
+
+    Checks ``logs[monitor]`` after every batch (Keras logs the epoch's running
+    mean, so one non-finite batch is caught at once) and the weights at the
+    end of every epoch. On a non-finite value it puts back the weights of the
+    end of the last epoch that ended with a finite loss and finite weights
+    (or the weights training started with), sets ``model.stop_training``
+    and records :attr:`diverged`. Put it first in the callback list, so that
+    the callbacks after it (evaluation, checkpoints) see the restored
+    weights.
+
+    Args:
+        monitor: the log key to check ("loss").
+        snapshot_path: None keeps the last finite weights in memory (one
+            host copy of the weights); a ``.weights.h5`` path saves them
+            there atomically at the end of every finite epoch instead (the
+            last finite checkpoint; ``<name>.json`` beside it records the
+            epoch).
+        raise_error: False stops like ``keras.callbacks.TerminateOnNaN``
+            (``fit`` returns; other callbacks' ``on_epoch_end`` still run, on
+            the restored weights); True raises `TrainingDivergedError` from
+            ``fit`` after restoring (nothing else runs).
+        verbose: 1 prints a line when training is stopped.
+
+    The optimizer's state (e.g. Adam moments) is not restored: compile the
+    model again before training it further.
+
+    Attributes:
+        diverged: None, or ``{"epoch": 1-based epoch, "step": 1-based step in
+            the epoch (None: found at the epoch's end), "loss": the value,
+            "reason": "loss" | "weights" (finite loss, but the last update
+            made the weights NaN / Inf), "restored": "end of epoch N" |
+            "initial weights"}``.
+        last_finite_epoch: the 1-based epoch of the kept weights (0: the
+            initial weights).
+    """
+
+    def __init__(self, monitor="loss", snapshot_path=None, raise_error=False, verbose=1):
+        super().__init__()
+        if snapshot_path is not None and not str(snapshot_path).endswith(".weights.h5"):
+            raise ValueError(f"snapshot_path must end with .weights.h5, got {snapshot_path!r}.")
+        self.monitor = monitor
+        self.snapshot_path = None if snapshot_path is None else os.fspath(snapshot_path)
+        self.raise_error = raise_error
+        self.verbose = verbose
+        self.diverged = None
+        self.last_finite_epoch = 0
+        self._weights = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.diverged = None
+        self.last_finite_epoch = 0
+        # The starting point, in memory until a finite epoch replaces it.
+        self._weights = self.model.get_weights()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged is not None:
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is not None and _finite_number(value) is None:
+            self._diverge(epoch, None, value, "loss")
+            return
+        weights = self.model.get_weights()
+        if not _all_finite(weights):
+            # The epoch's last update made the weights NaN / Inf (its loss,
+            # computed before the update, was still finite).
+            self._diverge(epoch, None, value, "weights")
+            return
+        self.last_finite_epoch = epoch + 1
+        if self.snapshot_path is None:
+            self._weights = weights
+            return
+        from keras_pose.training.train_config import save_weights_atomic
+
+        save_weights_atomic(self.model, self.snapshot_path, info={"epoch": epoch + 1})
+        self._weights = None  # the file holds them now
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.diverged is not None:
+            return
+        value = (logs or {}).get(self.monitor)
+        if value is not None and _finite_number(value) is None:
+            self._diverge(self._epoch, int(batch) + 1, value, "loss")
+
+    def _restore(self):
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:  # JAX: bring the training state back into the variables first
+            sync()
+        if self._weights is not None:
+            self.model.set_weights(self._weights)
+        else:
+            self.model.load_weights(self.snapshot_path)
+
+    def _diverge(self, epoch, step, value, reason):
+        self._restore()
+        restored = f"end of epoch {self.last_finite_epoch}" if self.last_finite_epoch else "initial weights"
+        loss = None if value is None else float(np.asarray(keras.ops.convert_to_numpy(value)))
+        self.diverged = {"epoch": epoch + 1, "step": step, "loss": loss, "reason": reason, "restored": restored}
+        self.model.stop_training = True
+        message = (
+            f"Training diverged: {self.describe()}; stopped and restored the last finite weights ({restored}). "
+            "Try a lower learning rate, gradient clipping (optimizer clipnorm) or a learning-rate warm-up."
+        )
+        if self.raise_error:
+            raise TrainingDivergedError(message)
+        if self.verbose:
+            print(message)
+
+    def describe(self):
+        """Where training diverged, as text ("loss became nan at epoch 3, step 17")."""
+        d = self.diverged
+        if d is None:
+            return "training did not diverge"
+        where = f"epoch {d['epoch']}, step {d['step']}" if d["step"] else f"the end of epoch {d['epoch']}"
+        if d["reason"] == "weights":
+            return f"the weights became NaN or Inf at {where} (the loss was still {d['loss']})"
+        return f"{self.monitor} became {d['loss']} at {where}"
 
 
 def _group_by_image(instances):
@@ -121,6 +292,13 @@ def evaluate_pose_model(
     if not instances:
         raise ValueError("the evaluation dataset has no instances.")
     keypoints, scores = predict_dataset(model, instances, batch_size=batch_size, flip_test=flip_test, verbose=verbose)
+    finite = np.isfinite(keypoints).all(axis=(1, 2)) & np.isfinite(scores).all(axis=1)
+    if not finite.all():
+        raise NonFiniteModelError(
+            f"The model predicts NaN or Inf keypoints for {int((~finite).sum())} of {len(instances)} instances: its "
+            "weights or outputs are not finite (a training run that diverged?). Evaluate a checkpoint saved before "
+            "the loss became NaN, or retrain with a lower learning rate."
+        )
     gt = np.stack([inst.keypoints for inst in instances])
     visible = np.stack([inst.keypoints_visible for inst in instances]) > 0
     if metric == "pck":

@@ -25,9 +25,11 @@ working directory::
                     Hourglass, CPM, CPN [ViTPose]
       backbone:     backbone constructor arguments (architecture only),
                     e.g. {hidden_dim: 64, num_layers: 2, num_heads: 4,
-                    mlp_dim: 128} [{}]
+                    mlp_dim: 128} [{}]; every key is checked against the
+                    real arguments of keras_pose.<architecture>Backbone and
+                    every value against the argument's type
       head:         task constructor arguments (architecture only), e.g.
-                    {decoder: simple} [{}]
+                    {decoder: simple} [{}], checked likewise
       dataset:      ViTPose++ presets only: the dataset whose expert and head
                     are kept (fused into a plain ViTPose) [null]
       input_size:   [height, width] of the crops; required with
@@ -73,16 +75,38 @@ working directory::
                     val_pck or val_pckh; "loss" without validation]
     output:
       dir:          output folder (required)
-      overwrite:    replace the results of an earlier run in dir [false]
+      overwrite:    when dir holds an earlier run (finished or not): start
+                    over and move the earlier run to
+                    dir/previous_runs/<its start time>/ (nothing is
+                    deleted) [false]
+      discard_previous_run:
+                    when dir holds an earlier run: delete it, its
+                    checkpoints and preset included [false]
       save:         best | last: the weights written to the preset [best]
       plot:         write training_curves.png [true]
 
+Numbers are read as YAML 1.2 and Python write them, in files and ``--set``
+values alike: ``1e-3``, ``1E-4``, ``5.e-4``, ``.5``, ``1_000`` (PyYAML's
+YAML 1.1 reads ``1e-3`` as a string); a quoted number ("1e-3", e.g. from
+JSON) is accepted for a numeric key too.
+
 The output folder receives ``config.yaml`` (the resolved config),
 ``history.csv`` and ``history.json`` (per-epoch loss, learning rate and
-validation metrics), ``checkpoints/best.weights.h5`` (best by ``monitor``)
-and ``checkpoints/last.weights.h5``, ``preset/`` (load it with
+validation metrics), ``checkpoints/best.weights.h5`` (best by ``monitor``;
+``best.json`` says which epoch and value) and
+``checkpoints/last.weights.h5`` (the last epoch's weights, rewritten after
+every epoch; ``last.json``), ``preset/`` (load it with
 ``keras_pose.from_preset``), ``metrics.json`` (best and last evaluation)
 and ``training_curves.png``. Every file is written atomically.
+
+Nothing is lost: a folder that holds an earlier run (finished, killed or
+diverged) is refused with a message that lists its checkpoints and preset,
+unless ``output.overwrite`` (moves it aside) or
+``output.discard_previous_run`` (deletes it) says what to do with it.
+Training stops at the first NaN / Inf loss (`TrainingDivergedError`: the
+epoch and step, and what to try): the weights of the last finite epoch stay
+in ``last.weights.h5``, the best checkpoint is kept, and no preset or
+``metrics.json`` is written.
 """
 
 import copy
@@ -94,6 +118,9 @@ import json
 import math
 import numbers
 import os
+import re
+import shutil
+import time
 
 import keras
 
@@ -169,7 +196,7 @@ SCHEMA = {
         "batch_size": 32,
         "monitor": None,
     },
-    "output": {"dir": _REQUIRED, "overwrite": False, "save": "best", "plot": True},
+    "output": {"dir": _REQUIRED, "overwrite": False, "discard_previous_run": False, "save": "best", "plot": True},
 }
 _VAL_KEYS = {"annotation_file": _REQUIRED, "image_root": None, "detections": None, "min_detection_score": 0.0}
 _KEYPOINT_KEYS = {"spec": _REQUIRED, "sigmas": None}
@@ -187,21 +214,113 @@ def _suggest(name, choices):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _unknown_key(key, allowed, where, takes=None):
+    """The error for a key of ``where`` that is not in ``allowed``."""
+    full = f"{where}.{key}" if where else str(key)
+    hint = _suggest(key, allowed)
+    if isinstance(key, str) and ":" in key:
+        # YAML reads `{hidden_dim:64}` (no space after the colon) as the key
+        # "hidden_dim:64" with a null value.
+        name, _, value = key.partition(":")
+        hint = (f" (YAML reads {key!r} as one key: write a space after the colon, "
+                f"{{{name.strip()}: {value.strip()}}})")
+    return TrainConfigError(
+        f"train config: unknown key {full!r}{hint}; {where or 'the top level'} takes "
+        f"{takes or ', '.join(sorted(str(a) for a in allowed))}."
+    )
+
+
 def _check_keys(section, allowed, where):
     if not isinstance(section, dict):
         _fail(where, f"must be a mapping of {sorted(allowed)}, got {type(section).__name__} {section!r}.")
     for key in section:
         if key not in allowed:
-            full = f"{where}.{key}" if where else str(key)
-            raise TrainConfigError(
-                f"train config: unknown key {full!r}{_suggest(key, allowed)}; "
-                f"{where or 'the top level'} takes {', '.join(sorted(allowed))}."
-            )
+            raise _unknown_key(key, allowed, where)
+
+
+# Numbers as YAML 1.2 and Python write them: 1e-3, 1E-4, 5.e-4, .5, 1_000,
+# +2 (YAML 1.1, which PyYAML follows, reads 1e-3 as a string and 010 as 8).
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_INT_TEXT = re.compile(rf"^[-+]?{_DIGITS}$")
+_FLOAT_TEXT = re.compile(rf"^[-+]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][-+]?{_DIGITS})?$")
+
+
+def _number_from_text(value):
+    """``"1e-3"`` -> 0.001, ``"1_000"`` -> 1000; anything else is returned as is."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _INT_TEXT.match(text):
+        return int(text.replace("_", ""), 10)
+    if _FLOAT_TEXT.match(text):
+        return float(text.replace("_", ""))
+    return value
+
+
+def _config_loader():
+    """A ``yaml.SafeLoader`` that reads numbers as YAML 1.2 / Python do.
+
+    Ints: ``[-+]?digits`` with ``_`` separators (``010`` is 10, not octal 8;
+    no sexagesimal ``1:30``), ``0x``/``0o``/``0b`` forms. Floats: ``1e-3``,
+    ``1E-4``, ``5.e-4``, ``.5``, ``1.0e+3``, ``.inf``, ``.nan``. Everything
+    else (booleans, null, strings) as ``yaml.safe_load``.
+    """
+    import yaml
+
+    global _CONFIG_LOADER
+    if _CONFIG_LOADER is not None:
+        return _CONFIG_LOADER
+
+    class ConfigLoader(yaml.SafeLoader):
+        pass
+
+    number_tags = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ConfigLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in number_tags]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    int_text = re.compile(rf"^(?:[-+]?{_DIGITS}|[-+]?0x[0-9a-fA-F](?:_?[0-9a-fA-F])*|[-+]?0o[0-7](?:_?[0-7])*"
+                          r"|[-+]?0b[01](?:_?[01])*)$")
+    float_text = re.compile(rf"{_FLOAT_TEXT.pattern}|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$")
+    ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:int", int_text, list("-+0123456789"))
+    ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", float_text, list("-+0123456789."))
+
+    def construct_int(loader, node):
+        text = loader.construct_scalar(node).replace("_", "")
+        sign = -1 if text.startswith("-") else 1
+        text = text.lstrip("+-")
+        base = {"0x": 16, "0o": 8, "0b": 2}.get(text[:2].lower(), 10)
+        return sign * int(text[2:] if base != 10 else text, base)
+
+    def construct_float(loader, node):
+        text = loader.construct_scalar(node).replace("_", "")
+        special = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+        return special[text.lower()] if text.lower() in special else float(text)
+
+    ConfigLoader.add_constructor("tag:yaml.org,2002:int", construct_int)
+    ConfigLoader.add_constructor("tag:yaml.org,2002:float", construct_float)
+    _CONFIG_LOADER = ConfigLoader
+    return ConfigLoader
+
+
+_CONFIG_LOADER = None
+
+
+def load_yaml_text(text):
+    """Parse YAML text as the training config does (numbers as YAML 1.2 / Python).
+
+    ``train.learning_rate.base: 1e-3`` is the number 0.001 (PyYAML's YAML
+    1.1 reads it as a string), ``1_000`` is 1000, ``010`` is 10.
+    """
+    import yaml
+
+    return yaml.load(text, Loader=_config_loader())  # noqa: S506 - a SafeLoader subclass
 
 
 def _int(value, key, minimum=1, allow_none=False):
     if value is None and allow_none:
         return None
+    value = _number_from_text(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -215,6 +334,7 @@ def _int(value, key, minimum=1, allow_none=False):
 def _float(value, key, minimum=None, maximum=None, allow_none=False, strict_min=False):
     if value is None and allow_none:
         return None
+    value = _number_from_text(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         _fail(key, f"must be a number{' or null' if allow_none else ''}, got {value!r}.")
     value = float(value)
@@ -247,6 +367,96 @@ def _str(value, key, allow_none=False):
     if not isinstance(value, str) or not value.strip():
         _fail(key, f"must be a non-empty string{' or null' if allow_none else ''}, got {value!r}.")
     return value
+
+
+# Value kinds of `_typed_value`: "int" (>= 0), "int+" (>= 1), "float", "bool",
+# "str", "ints" / "floats" (lists), "mapping", "dtype" (a policy name or
+# config); a trailing "?" allows null.
+_KIND_TEXT = {
+    "int": "an integer >= 0",
+    "int+": "an integer >= 1",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "ints": "a list of integers",
+    "floats": "a list of numbers",
+    "mapping": "a mapping",
+    "dtype": "a dtype policy name (e.g. float32, mixed_bfloat16)",
+}
+
+
+def _kind_of(default):
+    """The value kind a default stands for (None: not known)."""
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, numbers.Integral):
+        return "int"
+    if isinstance(default, numbers.Real):
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, (list, tuple)) and default:
+        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in default):
+            return "ints"
+        if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in default):
+            return "floats"
+    if isinstance(default, dict):
+        return "mapping"
+    return None
+
+
+def _typed_value(value, default, key, kind=None):
+    """``value`` checked (and numbers read from text) for the kind of ``default``.
+
+    Args:
+        value: the given value.
+        default: the argument's default; its type sets the expected kind
+            unless ``kind`` is given.
+        key: the dotted key, for messages.
+        kind: an explicit kind (see ``_KIND_TEXT``; "?" suffix: nullable).
+
+    Returns:
+        The value, numbers converted (``"1e-3"`` -> 0.001, ints for "int",
+        floats for "float") and tuples as lists.
+    """
+    kind = kind or _kind_of(default)
+    if kind is None:
+        return value
+    nullable = kind.endswith("?")
+    kind = kind.rstrip("?")
+    expected = _KIND_TEXT[kind] + (" or null" if nullable else "")
+    if value is None:
+        if nullable:
+            return None
+        _fail(key, f"must be {expected}, got null (an empty value; in YAML write `key: value` with a space "
+              "after the colon).")
+    if kind in ("int", "int+"):
+        value = _number_from_text(value)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+            _fail(key, f"must be {expected}, got {value!r}.")
+        return _int(value, key, minimum=1 if kind == "int+" else 0)
+    if kind == "float":
+        return _float(value, key)
+    if kind == "bool":
+        return _bool(value, key)
+    if kind == "str":
+        if not isinstance(value, str):
+            _fail(key, f"must be {expected}, got {value!r}.")
+        return value
+    if kind in ("ints", "floats"):
+        if not isinstance(value, (list, tuple)):
+            _fail(key, f"must be {expected}, got {value!r}.")
+        item = "int" if kind == "ints" else "float"
+        return [_typed_value(v, None, f"{key}[{i}]", item) for i, v in enumerate(value)]
+    if kind == "mapping":
+        if not isinstance(value, dict):
+            _fail(key, f"must be {expected}, got {value!r}.")
+        return value
+    if kind == "dtype":
+        if not isinstance(value, (str, dict)):
+            _fail(key, f"must be {expected}, got {value!r}.")
+        return value
+    raise AssertionError(kind)
 
 
 def _looks_like_path(value):
@@ -367,6 +577,107 @@ class TrainConfig:
         return cls(cfg, source=source, raw=copy.deepcopy(raw), base_dir=base_dir)
 
 
+# ---------------------------------------------- model constructor arguments
+# The classes `model.backbone` / `model.head` are passed to, per architecture.
+_MODEL_CLASSES = {
+    "ViTPose": ("ViTPoseBackbone", "ViTPose"),
+    "Hourglass": ("HourglassBackbone", "Hourglass"),
+    "CPM": ("CPMBackbone", "CPM"),
+    "CPN": ("CPNBackbone", "CPN"),
+}
+# Arguments the trainer sets itself: why they may not be given.
+_RESERVED_ARGS = {
+    "backbone": {
+        "image_size": "is set from model.input_size; remove it.",
+        "image_shape": "is set from model.input_size; remove it.",
+        "num_keypoints": "is set from the keypoint spec (keypoints:); remove it.",
+    },
+    "head": {
+        "backbone": "is built from model.backbone; remove it.",
+        "keypoint_spec": "is set by the trainer (keypoints: sets the spec); remove it.",
+        "num_keypoints": "is set by the trainer (keypoints: sets the spec); remove it.",
+        "preprocessor": "is unused by keras-pose tasks; remove it.",
+    },
+}
+# Kinds of arguments whose default (None, or none at all) does not tell.
+_ARG_KINDS = {
+    "hidden_dim": "int+",
+    "num_layers": "int+",
+    "num_heads": "int+",
+    "mlp_dim": "int+",
+    "patch_size": "int+",
+    "center_map_sigma": "float?",
+    "stackwise_num_blocks": "ints?",
+    "refine_num_blocks": "ints?",
+    "heatmap_size": "ints?",
+    "preprocessing": "mapping?",
+    "decoding": "mapping?",
+    "loss": "mapping?",
+    "dtype": "dtype?",
+    "name": "str",
+}
+_ARG_CHOICES = {
+    ("ViTPose", "decoder"): ("classic", "simple"),
+    ("ViTPoseBackbone", "pos_embed_cls_slot"): ("add", "none"),
+}
+
+
+def constructor_arguments(cls):
+    """``{name: default}`` of the keyword arguments ``cls(...)`` really takes.
+
+    Walks ``cls.__init__`` and those of its keras-pose base classes (whose
+    ``**kwargs`` it receives); ``name`` (Keras) is added. A required
+    argument's default is ``inspect.Parameter.empty``. Keras models swallow
+    unknown ``**kwargs`` silently, so this is the list to check keys against.
+    """
+    import inspect
+
+    args = {}
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("keras_pose"):
+            break
+        if "__init__" not in vars(klass):
+            continue
+        for param in inspect.signature(klass.__init__).parameters.values():
+            if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            args.setdefault(param.name, param.default)
+    args.setdefault("name", None)
+    return args
+
+
+def _validate_constructor_args(args, architecture, part):
+    """``model.backbone`` / ``model.head`` checked against the real constructor.
+
+    Every key must be an argument of the class (did-you-mean and the list of
+    valid names otherwise), and every value of the argument's type.
+    """
+    import inspect
+
+    import keras_pose
+
+    class_name = _MODEL_CLASSES[architecture][0 if part == "backbone" else 1]
+    accepted = constructor_arguments(getattr(keras_pose, class_name))
+    reserved = _RESERVED_ARGS[part]
+    allowed = [a for a in accepted if a not in reserved and not a.startswith("_")]
+    where = f"model.{part}"
+    out = {}
+    for key, value in args.items():
+        if key in reserved:
+            _fail(f"{where}.{key}", reserved[key])
+        if key not in allowed:
+            raise _unknown_key(key, allowed, where, takes=f"the arguments of keras_pose.{class_name}: "
+                               f"{', '.join(sorted(allowed))}")
+        default = accepted[key]
+        default = None if default is inspect.Parameter.empty else default
+        value = _typed_value(value, default, f"{where}.{key}", _ARG_KINDS.get(key))
+        choices = _ARG_CHOICES.get((class_name, key))
+        if choices:
+            value = _choice(value, f"{where}.{key}", choices)
+        out[key] = value
+    return out
+
+
 def _validate_model(raw, base_dir):
     _check_keys(raw, SCHEMA["model"], "model")
     m = _merge_defaults(SCHEMA["model"], raw)
@@ -389,15 +700,15 @@ def _validate_model(raw, base_dir):
         bad = [k for k in m[key] if not isinstance(k, str)]
         if bad:
             _fail(f"model.{key}", f"has non-string argument names {bad}.")
-    for reserved in ("image_size", "image_shape", "num_keypoints"):
-        if reserved in m["backbone"]:
-            _fail(f"model.backbone.{reserved}", "is set from model.input_size and the keypoint spec; remove it.")
-    for reserved in ("backbone", "keypoint_spec", "num_keypoints"):
-        if reserved in m["head"]:
-            _fail(f"model.head.{reserved}", "is set by the trainer (keypoints: sets the spec); remove it.")
+    if preset is None:
+        # With a preset, `from_dict` refuses any backbone/head arguments.
+        for key in ("backbone", "head"):
+            m[key] = _validate_constructor_args(m[key], m["architecture"], key)
     m["dataset"] = _str(m["dataset"], "model.dataset", allow_none=True)
     size = m["input_size"]
     if size is not None:
+        if isinstance(size, (list, tuple)):
+            size = [_number_from_text(v) for v in size]
         if (
             not isinstance(size, (list, tuple))
             or len(size) != 2
@@ -425,7 +736,7 @@ def _validate_keypoints(raw, base_dir):
         spec = _str(spec, "keypoints.spec")
         if _looks_like_path(spec):
             spec = _resolve_path(spec, base_dir, True, "keypoints.spec")
-    sigmas = k["sigmas"]
+    sigmas = _number_from_text(k["sigmas"])
     if sigmas is not None:
         if isinstance(sigmas, numbers.Real) and not isinstance(sigmas, bool):
             sigmas = _float(sigmas, "keypoints.sigmas", minimum=0, strict_min=True)
@@ -487,11 +798,14 @@ def _validate_train(raw):
         from keras_pose.data.augmentations import DEFAULT_AUGMENT
 
         _check_keys(aug, DEFAULT_AUGMENT, "train.augmentation")
-        for stage, value in aug.items():
+        aug = dict(aug)
+        for stage, value in list(aug.items()):
             if value is not None and not isinstance(value, (bool, dict)):
                 _fail(f"train.augmentation.{stage}", f"must be true, false/null or a mapping, got {value!r}.")
             if isinstance(value, dict):
                 _check_keys(value, DEFAULT_AUGMENT[stage], f"train.augmentation.{stage}")
+                aug[stage] = {name: _typed_value(v, DEFAULT_AUGMENT[stage][name], f"train.augmentation.{stage}.{name}")
+                              for name, v in value.items()}
     t["augmentation"] = bool(aug) if not isinstance(aug, dict) else aug
 
     opt = t["optimizer"]
@@ -508,7 +822,7 @@ def _validate_train(raw):
     opt["clipnorm"] = _float(opt["clipnorm"], "train.optimizer.clipnorm", 0.0, allow_none=True, strict_min=True)
     t["optimizer"] = opt
 
-    lr = t["learning_rate"]
+    lr = _number_from_text(t["learning_rate"])
     if isinstance(lr, numbers.Real) and not isinstance(lr, bool):
         lr = {"base": lr, "schedule": "constant"}
     lr_defaults = SCHEMA["train"]["learning_rate"]
@@ -584,6 +898,7 @@ def _validate_output(raw, base_dir):
     if os.path.isfile(o["dir"]):
         _fail("output.dir", f"is a file: {o['dir']!r}; give a folder.")
     o["overwrite"] = _bool(o["overwrite"], "output.overwrite")
+    o["discard_previous_run"] = _bool(o["discard_previous_run"], "output.discard_previous_run")
     o["save"] = _choice(o["save"], "output.save", ("best", "last"))
     o["plot"] = _bool(o["plot"], "output.plot")
     return o
@@ -601,7 +916,7 @@ def parse_override(text):
     if not key or any(not part for part in key.split(".")):
         raise TrainConfigError(f"override {text!r} has an empty key; write e.g. train.epochs=2.")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml_text(value) if value.strip() else None
     except yaml.YAMLError as e:
         raise TrainConfigError(f"override {text!r}: the value is not valid YAML ({e}).") from e
     return key, parsed
@@ -680,7 +995,7 @@ def read_config_file(path):
         if path.lower().endswith(".json"):
             raw = json.loads(text)
         else:
-            raw = yaml.safe_load(text)
+            raw = load_yaml_text(text)
     except (ValueError, yaml.YAMLError) as e:
         detail = " ".join(str(e).split())
         raise TrainConfigError(f"training config {path!r} does not parse: {detail}") from e
@@ -1017,16 +1332,18 @@ class HistoryWriter(keras.callbacks.Callback):
             f.write(buffer.getvalue())
         if self.json_path:
             with atomic_write(self.json_path, "w") as f:
-                json.dump(history, f, indent=1)
+                json.dump(_json_safe(history), f, indent=1, allow_nan=False)
                 f.write("\n")
 
 
 class BestWeightsCheckpoint(keras.callbacks.Callback):
     """Saves the weights atomically when ``monitor`` improves.
 
-    Epochs whose logs lack ``monitor`` (not evaluated) are skipped silently;
-    a tie goes to the later epoch (with AP still 0 early in a run, the more
-    trained weights).
+    Epochs whose logs lack ``monitor`` (not evaluated) are skipped silently,
+    as are non-finite values and weights that hold NaN / Inf; a tie goes to
+    the later epoch (with AP still 0 early in a run, the more trained
+    weights). ``best.json`` beside ``best.weights.h5`` records the monitor,
+    its value and the epoch.
     """
 
     def __init__(self, path, monitor, mode="max", verbose=1):
@@ -1052,14 +1369,39 @@ class BestWeightsCheckpoint(keras.callbacks.Callback):
         value = float(keras.ops.convert_to_numpy(value))
         if not math.isfinite(value) or not self._better(value):
             return
+        from keras_pose.training.callbacks import non_finite_weights
+
+        if non_finite_weights(self.model):
+            return  # never replace a good checkpoint with NaN weights
         self.best, self.best_epoch = value, epoch + 1
-        save_weights_atomic(self.model, self.path)
+        save_weights_atomic(self.model, self.path, info={"monitor": self.monitor, "mode": self.mode,
+                                                          "value": value, "epoch": epoch + 1})
         if self.verbose:
             print(f"Epoch {epoch + 1}: {self.monitor} {value:.4f} is the best so far; saved {self.path}")
 
 
-def save_weights_atomic(model, path):
-    """``model.save_weights(path)`` through a temporary sibling + ``os.replace``."""
+def save_weights_atomic(model, path, info=None):
+    """``model.save_weights(path)`` through a temporary sibling + ``os.replace``.
+
+    Args:
+        model: the Keras model.
+        path: a ``.weights.h5`` file.
+        info: optional JSON-able dict written (atomically, after the
+            weights) to the sidecar `checkpoint_info_path` (``best.json``
+            for ``best.weights.h5``): what the checkpoint is (epoch, metric).
+
+    Raises:
+        NonFiniteModelError: the weights hold NaN or Inf (nothing written;
+            a good checkpoint is never replaced by a broken one).
+    """
+    from keras_pose.training.callbacks import NonFiniteModelError, non_finite_weights
+
+    bad = non_finite_weights(model)
+    if bad:
+        raise NonFiniteModelError(
+            f"Not saving {path!r}: {len(bad)} weights hold NaN or Inf ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''})."
+        )
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
@@ -1069,6 +1411,28 @@ def save_weights_atomic(model, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    if info is not None:
+        with atomic_write(checkpoint_info_path(path), "w") as f:
+            json.dump(_json_safe(info), f, indent=1, allow_nan=False)
+            f.write("\n")
+
+
+def checkpoint_info_path(path):
+    """The sidecar of a checkpoint: ``dir/best.weights.h5`` -> ``dir/best.json``."""
+    path = os.fspath(path)
+    stem = path[: -len(".weights.h5")] if path.endswith(".weights.h5") else os.path.splitext(path)[0]
+    return stem + ".json"
+
+
+def _json_safe(value):
+    """``value`` with NaN / Inf floats replaced by None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # ------------------------------------------------------------ training
@@ -1082,7 +1446,8 @@ class TrainResult:
         output_dir: the run folder.
         preset_dir: ``output_dir/preset``.
         metrics: the ``metrics.json`` content (best / last evaluation).
-        files: name -> path of every file written.
+        files: name -> path of every file written; ``"previous_run"``: the
+            folder an earlier run in ``output_dir`` was moved to.
     """
 
     model: object
@@ -1093,15 +1458,144 @@ class TrainResult:
     files: dict
 
 
-_OUTPUT_NAMES = ("preset", "history.csv", "history.json", "metrics.json", "training_curves.png", "checkpoints")
+# What a run writes into output.dir; `previous_runs/` holds earlier runs
+# moved aside by output.overwrite.
+_RUN_NAMES = ("config.yaml", "history.csv", "history.json", "metrics.json", "training_curves.png", "checkpoints",
+              "preset")
+PREVIOUS_RUNS_DIR = "previous_runs"
+_CONFIG_HEADER = "# The resolved training config of this run (keras_pose.training.train_config)."
 
 
-def _prepare_output(out):
-    existing = [n for n in _OUTPUT_NAMES if os.path.exists(os.path.join(out["dir"], n))]
-    if existing and not out["overwrite"]:
-        _fail("output.dir", f"{out['dir']!r} already holds the results of a run ({', '.join(existing)}); choose "
-              "another folder or set output.overwrite: true (--overwrite).")
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def describe_previous_run(directory):
+    """What an earlier `train_from_config` run left in ``directory``.
+
+    Returns:
+        None when the folder holds no run's files, else a dict: ``entries``
+        (the run's files and folders there), ``finished`` (metrics.json and
+        the preset were written), ``epochs`` (epochs logged in history.json,
+        or None), ``best`` (None: no best checkpoint, else ``{monitor,
+        value, epoch}`` as far as known), ``last`` (None, or ``{epoch}``),
+        ``preset`` (bool), ``started`` (the run's start, seconds since the
+        epoch) and ``summary`` / ``weights`` (text for messages).
+
+    Raises:
+        TrainConfigError: the folder holds a ``config.yaml`` that no run
+            wrote (a run would replace it).
+    """
+    entries = [n for n in _RUN_NAMES if os.path.lexists(os.path.join(directory, n))]
+    if not entries:
+        return None
+    config_path = os.path.join(directory, "config.yaml")
+    if "config.yaml" in entries:
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                ours = f.readline().rstrip("\n") == _CONFIG_HEADER
+        except (OSError, UnicodeDecodeError):
+            ours = False
+        if not ours:
+            _fail("output.dir", f"{directory!r} holds a config.yaml that no keras-pose run wrote (a run writes its "
+                  "resolved config there and would replace it); choose another output folder.")
+    ckpt = os.path.join(directory, "checkpoints")
+    metrics = _read_json(os.path.join(directory, "metrics.json")) or {}
+    history = _read_json(os.path.join(directory, "history.json")) or {}
+    best = None
+    if os.path.isfile(os.path.join(ckpt, "best.weights.h5")):
+        best = _read_json(os.path.join(ckpt, "best.json")) or {}
+        if not best and metrics.get("best_epoch"):
+            monitor = metrics.get("monitor")
+            best = {"monitor": monitor, "value": (metrics.get("best") or {}).get(monitor),
+                    "epoch": metrics["best_epoch"]}
+    last = None
+    if os.path.isfile(os.path.join(ckpt, "last.weights.h5")):
+        last = _read_json(os.path.join(ckpt, "last.json")) or {}
+    preset = os.path.isdir(os.path.join(directory, "preset"))
+    epochs = history.get("epoch")
+    epochs = len(epochs) if isinstance(epochs, list) else None
+    times = [os.path.getmtime(os.path.join(directory, n)) for n in entries]
+    started = os.path.getmtime(config_path) if "config.yaml" in entries else min(times)
+    info = {"entries": entries, "finished": bool(metrics) and preset, "epochs": epochs, "best": best, "last": last,
+            "preset": preset, "started": started}
+
+    weights = []
+    if best is not None:
+        known = isinstance(best.get("value"), numbers.Real) and best.get("monitor") and best.get("epoch")
+        weights.append("the best checkpoint checkpoints/best.weights.h5" + (
+            f" ({best['monitor']} {best['value']:.4f} at epoch {best['epoch']})" if known else ""))
+    if last is not None:
+        weights.append("the last checkpoint checkpoints/last.weights.h5" + (
+            f" (end of epoch {last['epoch']})" if last.get("epoch") else ""))
+    if preset:
+        weights.append("its preset (preset/)")
+    state = "a finished run" if info["finished"] else "an unfinished run (killed, diverged or still running)"
+    logged = f", {epochs} epoch{'s' if epochs != 1 else ''} logged" if epochs is not None else ""
+    info["weights"] = (", ".join(weights[:-1]) + " and " + weights[-1] if len(weights) > 1 else weights[0]) if (
+        weights) else "no weights (the run saved none)"
+    info["summary"] = f"{state}{logged}, started {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, " + (
+        f"with {info['weights']}" if weights else "with no checkpoint or preset")
+    return info
+
+
+def _check_output(out):
+    """Refuse to start in a folder that holds an earlier run, unless told what to do with it.
+
+    Returns the `describe_previous_run` dict (None: the folder holds no run).
+    """
+    info = describe_previous_run(out["dir"])
+    if info is not None and not (out["overwrite"] or out["discard_previous_run"]):
+        _fail("output.dir", f"{out['dir']!r} holds {info['summary']}. Resuming a run is not supported yet, and a new "
+              "run here would replace its files. Choose one: another output folder (--output-dir / output.dir); "
+              "--overwrite (output.overwrite: true) to start over here and move the earlier run to "
+              f"{_backup_dir(out['dir'], info)} (nothing is deleted); or "
+              "--discard-previous-run (output.discard_previous_run: true) to delete the earlier run, losing "
+              f"{info['weights']}.")
+    return info
+
+
+def _backup_dir(directory, info):
+    """``directory/previous_runs/<start time of the run>`` (a free name)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(info["started"]))
+    backup = os.path.join(directory, PREVIOUS_RUNS_DIR, stamp)
+    suffix = 1
+    while os.path.lexists(backup):
+        suffix += 1
+        backup = os.path.join(directory, PREVIOUS_RUNS_DIR, f"{stamp}-{suffix}")
+    return backup
+
+
+def _make_room(out, info, say):
+    """Move the earlier run aside (overwrite) or delete it (discard_previous_run).
+
+    Returns the folder the earlier run was moved to (None: deleted or none).
+    """
     os.makedirs(out["dir"], exist_ok=True)
+    if info is None:
+        return None
+    directory = out["dir"]
+    if out["discard_previous_run"]:
+        for name in info["entries"]:
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        say(f"Deleted the earlier run in {directory} (output.discard_previous_run), with {info['weights']}.")
+        return None
+    backup = _backup_dir(directory, info)
+    os.makedirs(backup)
+    for name in info["entries"]:
+        os.replace(os.path.join(directory, name), os.path.join(backup, name))
+    say(f"Moved the earlier run in {directory} to {backup} (output.overwrite; delete it when you no longer need "
+        f"{info['weights']}).")
+    return backup
 
 
 def _load_datasets(config, spec, verbose):
@@ -1164,13 +1658,16 @@ def train_from_config(config, overrides=None, verbose=1):
         `TrainResult`.
 
     Raises:
-        TrainConfigError: a bad config value (names the key), found before
-            any training starts.
+        TrainConfigError: a bad config value (names the key), or an output
+            folder that holds an earlier run (see ``output.overwrite``),
+            found before any training starts.
+        TrainingDivergedError: the loss (or the weights) became NaN / Inf;
+            the last finite weights are kept in ``checkpoints/``.
     """
     config = load_train_config(config, overrides)
     say = print if verbose else (lambda *a, **k: None)
     out = config["output"]
-    _prepare_output(out)
+    previous = _check_output(out)
     if config["train"]["seed"] is not None:
         keras.utils.set_random_seed(config["train"]["seed"])
 
@@ -1186,7 +1683,13 @@ def train_from_config(config, overrides=None, verbose=1):
         f"{len(train_set)} training instances" + (f", {len(val_set)} validation instances" if val_set else "") + ".")
 
     from keras_pose.data import model_dataset
-    from keras_pose.training.callbacks import PoseEvaluationCallback
+    from keras_pose.training.callbacks import (
+        NonFiniteModelError,
+        PoseEvaluationCallback,
+        TerminateOnNonFiniteLoss,
+        TrainingDivergedError,
+        non_finite_weights,
+    )
 
     t = config["train"]
     steps = t["steps_per_epoch"] or max(1, math.ceil(len(train_set) / t["batch_size"]))
@@ -1206,6 +1709,11 @@ def train_from_config(config, overrides=None, verbose=1):
 
     files = {}
     out_dir = out["dir"]
+    # Everything that can fail on the config has run: only now is an earlier
+    # run in the folder moved aside (or deleted when asked).
+    backup = _make_room(out, previous, say)
+    if backup:
+        files["previous_run"] = backup
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     files["config"] = os.path.join(out_dir, "config.yaml")
     with atomic_write(files["config"], "w") as f:
@@ -1213,7 +1721,11 @@ def train_from_config(config, overrides=None, verbose=1):
         f.write(config.to_yaml())
 
     e = config["evaluation"]
-    callbacks = [_LearningRateLogger(schedule)]
+    files["last_weights"] = os.path.join(ckpt_dir, "last.weights.h5")
+    # First, so that nothing after it sees NaN weights: it restores the last
+    # finite weights (saved as last.weights.h5 after every finite epoch).
+    guard = TerminateOnNonFiniteLoss(snapshot_path=files["last_weights"], raise_error=True, verbose=0)
+    callbacks = [guard, _LearningRateLogger(schedule)]
     if val_set is not None:
         callbacks.append(
             PoseEvaluationCallback(
@@ -1237,11 +1749,16 @@ def train_from_config(config, overrides=None, verbose=1):
 
     # Keras progress bars on a terminal, one line per epoch in logs.
     fit_verbose = 0 if not verbose else 1 if verbose == 1 and _isatty() else 2
-    model.fit(ds, steps_per_epoch=steps, epochs=t["epochs"], callbacks=callbacks, verbose=fit_verbose, shuffle=False)
+    try:
+        model.fit(ds, steps_per_epoch=steps, epochs=t["epochs"], callbacks=callbacks, verbose=fit_verbose,
+                  shuffle=False)
+    except NonFiniteModelError as e:
+        raise TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, e)) from e
     history = history_writer.history()
+    if non_finite_weights(model):  # the guard checks every epoch; never write a preset with NaN weights
+        raise TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, None))
 
-    files["last_weights"] = os.path.join(ckpt_dir, "last.weights.h5")
-    save_weights_atomic(model, files["last_weights"])
+    save_weights_atomic(model, files["last_weights"], info={"epoch": t["epochs"]})
     if checkpoint.best_epoch is not None:
         files["best_weights"] = best_path
     saved = "last"
@@ -1275,7 +1792,7 @@ def train_from_config(config, overrides=None, verbose=1):
     }
     files["metrics.json"] = os.path.join(out_dir, "metrics.json")
     with atomic_write(files["metrics.json"], "w") as f:
-        json.dump(metrics, f, indent=1)
+        json.dump(_json_safe(metrics), f, indent=1, allow_nan=False)
         f.write("\n")
     if out["plot"]:
         from keras_pose.visualization_plots import plot_training_curves
@@ -1287,6 +1804,34 @@ def train_from_config(config, overrides=None, verbose=1):
     say(f"Done: {best_text}; preset ({saved} weights) in {preset_dir}.")
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
+
+
+def _diverged_message(guard, checkpoint, config, schedule, steps, error):
+    """The one-paragraph report of a diverged run: where, what was kept, what to try."""
+    d = guard.diverged
+    if d is not None:
+        global_step = (d["epoch"] - 1) * steps + (d["step"] or steps) - 1
+        rate = float(keras.ops.convert_to_numpy(schedule(global_step)))
+        where = f"{guard.describe()} (learning rate {rate:.3g})"
+    elif error is not None:
+        where = " ".join(str(error).split())
+    else:
+        where = "the weights hold NaN or Inf after the last epoch"
+    kept = []
+    if guard.last_finite_epoch:
+        kept.append(f"the last finite weights (end of epoch {guard.last_finite_epoch}) in {guard.snapshot_path}")
+    if checkpoint.best_epoch is not None:
+        kept.append(f"the best checkpoint ({checkpoint.monitor} {checkpoint.best:.4f} at epoch "
+                    f"{checkpoint.best_epoch}) in {checkpoint.path}")
+    kept = "; kept " + " and ".join(kept) if kept else "; no epoch finished with finite weights, so no checkpoint"
+    t = config["train"]
+    lr, opt = t["learning_rate"], t["optimizer"]
+    clip = f"train.optimizer.clipnorm, now {opt['clipnorm']:g}: lower it" if opt["clipnorm"] else (
+        "train.optimizer.clipnorm: 1.0")
+    warmup = lr["warmup_epochs"] if lr["warmup_epochs"] is not None else lr["warmup_steps"]
+    warm = "train.learning_rate.warmup_epochs: 1" if not warmup else "a longer train.learning_rate warm-up"
+    return (f"Training diverged: {where}; stopped{kept}; no preset or metrics.json was written. Try a lower "
+            f"train.learning_rate.base (now {lr['base']:g}), gradient clipping ({clip}) or a warm-up ({warm}).")
 
 
 def _uncompiled_copy(model):
@@ -1312,17 +1857,23 @@ def _isatty():
 __all__ = [
     "BestWeightsCheckpoint",
     "HistoryWriter",
+    "PREVIOUS_RUNS_DIR",
     "TrainConfig",
     "TrainConfigError",
     "TrainResult",
     "WarmupSchedule",
     "apply_overrides",
     "build_model_from_config",
+    "checkpoint_info_path",
+    "constructor_arguments",
+    "describe_previous_run",
     "load_train_config",
+    "load_yaml_text",
     "make_optimizer",
     "make_schedule",
     "parse_override",
     "read_config_file",
     "resolve_train_keypoint_spec",
+    "save_weights_atomic",
     "train_from_config",
 ]

@@ -2,7 +2,7 @@
 
     keras-pose presets [--family F] [--task-class T] [--json]
     keras-pose convert --checkpoint FILE --output DIR [--preset NAME] [--dataset D]
-    keras-pose predict --preset NAME_OR_DIR INPUT... [--box X,Y,W,H] [--output PATH] [--json FILE]
+    keras-pose predict --preset NAME_OR_DIR INPUT... [--box X,Y,W,H] [--output PATH] [--json FILE] [--strict]
     keras-pose evaluate --preset NAME_OR_DIR --annotations FILE [--detections FILE] [--metric M] [--json FILE]
     keras-pose train CONFIG [--output-dir DIR] [--epochs N] [--set KEY=VALUE] [--dry-run]
     keras-pose export --preset NAME_OR_DIR --output PATH [--format tflite|onnx] [--quantization Q]
@@ -535,7 +535,11 @@ def _write_records(args, records):
     from keras_pose.utils.file_utils import atomic_write
 
     # allow_nan=False: never write NaN / Infinity tokens strict parsers reject.
-    text = json.dumps(records, indent=1, allow_nan=False)
+    try:
+        text = json.dumps(records, indent=1, allow_nan=False)
+    except ValueError:
+        raise CLIError("The model returned non-finite (NaN or infinite) keypoints or scores, which JSON cannot "
+                       "hold; nothing was written. Check the preset's weights (keras-pose convert again).") from None
     if args.json:
         with atomic_write(args.json, "w") as f:
             f.write(text)

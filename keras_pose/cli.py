@@ -2,18 +2,22 @@
 
     keras-pose presets [--family F] [--task-class T] [--json]
     keras-pose convert --checkpoint FILE --output DIR [--preset NAME] [--dataset D]
-    keras-pose predict --preset NAME_OR_DIR INPUT... [--box X,Y,W,H] [--output PATH] [--json FILE]
+    keras-pose predict --preset NAME_OR_DIR INPUT... [--box X,Y,W,H] [--output PATH] [--json FILE] [--strict]
     keras-pose evaluate --preset NAME_OR_DIR --annotations FILE [--detections FILE] [--metric M] [--json FILE]
     keras-pose train CONFIG [--output-dir DIR] [--epochs N] [--set KEY=VALUE] [--dry-run]
     keras-pose export --preset NAME_OR_DIR --output PATH [--format tflite|onnx] [--quantization Q]
 
 Each verb is an argparse sub-command registered in `VERBS`: a function that
 adds its parser and sets `handler`. A verb's handler returns the exit code.
-User errors (`KerasPoseError`, missing files) print one line on stderr and
-exit with status 1; bad arguments exit with status 2 (argparse).
+User errors (`KerasPoseError`, `CLIError`, missing or unwritable files, a
+full disk) print one line on stderr and exit with status 1; bad arguments
+exit with status 2 (argparse); a closed stdout (`keras-pose presets | head`)
+exits quietly with 141, as a process killed by SIGPIPE; other exceptions are
+bugs and keep their traceback.
 """
 
 import argparse
+import errno
 import json
 import sys
 
@@ -171,12 +175,16 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 def _parse_box(text):
+    import math
+
     try:
         values = [float(v) for v in text.replace(" ", "").split(",")]
     except ValueError:
         values = []
-    if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
-        raise argparse.ArgumentTypeError(f"expected X,Y,W,H with W, H > 0 (image pixels), got {text!r}")
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[2] <= 0 or values[3] <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected X,Y,W,H (four finite numbers, W, H > 0, image pixels), got {text!r}"
+        )
     return values
 
 
@@ -208,24 +216,88 @@ def _image_id(path):
     return int(stem) if stem.isdigit() else os.path.basename(path)
 
 
+_DETECTIONS_FORMAT = ('COCO detection results [{"image_id": 785, "bbox": [x, y, w, h], "score": 0.98}, ...] '
+                      'or {"file name": [[x, y, w, h, score], ...]}')
+
+
+def _finite_number(value):
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _detection_box(path, where, values, lengths):
+    """``(box, score)`` of one detection, checked; ``score`` None when absent."""
+    if (not isinstance(values, (list, tuple)) or len(values) not in lengths
+            or not all(_finite_number(v) for v in values)):
+        shown = json.dumps(values)[:80]
+        raise CLIError(f"Detections file {path!r}: {where} is {shown}, not a box of "
+                       f"{' or '.join(map(str, lengths))} finite numbers (x, y, w, h in image pixels"
+                       f"{', score' if 5 in lengths else ''}); fix the file, expected {_DETECTIONS_FORMAT}.")
+    if values[2] <= 0 or values[3] <= 0:
+        raise CLIError(f"Detections file {path!r}: {where} {list(values[:4])} has a width or height <= 0; boxes "
+                       "are COCO x, y, w, h (convert x1, y1, x2, y2 corners to widths and heights).")
+    return [float(v) for v in values[:4]], (float(values[4]) if len(values) > 4 else None)
+
+
 def _load_detections(path, min_score):
-    """Boxes per image from a COCO results file or a {file name: boxes} JSON."""
-    with open(path) as f:
-        data = json.load(f)
+    """Boxes per image from a COCO results file or a {file name: boxes} JSON.
+
+    Returns:
+        ``{image_id or file name: (boxes, scores)}``: boxes ``[[x, y, w, h],
+        ...]`` image px (finite, w, h > 0), scores floats; detections scored
+        below ``min_score`` are left out.
+
+    Raises:
+        CLIError: the file is missing, is not JSON, or an entry is malformed
+            (the message names the entry).
+    """
+    import os
+
+    if not os.path.isfile(path):
+        raise CLIError(f"Detections file {path!r} does not exist" + (" (it is a folder)." if os.path.isdir(path)
+                                                                      else "."))
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+        raise CLIError(f"Detections file {path!r} is not valid JSON ({' '.join(str(e).split())[:120]}); "
+                       f"expected {_DETECTIONS_FORMAT}.") from None
     boxes = {}
     if isinstance(data, dict):
         for name, items in data.items():
-            boxes[name] = ([list(map(float, b[:4])) for b in items], [float(b[4]) if len(b) > 4 else 1.0 for b in items])
+            if not isinstance(items, list):
+                raise CLIError(f"Detections file {path!r}: the entry for {name!r} is {json.dumps(items)[:80]}, not "
+                               f"a list of boxes; expected {_DETECTIONS_FORMAT}.")
+            entry = boxes.setdefault(name, ([], []))
+            for i, item in enumerate(items):
+                box, score = _detection_box(path, f"box {i} of {name!r}", item, (4, 5))
+                score = 1.0 if score is None else score
+                if score >= min_score:
+                    entry[0].append(box)
+                    entry[1].append(score)
         return boxes
-    for record in data:
+    if not isinstance(data, list):
+        raise CLIError(f"Detections file {path!r} holds a JSON {type(data).__name__}; expected "
+                       f"{_DETECTIONS_FORMAT}.")
+    for i, record in enumerate(data):
         if not isinstance(record, dict) or "bbox" not in record or "image_id" not in record:
-            raise CLIError(f"{path}: expected COCO detection results (image_id, bbox, score), got {str(record)[:80]}")
-        score = float(record.get("score", 1.0))
+            raise CLIError(f"Detections file {path!r}: record {i} is {json.dumps(record)[:80]}; expected COCO "
+                           "detection results (image_id, bbox, score).")
+        image_id = record["image_id"]
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
+            raise CLIError(f"Detections file {path!r}: record {i} has image_id {json.dumps(image_id)[:40]}; "
+                           "expected an integer id (or a file name).")
+        box, _ = _detection_box(path, f"the bbox of record {i}", record["bbox"], (4,))
+        score = record.get("score", 1.0)
+        if not _finite_number(score):
+            raise CLIError(f"Detections file {path!r}: record {i} has score {json.dumps(score)[:40]}; expected a "
+                           "finite number (or no score).")
         if score < min_score:
             continue
-        entry = boxes.setdefault(record["image_id"], ([], []))
-        entry[0].append(list(map(float, record["bbox"])))
-        entry[1].append(score)
+        entry = boxes.setdefault(image_id, ([], []))
+        entry[0].append(box)
+        entry[1].append(float(score))
     return boxes
 
 
@@ -242,16 +314,139 @@ def _boxes_for(image_path, args, detections):
     return [], []
 
 
-def _output_path(args, source, multiple, suffix=None):
+# Leading bytes of the files --output may replace (images, videos). A file
+# that exists under the output name is overwritten only if it is one of these.
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*")
+_VIDEO_SIGNATURES = (b"\x1a\x45\xdf\xa3",)  # Matroska / WebM
+
+
+def _looks_like(path, video):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    if video:
+        return head.startswith(_VIDEO_SIGNATURES) or head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free") or (
+            head.startswith(b"RIFF") and head[8:12] == b"AVI ")
+    return head.startswith(_IMAGE_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP")
+
+
+def _check_parent(path, flag):
+    """The nearest existing ancestor of ``path`` is a writable folder."""
     import os
 
-    if not args.output:
-        return None
-    if not multiple:
-        return args.output
-    os.makedirs(args.output, exist_ok=True)
-    stem, ext = os.path.splitext(os.path.basename(source))
-    return os.path.join(args.output, stem + (suffix or ext or ".png"))
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {path!r} cannot be written: {parent!r} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {path!r} cannot be written: no write permission in {parent!r}.")
+
+
+def _same_file(a, b):
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_output_file(target, inputs, flag, video=False):
+    """Refuse to write ``target`` over a folder, an input or a file we do not write.
+
+    Returns:
+        True when ``target`` is an existing image (video) file to be replaced.
+    """
+    import os
+
+    if os.path.isdir(target):
+        raise CLIError(f"{flag}: {target!r} is a folder; it is never written over. Choose another name.")
+    _check_parent(target, flag)
+    if not os.path.exists(target):
+        return False
+    for source in inputs:
+        if _same_file(source, target):
+            raise CLIError(f"{flag}: {target!r} is the input {source!r}; writing the drawing there would destroy "
+                           "it. Choose another output path.")
+    kind = "video" if video else "image"
+    if not os.path.isfile(target) or not _looks_like(target, video):
+        raise CLIError(f"{flag}: {target!r} exists and is not an {kind} file; it is not overwritten. Remove it or "
+                       "choose another output path.")
+    return True
+
+
+def _plan_outputs(args, images, videos):
+    """The output file of every input, checked before the model is loaded.
+
+    One input: ``--output`` is an image (video) file path with a known
+    extension, or a folder (an existing one, or a path ending in ``/``).
+    Several inputs: ``--output`` is a folder (created if missing) receiving
+    ``<input stem><ext>`` (videos ``.mp4``; images keep their extension when
+    OpenCV writes it, else ``.png``). Existing files are replaced only if
+    they are images (videos) and never when they are an input; folders are
+    never written over.
+
+    Returns:
+        ``{input path: output path}`` (empty without ``--output``).
+    """
+    import os
+
+    out = args.output
+    if not out:
+        return {}
+    inputs = images + videos
+    folder = len(inputs) > 1 or os.path.isdir(out) or out.endswith(("/", os.sep))
+    plan = {}
+    if folder:
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise CLIError(f"--output {out!r} is a file, but {len(inputs)} inputs need an output folder; give a "
+                           "folder path (it is created if missing).")
+        if not os.path.exists(out) and os.path.splitext(out)[1].lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS:
+            raise CLIError(f"--output {out!r} looks like a file name, but {len(inputs)} inputs need an output "
+                           "folder; give a folder path (it is created if missing).")
+        _check_parent(os.path.join(out, "x"), "--output")
+        for path in images:
+            stem, ext = os.path.splitext(os.path.basename(path))
+            plan[path] = os.path.join(out, stem + (ext if ext.lower() in IMAGE_EXTENSIONS else ".png"))
+        for path in videos:
+            plan[path] = os.path.join(out, os.path.splitext(os.path.basename(path))[0] + ".mp4")
+    else:
+        video = bool(videos)
+        kinds = VIDEO_EXTENSIONS if video else IMAGE_EXTENSIONS
+        ext = os.path.splitext(out)[1].lower()
+        if ext not in kinds:
+            what = f"extension {ext!r} is not" if ext else "it has no extension, so it is not"
+            raise CLIError(f"--output {out!r}: {what} a {'video' if video else 'image'} type this command writes; "
+                           f"end it in one of {', '.join(kinds)}, or end it in / for a folder.")
+        plan[inputs[0]] = out
+    by_target = {}
+    replaced = []
+    for source, target in plan.items():
+        key = os.path.normcase(os.path.abspath(target))
+        if key in by_target:
+            raise CLIError(f"--output: {by_target[key]!r} and {source!r} would both be drawn to {target!r}; "
+                           "predict them into different folders.")
+        by_target[key] = source
+        if _check_output_file(target, inputs, "--output", video=source in videos):
+            replaced.append(target)
+    if replaced:
+        more = f" and {len(replaced) - 1} more" if len(replaced) > 1 else ""
+        print(f"{PROG}: note: --output replaces the existing file {replaced[0]!r}{more}.", file=sys.stderr)
+    return plan
+
+
+def _check_json_output(path, inputs):
+    import os
+
+    if os.path.isdir(path):
+        raise CLIError(f"--json {path!r} is a folder; give a file path for the results JSON.")
+    _check_parent(path, "--json")
+    for source in inputs:
+        if _same_file(source, path):
+            raise CLIError(f"--json {path!r} is the input {source!r}; choose another results file.")
 
 
 def _write_image(path, rgb):
@@ -261,21 +456,23 @@ def _write_image(path, rgb):
 
     from keras_pose.utils.file_utils import atomic_write
 
-    ext = os.path.splitext(path)[1] or ".png"
+    ext = os.path.splitext(path)[1].lower() or ".png"
     ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise CLIError(f"OpenCV cannot write {ext!r} images; use .png or .jpg for {path!r}.")
-    with atomic_write(path) as f:
-        f.write(data.tobytes())
+    try:
+        with atomic_write(path) as f:
+            f.write(data.tobytes())
+    except OSError as e:
+        raise CLIError(f"Could not write {path!r}: {e.strerror or e}.") from None
 
 
 def _predict_video(model, path, args, out_path):
+    import contextlib
     import os
     import tempfile
 
     import cv2
-
-    from keras_pose.utils.file_utils import atomic_write
 
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
@@ -294,22 +491,30 @@ def _predict_video(model, path, args, out_path):
                 records.append(record)
             if out_path:
                 if writer is None:
-                    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(out_path)[1] or ".mp4",
-                                               dir=os.path.dirname(os.path.abspath(out_path)))
+                    directory = os.path.dirname(os.path.abspath(out_path))
+                    os.makedirs(directory, exist_ok=True)
+                    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_path) + ".",
+                                               suffix=os.path.splitext(out_path)[1] or ".mp4", dir=directory)
                     os.close(fd)
                     h, w = rgb.shape[:2]
                     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                 drawn = result.draw(rgb, keypoint_threshold=args.threshold)
                 writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
             frame_index += 1
+        if frame_index == 0:
+            raise CLIError(f"Video {path!r} has no readable frames.")
+        if writer is not None:
+            writer.release()
+            writer = None
+            os.replace(tmp, out_path)
+            tmp = None
     finally:
         capture.release()
         if writer is not None:
             writer.release()
-    if frame_index == 0:
-        raise CLIError(f"Video {path!r} has no readable frames.")
-    if tmp:
-        os.replace(tmp, out_path)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
     return records
 
 
@@ -317,39 +522,91 @@ def _dataset_kwargs(model, args):
     return {"dataset": args.dataset} if args.dataset else {}
 
 
-def _cmd_predict(args):
-    import keras_pose
+# Errors that belong to one input (unreadable or undecodable file, a box the
+# model refuses, an output that cannot be written): a folder run skips the
+# input and goes on; anything else is a bug and stops with a traceback.
+def _input_errors():
+    from keras_pose.errors import KerasPoseError
+
+    return (KerasPoseError, CLIError, OSError)
+
+
+def _write_records(args, records):
     from keras_pose.utils.file_utils import atomic_write
 
-    images, videos = _collect_inputs(args.inputs)
-    if args.box and len(images) + len(videos) > 1:
-        raise CLIError("--box applies to a single image; use --detections for several images.")
-    detections = _load_detections(args.detections, args.min_box_score) if args.detections else None
-    model = keras_pose.from_preset(args.preset)
-    if args.dataset and not hasattr(model, "datasets"):
-        raise CLIError(f"--dataset is only for multi-dataset presets; {args.preset!r} has one keypoint set.")
-    multiple = len(images) + len(videos) > 1
-    records = []
-    for path in images:
-        boxes, scores = _boxes_for(path, args, detections)
-        if boxes is not None and len(boxes) == 0:
-            continue
-        result = model.predict_keypoints(path, boxes, box_scores=scores, flip_test=args.flip_test,
-                                         **_dataset_kwargs(model, args))
-        records += result.to_coco(image_id=_image_id(path))
-        out = _output_path(args, path, multiple)
-        if out:
-            from keras_pose.utils.image_io import read_image
-
-            _write_image(out, result.draw(read_image(path), keypoint_threshold=args.threshold))
-    for path in videos:
-        records += _predict_video(model, path, args, _output_path(args, path, multiple or bool(images), ".mp4"))
-    text = json.dumps(records, indent=1)
+    # allow_nan=False: never write NaN / Infinity tokens strict parsers reject.
+    try:
+        text = json.dumps(records, indent=1, allow_nan=False)
+    except ValueError:
+        raise CLIError("The model returned non-finite (NaN or infinite) keypoints or scores, which JSON cannot "
+                       "hold; nothing was written. Check the preset's weights (keras-pose convert again).") from None
     if args.json:
         with atomic_write(args.json, "w") as f:
             f.write(text)
     else:
         print(text)
+
+
+def _cmd_predict(args):
+    import keras_pose
+
+    images, videos = _collect_inputs(args.inputs)
+    inputs = images + videos
+    if args.box and len(inputs) > 1:
+        raise CLIError("--box applies to a single image; use --detections for several images.")
+    detections = _load_detections(args.detections, args.min_box_score) if args.detections else None
+    # Every output is checked before the (slow) model load.
+    outputs = _plan_outputs(args, images, videos)
+    if args.json:
+        _check_json_output(args.json, inputs)
+    model = keras_pose.from_preset(args.preset)
+    if args.dataset and not hasattr(model, "datasets"):
+        raise CLIError(f"--dataset is only for multi-dataset presets; {args.preset!r} has one keypoint set.")
+    # One input: its error is the command's error. Several: a bad one is
+    # reported and skipped (--strict: the run stops there); the results of
+    # the others are written either way.
+    strict = args.strict or len(inputs) == 1
+    records, failed, without_boxes, done = [], [], [], 0
+    finished = False
+    try:
+        for path in inputs:
+            try:
+                if path in videos:
+                    records += _predict_video(model, path, args, outputs.get(path))
+                    done += 1
+                    continue
+                boxes, scores = _boxes_for(path, args, detections)
+                if boxes is not None and len(boxes) == 0:
+                    without_boxes.append(path)
+                    continue
+                result = model.predict_keypoints(path, boxes, box_scores=scores, flip_test=args.flip_test,
+                                                 **_dataset_kwargs(model, args))
+                if outputs.get(path):
+                    from keras_pose.utils.image_io import read_image
+
+                    _write_image(outputs[path], result.draw(read_image(path), keypoint_threshold=args.threshold))
+                records += result.to_coco(image_id=_image_id(path))
+                done += 1
+            except _input_errors() as e:
+                if strict:
+                    raise
+                failed.append(path)
+                print(f"{PROG}: skipped {path}: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr)
+        finished = True
+    finally:
+        if finished or records:
+            _write_records(args, records)
+            if not finished and args.json:
+                print(f"{PROG}: stopped; the results of the {done} inputs done so far are in {args.json}",
+                      file=sys.stderr)
+    if without_boxes:
+        print(f"{PROG}: note: {len(without_boxes)} image(s) have no box in --detections at --min-box-score "
+              f"{args.min_box_score:g} and were not predicted (first: {without_boxes[0]}).", file=sys.stderr)
+    if failed:
+        where = f" are in {args.json}" if args.json else " were printed"
+        print(f"{PROG}: error: {len(failed)} of {len(inputs)} inputs failed (listed above); the results of the "
+              f"other {done}{where}. Use --strict to stop at the first failure.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -372,13 +629,17 @@ def _add_predict(subparsers):
                    "file names such as 000000000785.jpg) or {\"file name\": [[x, y, w, h, score], ...]}")
     p.add_argument("--min-box-score", type=float, default=0.0, help="ignore detections below this score")
     p.add_argument("--output", metavar="PATH",
-                   help="image with skeletons drawn (single input), or a folder for several inputs")
+                   help="image with skeletons drawn (single input: a .png/.jpg/... path, or a folder), or a folder "
+                   "for several inputs; an existing image of that name is replaced, any other file or folder is not")
     p.add_argument("--json", metavar="FILE", help="write the keypoints (COCO results JSON) here instead of stdout")
     p.add_argument("--threshold", type=float, default=0.3, help="keypoint score threshold for drawing")
     p.add_argument("--flip-test", dest="flip_test", action="store_true", default=None,
                    help="average with the mirrored image (default: as the preset's decoding says)")
     p.add_argument("--no-flip-test", dest="flip_test", action="store_false")
     p.add_argument("--dataset", metavar="D", help="multi-dataset presets (ViTPose++): which keypoint set to predict")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first input that fails (default: report it on stderr, go on, write the "
+                   "results of the others and exit with status 1)")
     p.set_defaults(handler=_cmd_predict)
 
 
@@ -618,7 +879,7 @@ def _cmd_export(args):
     import numpy as np
 
     import keras_pose
-    from keras_pose.export import export_model, load_exported, read_metadata, representative_crops
+    from keras_pose.export import check_export_path, export_model, load_exported, read_metadata, representative_crops
 
     from keras_pose.export.exporters import MAX_ONNX_OPSET, MIN_ONNX_OPSET
 
@@ -637,6 +898,11 @@ def _cmd_export(args):
                        "(default 17).")
     if args.int8_io and not (fmt == "tflite" and args.quantization == "int8"):
         raise CLIError("--int8-io applies to TFLite int8 exports only (--quantization int8, a .tflite output).")
+    if args.int8_io and args.include_decode:
+        raise CLIError("--int8-io with --include-decode would quantise the keypoints to int8 steps; drop one of "
+                       "them (decode host-side, or keep float32 I/O).")
+    # The destination (a writable folder, not a folder itself) before the slow load and conversion.
+    fmt, output = check_export_path(args.output, fmt)
     if args.calibration_annotations and not os.path.isfile(args.calibration_annotations):
         raise CLIError(f"Calibration annotation file {args.calibration_annotations!r} does not exist.")
     if args.quantization == "int8" and not args.calibration_annotations:
@@ -654,8 +920,8 @@ def _cmd_export(args):
           f"{'' if quantization is None else ' ' + quantization} ...", file=sys.stderr)
     path = export_model(
         model,
-        args.output,
-        format=args.format,
+        output,
+        format=fmt,
         quantization=quantization,
         representative_dataset=calibration,
         num_calibration_samples=args.num_calibration,
@@ -753,22 +1019,73 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Run the CLI; returns the exit status (0 ok, 1 error, 2 bad arguments)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+# OSError numbers that describe the user's files or machine, not a bug: the
+# message (with the path) is the whole story.
+_USER_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOENT", "EEXIST", "ENOTDIR", "EISDIR", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EROFS",
+                 "ENAMETOOLONG", "ELOOP", "EMFILE", "ENFILE", "EFBIG", "ENOTEMPTY", "EXDEV", "EBUSY", "ETXTBSY",
+                 "EIO")
+    if hasattr(errno, name)
+)
+
+
+def _is_user_error(error):
+    """Expected failures (bad input, files, disk): one line, exit 1. Anything else is a bug: traceback."""
     from keras_pose.errors import KerasPoseError
 
+    if isinstance(error, (KerasPoseError, CLIError)):
+        return True
+    if isinstance(error, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, BrokenPipeError) and error.errno in _USER_ERRNOS
+
+
+def _user_error_message(error):
+    if isinstance(error, OSError) and error.errno is not None and error.strerror:
+        # "[Errno 28] No space left on device: 'x'" -> "No space left on device: 'x'"
+        names = [repr(n) for n in (error.filename, error.filename2) if n is not None]
+        return error.strerror + (": " + " -> ".join(names) if names else "") + "."
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _silence_stdout():
+    """After a broken pipe: point stdout at /dev/null so the exit flush is quiet."""
+    import os
+
     try:
-        return int(args.handler(args) or 0)
-    except (KerasPoseError, CLIError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-            PermissionError) as e:
-        message = " ".join(str(e).split()) or type(e).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 1
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):  # no real file descriptor (captured in tests)
+        pass
+
+
+def main(argv=None):
+    """Run the CLI; returns the exit status.
+
+    0 ok; 1 a user error (bad input, missing or unwritable files: one line
+    on stderr); 2 bad arguments (argparse); 130 interrupted; 141 (as a
+    process killed by SIGPIPE) when stdout is closed early, e.g. by
+    ``keras-pose presets | head``. Other exceptions are bugs and keep their
+    traceback.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a broken pipe surfaces here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - re-raised unless a user error
+        if not _is_user_error(e):
+            raise
+        print(f"{PROG}: error: {_user_error_message(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,19 @@ The semantics follow mmpose 1.x (``mmpose/codecs/utils/post_processing.py``
 and ``refinement.py``), including its edge cases, and, for
 ``refine_keypoints_dark_udp(..., variant="hf")``, HF transformers
 ``VitPoseImageProcessor.post_process_pose_estimation``.
+
+One deliberate difference: the DARK / DARK-UDP Newton step is bounded
+(``max_offset``, default 1 heatmap px). The references take the step
+unchecked, and on a flat or noisy map (an occluded joint, a quantised model,
+an untrained head) the quadratic fit has no maximum near the argmax: the
+step then moves a keypoint by tens or hundreds of heatmap pixels, out of
+the image. Here a step no longer than ``max_offset`` is taken exactly as the
+references take it (on a well-formed peak it is below one heatmap pixel, so
+results equal the references'); a longer one is shortened to ``max_offset``
+along its direction where the Hessian of the log map is negative definite
+(a real maximum, further away) and dropped otherwise (a minimum, saddle or
+flat map: the argmax is kept). A refined keypoint is therefore never more
+than ``max_offset`` from its argmax.
 """
 
 import cv2
@@ -17,6 +30,8 @@ import numpy as np
 from keras_pose.errors import KerasPoseError
 
 DARK_VARIANTS = ("mmpose", "hf")
+# Longest DARK / DARK-UDP Newton step, in heatmap pixels (see module docstring).
+MAX_DARK_OFFSET = 1.0
 
 
 class CodecError(KerasPoseError, ValueError):
@@ -181,7 +196,51 @@ def gaussian_blur_hf(maps, sigma=0.8, radius=5):
     return out
 
 
-def refine_keypoints_dark(keypoints, heatmaps, blur_kernel_size=11):
+def _check_max_offset(max_offset):
+    if max_offset is None:
+        return None
+    try:
+        value = float(max_offset)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or not np.isfinite(value):
+        raise CodecError(
+            f"`max_offset` must be a positive number of heatmap pixels (default {MAX_DARK_OFFSET}) or None "
+            f"for the references' unbounded Newton step, got {max_offset!r}."
+        )
+    return value
+
+
+def _bound_newton_offset(offset, hxx, det, max_offset):
+    """Bound a DARK Newton step (module docstring).
+
+    Args:
+        offset: ``(..., 2)`` the Newton step ``-inv(Hess) @ grad``, heatmap px.
+        hxx: ``(...)`` the Hessian's ``d2/dx2`` entry (of the matrix inverted).
+        det: ``(...)`` its determinant.
+        max_offset: longest step in heatmap px (Euclidean), or None to
+            return ``offset`` unchanged (the references' behaviour).
+
+    Returns:
+        ``offset`` (same dtype): steps of length ``<= max_offset`` bit for
+        bit; longer ones shortened to ``max_offset`` where the Hessian is
+        negative definite (``hxx < 0`` and ``det > 0``), else zero; zero
+        where the step is not finite.
+    """
+    if max_offset is None:
+        return offset
+    offset = np.asarray(offset)
+    finite = np.all(np.isfinite(offset), axis=-1)
+    safe = np.where(finite[..., None], offset, 0).astype(np.float64)
+    norm = np.sqrt(np.sum(np.square(safe), axis=-1))
+    long = norm > max_offset
+    maximum = (hxx < 0) & (det > 0)
+    scale = np.where(long, np.where(maximum, max_offset / np.where(long, norm, 1.0), 0.0), 1.0)
+    bounded = np.where(long[..., None], safe * scale[..., None], np.where(finite[..., None], offset, 0))
+    return bounded.astype(offset.dtype)
+
+
+def refine_keypoints_dark(keypoints, heatmaps, blur_kernel_size=11, max_offset=MAX_DARK_OFFSET):
     """DARK refinement (mmpose ``refine_keypoints_dark``).
 
     Heatmaps are blurred (:func:`gaussian_blur_mmpose`), floored at 1e-10 and
@@ -189,16 +248,20 @@ def refine_keypoints_dark(keypoints, heatmaps, blur_kernel_size=11):
     ``1 < y < H - 2`` a Newton step ``-inv(Hess) @ grad`` is added, with the
     gradient from central differences and the Hessian from 2-pixel-step
     differences, skipped where ``det(Hess) == 0``. Computed in float32 as
-    mmpose does.
+    mmpose does. Unlike mmpose the step is bounded to ``max_offset`` heatmap
+    px (module docstring); shorter steps are mmpose's.
 
     Args:
         keypoints: ``(N, K, 2)`` heatmap px.
         heatmaps: ``(N, H, W, K)``.
         blur_kernel_size: odd Gaussian kernel size.
+        max_offset: longest Newton step in heatmap px (default 1.0); None
+            takes mmpose's unbounded step.
 
     Returns:
         float32 ``(N, K, 2)``.
     """
+    max_offset = _check_max_offset(max_offset)
     hm = _as_heatmaps(heatmaps)
     kp = _as_keypoints(keypoints, hm).copy()
     n, h, w, k = hm.shape
@@ -228,11 +291,12 @@ def refine_keypoints_dark(keypoints, heatmaps, blur_kernel_size=11):
     hess[~ok] = np.eye(2, dtype=np.float32)
     grad = np.stack([gx, gy], -1)[..., None]
     offset = -(np.linalg.inv(hess) @ grad)[..., 0]
+    offset = _bound_newton_offset(offset, hxx, det, max_offset)
     kp[ok] += offset[ok].astype(np.float32)
     return kp
 
 
-def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant="mmpose"):
+def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant="mmpose", max_offset=MAX_DARK_OFFSET):
     """DARK refinement for UDP heatmaps.
 
     Blurred heatmaps are clipped to ``[1e-3, 50]``, log-transformed and
@@ -240,8 +304,11 @@ def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant=
     ``coords -= inv(Hess + eps * I) @ grad`` is taken with central
     differences (``eps`` = float32 machine epsilon). No bounds check: border
     maxima use the edge padding. Locations ``(-1, -1)`` (non-positive
-    maxima) are refined too, reading across map boundaries of the flattened
-    padded array exactly as the references do.
+    maxima) are refined too by the references, reading across map
+    boundaries of the flattened padded array; here (with ``max_offset`` set)
+    they are left at ``(-1, -1)``, and the step is bounded to ``max_offset``
+    heatmap px as the module docstring describes (the Hessian tested is
+    ``Hess + eps * I``); shorter steps are the references'.
 
     Args:
         keypoints: ``(N, K, 2)`` heatmap px.
@@ -252,6 +319,8 @@ def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant=
             ``"hf"``: HF transformers ``post_dark_udp`` (blur
             :func:`gaussian_blur_hf` with sigma 0.8 and radius
             ``(blur_kernel_size - 1) // 2``, the whole batch flattened).
+        max_offset: longest Newton step in heatmap px (default 1.0); None
+            takes the references' unbounded step (missing keypoints included).
 
     Returns:
         float32 ``(N, K, 2)``.
@@ -259,6 +328,7 @@ def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant=
     if variant not in DARK_VARIANTS:
         raise CodecError(f"`variant` must be one of {DARK_VARIANTS}, got {variant!r}.")
     kernel = _check_kernel(blur_kernel_size)
+    max_offset = _check_max_offset(max_offset)
     hm = _as_heatmaps(heatmaps)
     kp = _as_keypoints(keypoints, hm).copy()
     n, h, w, k = hm.shape
@@ -300,5 +370,9 @@ def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant=
         hess = hess.astype(np.float64) + np.finfo(np.float32).eps * np.eye(2)
         grad = np.stack([dx, dy], -1).astype(np.float64)[..., None]
         step = (np.linalg.inv(hess) @ grad)[..., 0]
+        if max_offset is not None:
+            det = hess[..., 0, 0] * hess[..., 1, 1] - hess[..., 0, 1] * hess[..., 1, 0]
+            step = -_bound_newton_offset(-step, hess[..., 0, 0], det, max_offset)
+            step[np.any(xy < 0, axis=-1)] = 0.0  # missing: location (-1, -1) kept
         results.append((xy.astype(np.float64) - step).astype(np.float32))
     return np.stack(results).reshape(n, k, 2)

@@ -20,6 +20,8 @@ from keras_pose.export.exporters import (
     ExportError,
     build_serving_function,
     calibration_samples,
+    check_export_path,
+    clean_stale_temp_folders,
     export_model,
     representative_crops,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "argmax_decode_tf",
     "build_serving_function",
     "calibration_samples",
+    "check_export_path",
+    "clean_stale_temp_folders",
     "decode_scale",
     "export_model",
     "load_exported",

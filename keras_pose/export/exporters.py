@@ -58,9 +58,14 @@ Quantisation:
   the padded tensor's minimum (same max pool), the decode kept float32.
 """
 
+import atexit
+import contextlib
 import datetime
 import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 import warnings
 
@@ -120,6 +125,153 @@ def _check_format(format, path):
     if not suffix:
         path = path + EXTENSIONS[fmt]
     return fmt, path
+
+
+def _nearest_existing(path):
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    return parent
+
+
+def check_export_path(path, format=None):
+    """Resolve the format and output file, and check the file can be written.
+
+    Called by `export_model` before anything is converted (and by the CLI
+    before the model is loaded), so a bad destination fails in seconds.
+
+    Args:
+        path: the output file; its extension picks the format when
+            ``format`` is None; without an extension, ``.tflite`` /
+            ``.onnx`` is added.
+        format: "tflite" (alias "litert"), "onnx" or None.
+
+    Returns:
+        ``(format, path)``: the format and the output file (str).
+
+    Raises:
+        ExportError: unknown format, or a destination that cannot be
+            written: the file or its ``.json`` metadata is a folder, a parent
+            is a file, or the nearest existing folder is not writable. The
+            message names ``path``.
+    """
+    fmt, path = _check_format(format, os.fspath(path))
+    for target, what in ((path, "the output"), (export_metadata.metadata_path(path), "its metadata file")):
+        if os.path.isdir(target):
+            raise ExportError(
+                f"Cannot export to {path!r}: {what} {target!r} is a folder. Give a file path such as "
+                f"{os.path.join(target, 'model' + EXTENSIONS[fmt])!r}."
+            )
+    parent = _nearest_existing(path)
+    if not os.path.isdir(parent):
+        raise ExportError(
+            f"Cannot export to {path!r}: {parent!r} is a file, not a folder. Choose an output path in a folder."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"Cannot export to {path!r}: the folder {parent!r} is not writable. Choose another output path or "
+            "fix the folder's permissions."
+        )
+    return fmt, path
+
+
+def _write_or_explain(path, write):
+    """Run ``write()``; an OSError becomes an ExportError naming ``path`` (not a hidden temp file)."""
+    try:
+        return write()
+    except OSError as e:
+        reason = e.strerror or " ".join(str(e).split()) or type(e).__name__
+        raise ExportError(f"Could not write the export to {path!r}: {reason}. Check the free space and "
+                          "permissions there, or choose another output path.") from e
+
+
+# ------------------------------------------------------------ temp folders
+# The TFLite route writes a SavedModel of the whole model (hundreds of MB)
+# and ONNX int8 two copies of the graph into a temporary folder. Its name
+# says who owns it: keras-pose-export-<pid>@<host>-<random>. It is removed
+# when the export ends, however it ends (exceptions, Ctrl-C, interpreter
+# exit); one left by a killed process (SIGKILL, SIGTERM, a crash) is removed
+# by the next export on the same host once its process is gone.
+TEMP_PREFIX = "keras-pose-export-"
+_TEMP_NAME = re.compile(r"^keras-pose-export-(\d+)@(.*)-[A-Za-z0-9_]+$")
+_LIVE_TEMP_DIRS = set()
+
+
+def _host():
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname() or "localhost")[:64]
+
+
+def _pid_alive(pid):
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows: assume alive.
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale_temp_folders(root=None):
+    """Remove export temp folders whose process is gone (same host).
+
+    Args:
+        root: the folder to scan (default ``tempfile.gettempdir()``).
+
+    Returns:
+        The list of removed folders.
+    """
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    host = _host()
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if not match or match.group(2) != host:
+            continue
+        folder = os.path.join(root, name)
+        if folder in _LIVE_TEMP_DIRS or _pid_alive(int(match.group(1))) or not os.path.isdir(folder):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.exists(folder):
+            removed.append(folder)
+    return removed
+
+
+def _remove_live_temp_dirs():
+    for folder in list(_LIVE_TEMP_DIRS):
+        shutil.rmtree(folder, ignore_errors=True)
+        _LIVE_TEMP_DIRS.discard(folder)
+
+
+atexit.register(_remove_live_temp_dirs)
+
+
+@contextlib.contextmanager
+def export_temp_dir():
+    """A temporary folder for one export step, removed on every exit path.
+
+    Stale folders of killed exports are cleaned first
+    (`clean_stale_temp_folders`).
+
+    Yields:
+        The folder path, ``<tempdir>/keras-pose-export-<pid>@<host>-<random>``.
+    """
+    clean_stale_temp_folders()
+    folder = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}@{_host()}-")
+    _LIVE_TEMP_DIRS.add(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _LIVE_TEMP_DIRS.discard(folder)
 
 
 def _check_quantization(quantization):
@@ -478,7 +630,7 @@ def _tflite_converter(model, function, spec, directory):
 def _tflite_convert(model, function, spec, quantization, calibration, int8_io, include_decode):
     import tensorflow as tf
 
-    with tempfile.TemporaryDirectory() as directory:
+    with export_temp_dir() as directory:
         converter = _tflite_converter(model, function, spec, directory)
         return _tflite_quantize(converter, spec, quantization, calibration, int8_io, include_decode)
 
@@ -683,7 +835,7 @@ def _onnx_quantize_int8(proto, spec, calibration, exclude_nodes=()):
         def get_next(self):
             return next(self._batches, None)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with export_temp_dir() as tmp:
         source = os.path.join(tmp, "float.onnx")
         target = os.path.join(tmp, "int8.onnx")
         onnx.save(proto, source)
@@ -867,10 +1019,12 @@ def export_model(
 
     Raises:
         ExportError: unknown format or quantisation, int8 without
-            representative data, a non-TensorFlow backend, bad arguments.
+            representative data, a non-TensorFlow backend, bad arguments,
+            an output path that cannot be written (checked before the
+            conversion; `check_export_path`).
     """
-    path = os.fspath(path)
-    fmt, path = _check_format(format, path)
+    # The destination is checked first: a bad path fails before the conversion.
+    fmt, path = check_export_path(path, format)
     quantization = _check_quantization(quantization)
     _check_model(model)
     if batch_size is not None:
@@ -937,8 +1091,11 @@ def export_model(
                 f"The exported {fmt} model returns non-finite values in {bad} on a zero input where the "
                 "Keras model is finite: the conversion is broken (please report it with the model config)."
             )
-    with atomic_write(path, "wb") as f:
-        f.write(model_bytes)
+    def write_model():
+        with atomic_write(path, "wb") as f:
+            f.write(model_bytes)
+
+    _write_or_explain(path, write_model)
     metadata = _build_metadata(
         model,
         fmt,
@@ -959,5 +1116,5 @@ def export_model(
             "preset": preset if preset is not None else getattr(model, "preset_name", None),
         },
     )
-    export_metadata.write_metadata(path, metadata)
+    _write_or_explain(path, lambda: export_metadata.write_metadata(path, metadata))
     return path

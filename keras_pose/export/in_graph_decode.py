@@ -17,8 +17,9 @@ codec's heatmap -> input scaling):
   (see ``keras_pose.codecs.heatmap_codecs``).
 
 The refinements (quarter-pixel shift, DARK, DARK-UDP) are left out: they move
-a keypoint by at most about half a heatmap pixel, and run host-side with
-``codec.decode`` on the heatmaps when wanted.
+a keypoint by at most one heatmap pixel (the DARK Newton step is bounded, see
+``keras_pose.codecs.refinement``), and run host-side with ``codec.decode`` on
+the heatmaps when wanted (``runner.decode``).
 """
 
 import numpy as np

@@ -39,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get("KERAS_POSE_SHARED_DIR", os.path.join(HERE, "..", "..", "shared"))
+SHARED = os.environ.get("KERAS_POSE_SHARED_DIR", os.path.join(HERE, "..", "tests"))
 COCO_JSON = os.path.join(SHARED, "data", "coco", "test_coco.json")
 
 FAMILIES = {

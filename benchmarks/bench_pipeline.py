@@ -30,7 +30,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.environ.get(
-    "KERAS_POSE_SHARED_DIR", os.path.join(HERE, "..", "..", "shared")
+    "KERAS_POSE_SHARED_DIR", os.path.join(HERE, "..", "tests")
 )
 COCO_JSON = os.path.join(DATA, "data", "coco", "test_coco.json")
 IMAGE_SIZE = (256, 192)

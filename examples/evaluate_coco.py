@@ -1,7 +1,7 @@
 """COCO keypoint AP of a top-down model, with ground-truth and detected boxes.
 
 Run from the repository root (the COCO sample and its person detections,
-test_coco_det_AP_H_56.json, come from ../shared/data/coco):
+test_coco_det_AP_H_56.json, come from tests/data/coco):
 
     python examples/evaluate_coco.py --output-dir /tmp/eval_demo
     python examples/evaluate_coco.py --preset vitpose_base_coco_256x192 --output-dir /tmp/eval_demo
@@ -37,7 +37,7 @@ import pathlib
 import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data"
+DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT / "tests")) / "data"
 SHOWN = ("AP", "AP50", "AP75", "APm", "APl", "AR")
 
 

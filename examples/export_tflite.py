@@ -1,6 +1,6 @@
 """Export a pose model to TFLite, run it with the LiteRT interpreter, compare with Keras.
 
-Run from the repository root (the person crops come from ../shared/data/coco):
+Run from the repository root (the person crops come from tests/data/coco):
 
     python examples/export_tflite.py --output-dir /tmp/export_demo
     python examples/export_tflite.py --quantization float16 --output-dir /tmp/export_demo
@@ -33,7 +33,7 @@ import sys
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data"
+DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT / "tests")) / "data"
 
 
 def demo_model(image_size=(128, 96), seed=0):

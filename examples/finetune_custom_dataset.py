@@ -1,6 +1,6 @@
 """Fine-tune a pose model on your own COCO-format keypoint dataset.
 
-The worked case is the AP-10K animal sample (../shared/data/ap10k, 17
+The worked case is the AP-10K animal sample (tests/data/ap10k, 17
 keypoints per animal), treated as a custom dataset: nothing about it is
 taken from keras-pose's built-in specs. Run from the repository root:
 
@@ -38,7 +38,7 @@ import pathlib
 import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data"
+DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT / "tests")) / "data"
 
 # Per-keypoint OKS sigmas of the AP-10K paper (in the category's keypoint
 # order). For your own data: measure the spread of repeated annotations, or

@@ -1,7 +1,7 @@
 """Estimate poses in an image, draw the skeletons and a heatmap overlay.
 
 Run from the repository root (the sample image and its boxes come from
-../shared/data/coco):
+tests/data/coco):
 
     python examples/predict_and_draw.py --output-dir /tmp/predict_demo
     python examples/predict_and_draw.py --preset vitpose_base_coco_256x192 --output-dir /tmp/predict_demo
@@ -26,7 +26,7 @@ import pathlib
 import sys
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data"
+DATA_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT / "tests")) / "data"
 
 
 def demo_model(image_size=(128, 96), seed=0):

@@ -1,4 +1,9 @@
-"""Shared test fixtures: locations of ../shared data and golden cases."""
+"""Shared test fixtures: where the sample data and golden parity cases are.
+
+The repository carries them (`tests/data/`, `tests/golden/`; provenance in
+their READMEs), so the suite runs on a fresh clone. `KERAS_POSE_SHARED_DIR`
+points the tests at another copy: a folder holding `data/` and `golden/`.
+"""
 
 import os
 import pathlib
@@ -6,7 +11,8 @@ import pathlib
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DIR = pathlib.Path(os.environ.get("KERAS_POSE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+TESTS_DIR = REPO_ROOT / "tests"
+SHARED_DIR = pathlib.Path(os.environ["KERAS_POSE_SHARED_DIR"]) if os.environ.get("KERAS_POSE_SHARED_DIR") else TESTS_DIR
 DATA_DIR = SHARED_DIR / "data"
 GOLDEN_DIR = SHARED_DIR / "golden"
 
@@ -14,7 +20,7 @@ GOLDEN_DIR = SHARED_DIR / "golden"
 @pytest.fixture(scope="session")
 def data_dir():
     if not DATA_DIR.is_dir():
-        pytest.fail(f"shared sample data not found at {DATA_DIR}")
+        pytest.fail(f"sample data not found at {DATA_DIR}")
     return DATA_DIR
 
 

@@ -1,4 +1,4 @@
-"""Tests of the annotation readers on the real sample data in ../shared/data."""
+"""Tests of the annotation readers on the real sample data in tests/data."""
 
 import copy
 import dataclasses

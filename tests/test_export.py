@@ -1,7 +1,7 @@
 """Export to TFLite (LiteRT) and ONNX: parity with Keras, quantisation, metadata, errors.
 
 Every family gets a small configuration, fitted for a few dozen steps on the
-real COCO sample crops (../shared/data/coco, the tf.data pipeline of
+real COCO sample crops (tests/data/coco, the tf.data pipeline of
 keras_pose.data) so its heatmaps have distinct peaks where the people's
 joints are -- with random weights argmax decoding, and so any keypoint
 comparison, means nothing. Parity is measured on the 12 COCO people and

@@ -1,4 +1,4 @@
-"""Reference parity of the CPM and Hourglass converters (../shared/golden/{cpm,hourglass}).
+"""Reference parity of the CPM and Hourglass converters (tests/golden/{cpm,hourglass}).
 
 For every case: rebuild the checkpoint from keys.json + seed with the golden
 `make_state_dict`, save it as the released mmpose files are saved

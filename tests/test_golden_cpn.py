@@ -1,4 +1,4 @@
-"""Reference parity of the CPN converter (../shared/golden/cpn).
+"""Reference parity of the CPN converter (tests/golden/cpn).
 
 The case `cpn50_coco_256x192`: rebuild the pytorch-cpn CPN50 checkpoint from
 keys.json + seed with the golden `make_state_dict`, save it as pytorch-cpn

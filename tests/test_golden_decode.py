@@ -1,6 +1,6 @@
 """Decode-only parity with HF transformers VitPoseImageProcessor.post_process_pose_estimation.
 
-Golden set: ../shared/golden/vitpose/end_to_end_base/ ("decode_only" in its
+Golden set: tests/golden/vitpose/end_to_end_base/ ("decode_only" in its
 meta.json): heatmaps with well separated maxima (including a border peak and
 an all-negative map per person), the two boxes, and the keypoints / scores HF
 returned for them.

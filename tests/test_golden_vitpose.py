@@ -1,4 +1,4 @@
-"""Reference parity of the ViTPose / ViTPose++ converters (../shared/golden/vitpose).
+"""Reference parity of the ViTPose / ViTPose++ converters (tests/golden/vitpose).
 
 For every case: rebuild the checkpoint from keys.json + seed with the golden
 `make_state_dict`, save it the way the released files are saved (torch.save

@@ -2,7 +2,7 @@
 
 A tiny ViTPose checkpoint in the original ViTAE-Transformer layout (hidden 32,
 2 layers, 2 heads, 64x48 input, simple decoder, 17 keypoints; key names as in
-../shared/golden/vitpose/vitpose_small_simple/keys.json) is served from a
+tests/golden/vitpose/vitpose_small_simple/keys.json) is served from a
 local HTTP server; nothing touches the real network.
 """
 

@@ -396,13 +396,24 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
         output_dir: if given, the model is also written there as a
             keras-hub preset directory (atomically) with a
             `keras_pose_preset.json` record of the source, licence, published
-            accuracy, decoding, and the sha256 of the converted file.
+            accuracy, decoding, the converted file's sha256 and fingerprint,
+            and `CONVERTER_VERSION`. An existing folder is replaced only if it
+            is empty or an earlier conversion holding nothing but preset
+            files, and never if the checkpoint lies inside it
+            (`check_output_dir`).
         dataset: for multi-dataset models (ViTPose++), the dataset whose
             head and expert to select (default: the preset's).
         **overrides: passed to the family converter (e.g. `dtype`).
 
     Returns:
         The keras-pose task model.
+
+    Raises:
+        CheckpointError: the file is not a readable checkpoint (empty, text,
+            truncated, a hostile pickle: named), or its tensors do not match
+            the model (missing / unexpected / misshapen / non-finite, listed).
+        PresetError: an unknown preset, or an output folder that would lose
+            files.
     """
     entry = _resolve_entry(preset)
     if output_dir is not None:

@@ -132,7 +132,7 @@ class PresetEntry:
         return "full" if len(self.sha256) == 64 else "prefix"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "sha256_check": self.sha256_check}
+        return dataclasses.asdict(self)
 
 
 _REGISTRY: dict[str, PresetEntry] = {}

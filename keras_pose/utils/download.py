@@ -36,6 +36,7 @@ import urllib.request
 
 from keras_pose.errors import DownloadError
 from keras_pose.utils.file_utils import atomic_write
+from keras_pose.utils.file_utils import clean_stale_temporaries
 
 _CHUNK = 1 << 20  # bytes per read
 MIN_SPEED = 1024  # bytes/s a download must average over each `timeout` window
@@ -389,6 +390,8 @@ def cached_download(
             full digest): rejects an incomplete file before it is cached.
     """
     path = cached_path_for(url, file_name=file_name, subdir=subdir)
+    # The cache is keras-pose's own: also clean temporaries of older versions.
+    clean_stale_temporaries(os.path.dirname(path), legacy=True)
     if os.path.isfile(path):
         recorded = recorded_sha256(path)
         if recorded is not None:

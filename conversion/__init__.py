@@ -14,7 +14,7 @@ import datetime
 import importlib
 import json
 import os
-import struct
+import re
 
 from keras_pose.errors import CheckpointError
 from keras_pose.errors import PresetError
@@ -38,6 +38,29 @@ _GUESSED_FAMILIES = {
 }
 
 PRESET_METADATA_FILE = "keras_pose_preset.json"
+
+# Version of what the converters write. It is recorded in every converted
+# preset's keras_pose_preset.json and is part of the preset cache's key:
+# bump it whenever a converter's output changes (a fix, a new check), so
+# presets cached by an older converter are converted again.
+# 2: non-finite weights refused, widths read robustly, converted_from fingerprint.
+CONVERTER_VERSION = 2
+
+# The files `save_to_preset` / `save_converted_preset` write. An output
+# folder holding anything else is not replaced.
+PRESET_FILES = (
+    "config.json",
+    "task.json",
+    "metadata.json",
+    "model.weights.h5",
+    "task.weights.h5",
+    "model.weights.json",
+    "preprocessor.json",
+    "tokenizer.json",
+    "image_converter.json",
+    PRESET_METADATA_FILE,
+)
+_SHARD_FILE = re.compile(r"^model_\d+\.weights\.h5$")
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 
@@ -66,15 +89,9 @@ def _main_file(path):
 
 def _safetensors_keys(path):
     """Tensor names from a .safetensors header (reads only the header)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise CheckpointError(f"{path!r} is too short to be a .safetensors file.")
-        (size,) = struct.unpack("<Q", head)
-        if size > 100_000_000:
-            raise CheckpointError(f"{path!r} does not look like a .safetensors file (header of {size} bytes).")
-        header = json.loads(f.read(size).decode("utf-8"))
-    return [k for k in header if k != "__metadata__"]
+    from keras_pose.conversion.checkpoint_io import _safetensors_extent
+
+    return _safetensors_extent(path)
 
 
 def _torch_keys(path):
@@ -237,20 +254,34 @@ def _keras_pose_version():
         return "unknown"
 
 
-def _file_sha256(checkpoint):
-    from keras_pose.utils.download import sha256_file
+def _converted_from(checkpoint):
+    """{file_name, sha256, size, mtime_ns, sample_sha256} of the converted file."""
+    from keras_pose.utils.download import file_fingerprint, sha256_file
 
-    if hasattr(checkpoint, "keys") and not isinstance(checkpoint, (str, bytes, os.PathLike)):
-        return None, None
+    if checkpoint is None or (hasattr(checkpoint, "keys") and not isinstance(checkpoint, (str, bytes, os.PathLike))):
+        return {"file_name": None, "sha256": None}
     path = _main_file(os.fspath(checkpoint))
-    return os.path.basename(path), sha256_file(path)
+    return {"file_name": os.path.basename(path), "sha256": sha256_file(path), **file_fingerprint(path)}
+
+
+def sha256_check(sha256):
+    """How a published digest checks a download: "full", "prefix" or "none"."""
+    if not sha256:
+        return "none"
+    return "full" if len(sha256) == 64 else "prefix"
 
 
 def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task_class=None):
-    """The `keras_pose_preset.json` record of a converted preset."""
+    """The `keras_pose_preset.json` record of a converted preset.
+
+    Besides the preset's provenance it records `converter_version`
+    (`CONVERTER_VERSION`) and `converted_from`: the converted file's name,
+    full sha256, size, modification time (ns) and sample digest
+    (`keras_pose.utils.download.file_fingerprint`), which the preset cache
+    compares to tell whether the file changed since.
+    """
     import keras
 
-    file_name, file_sha = _file_sha256(checkpoint) if checkpoint is not None else (None, None)
     record = {
         "preset": entry.name if entry else None,
         "family": entry.family if entry else family,
@@ -259,12 +290,14 @@ def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task
         "source_url": entry.source_url if entry else None,
         "file_name": entry.file_name if entry else None,
         "sha256": entry.sha256 if entry else None,
+        "sha256_check": sha256_check(entry.sha256 if entry else None),
         "checkpoint_format": entry.checkpoint_format if entry else None,
         "license": entry.license if entry else None,
         "published_accuracy": entry.published_accuracy if entry else {},
         "decoding": entry.decoding if entry else {},
         "notes": entry.notes if entry else "",
-        "converted_from": {"file_name": file_name, "sha256": file_sha},
+        "converted_from": _converted_from(checkpoint),
+        "converter_version": CONVERTER_VERSION,
         "keras_pose_version": _keras_pose_version(),
         "keras_version": keras.__version__,
         "converted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -272,26 +305,77 @@ def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task
     return record
 
 
-def _check_output_dir(output_dir):
+def _is_preset_file(name):
+    return name in PRESET_FILES or bool(_SHARD_FILE.match(name))
+
+
+def _inside(path, folder):
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output_dir(output_dir, checkpoint=None):
+    """The absolute output folder, if converting into it loses nothing.
+
+    A folder is replaced only when it is empty or recognisably a converted
+    keras-pose preset: it has `keras_pose_preset.json` and nothing but the
+    files a preset consists of (`PRESET_FILES`). Anything else (a user's own
+    files, a preset saved by `save_to_preset` with trained weights, the
+    checkpoint itself) makes it refuse.
+
+    Args:
+        output_dir: the folder to write.
+        checkpoint: the checkpoint being converted (path), if any; it must
+            not lie inside `output_dir`.
+
+    Raises:
+        PresetError: naming the folder, the files that would be lost and
+            the fix.
+    """
     output_dir = os.path.abspath(os.fspath(output_dir))
-    if os.path.exists(output_dir):
-        if not os.path.isdir(output_dir):
-            raise PresetError(f"Output {output_dir!r} exists and is not a folder; choose another --output.")
-        contents = [f for f in os.listdir(output_dir) if not f.startswith(".")]
-        is_preset = any(os.path.exists(os.path.join(output_dir, f)) for f in ("config.json", PRESET_METADATA_FILE))
-        if contents and not is_preset:
+    if checkpoint is not None and isinstance(checkpoint, (str, os.PathLike)):
+        if _inside(os.fspath(checkpoint), output_dir):
             raise PresetError(
-                f"Output folder {output_dir!r} is not empty and is not a keras-pose preset; "
-                "refusing to replace it. Choose a new or empty folder."
+                f"The checkpoint {os.fspath(checkpoint)!r} lies inside the output folder {output_dir!r}, which "
+                "converting replaces as a whole. Choose an --output folder that does not contain the checkpoint "
+                "(e.g. a new folder beside it)."
             )
+    if not os.path.exists(output_dir):
+        return output_dir
+    if not os.path.isdir(output_dir):
+        raise PresetError(f"Output {output_dir!r} exists and is not a folder; choose another --output.")
+    contents = sorted(os.listdir(output_dir))
+    if not contents:
+        return output_dir
+    foreign = [
+        name + ("/" if os.path.isdir(os.path.join(output_dir, name)) else "")
+        for name in contents
+        if not (_is_preset_file(name) and os.path.isfile(os.path.join(output_dir, name)))
+    ]
+    shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+    if PRESET_METADATA_FILE not in contents:
+        raise PresetError(
+            f"Output folder {output_dir!r} is not empty and is not a preset keras-pose converted (it has no "
+            f"{PRESET_METADATA_FILE}; it holds {shown or ', '.join(contents[:8])}); converting would delete "
+            "its contents. Choose a new or empty folder for --output."
+        )
+    if foreign:
+        raise PresetError(
+            f"Output folder {output_dir!r} is not empty: besides a converted preset it holds {shown}, which "
+            "replacing the preset would delete. Move those out of it, or choose a new or empty folder for --output."
+        )
     return output_dir
+
+
+def _check_output_dir(output_dir, checkpoint=None):
+    return check_output_dir(output_dir, checkpoint)
 
 
 def save_converted_preset(model, output_dir, metadata):
     """Write `model` as a preset directory plus its provenance, atomically."""
     from keras_pose.utils.file_utils import atomic_directory
 
-    output_dir = _check_output_dir(output_dir)
+    output_dir = check_output_dir(output_dir)
     with atomic_directory(output_dir) as tmp:
         model.save_to_preset(tmp)
         with open(os.path.join(tmp, PRESET_METADATA_FILE), "w") as f:
@@ -312,17 +396,28 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
         output_dir: if given, the model is also written there as a
             keras-hub preset directory (atomically) with a
             `keras_pose_preset.json` record of the source, licence, published
-            accuracy, decoding, and the sha256 of the converted file.
+            accuracy, decoding, the converted file's sha256 and fingerprint,
+            and `CONVERTER_VERSION`. An existing folder is replaced only if it
+            is empty or an earlier conversion holding nothing but preset
+            files, and never if the checkpoint lies inside it
+            (`check_output_dir`).
         dataset: for multi-dataset models (ViTPose++), the dataset whose
             head and expert to select (default: the preset's).
         **overrides: passed to the family converter (e.g. `dtype`).
 
     Returns:
         The keras-pose task model.
+
+    Raises:
+        CheckpointError: the file is not a readable checkpoint (empty, text,
+            truncated, a hostile pickle: named), or its tensors do not match
+            the model (missing / unexpected / misshapen / non-finite, listed).
+        PresetError: an unknown preset, or an output folder that would lose
+            files.
     """
     entry = _resolve_entry(preset)
     if output_dir is not None:
-        _check_output_dir(output_dir)  # fail before the (slow) conversion
+        check_output_dir(output_dir, checkpoint)  # fail before the (slow) conversion
     if not (hasattr(checkpoint, "keys") and not isinstance(checkpoint, (str, bytes, os.PathLike))):
         if not os.path.exists(os.fspath(checkpoint)):
             raise FileNotFoundError(
@@ -357,7 +452,10 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
 
 __all__ = [
     "CONVERTERS",
+    "CONVERTER_VERSION",
+    "PRESET_FILES",
     "PRESET_METADATA_FILE",
+    "check_output_dir",
     "checkpoint_keys",
     "convert_checkpoint",
     "detect_checkpoint_format",

@@ -9,10 +9,14 @@
   `{'epoch', 'state_dict', 'optimizer'}`, `{'model'}`, ...), a DataParallel
   `module.` prefix is removed, and every tensor becomes a NumPy array
   (bfloat16 / float16 -> float32).
-- `KeyAccountant`: converters pop the tensors they consume (checking shapes);
-  `finish()` raises one `CheckpointError` listing every missing, unexpected
-  and misshapen tensor, with shapes, plus a hint naming the model family the
-  keys look like when they look like another family's.
+- `KeyAccountant`: converters pop the tensors they consume (checking shapes
+  and that every value is finite); `finish()` raises one `CheckpointError`
+  listing every missing, unexpected, misshapen and non-finite (NaN / Inf)
+  tensor, with shapes in the checkpoint's own layout, plus a hint naming the
+  model family the keys look like when they look like another family's.
+- `sniff_format(path)` / `check_complete(path)`: what a file is (and whether
+  it is complete) before anything unpickles it; an empty, text, truncated or
+  hostile file gets a one-line `CheckpointError` that says so.
 - `guess_family(keys)`: which released model family a key set looks like.
 """
 
@@ -115,8 +119,181 @@ def _numpy_safe_globals():
     return names
 
 
+# ------------------------------------------------------------------ sniffing
+# torch.save's legacy (non-zip) format starts with the pickled magic number
+# 0x1950a86a20f9469cfc6c (a LONG1 opcode, 10 little-endian bytes).
+_TORCH_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+# Modules whose globals a weights_only torch file may name (tensors, storages,
+# OrderedDict, bytes, the NumPy arrays allowed in metadata).
+_SAFE_GLOBAL_MODULES = ("torch", "collections", "_codecs", "numpy")
+_MODULE_ALIASES = {"posix": "os", "nt": "os", "__builtin__": "builtins"}
+
+
+def _not_a_checkpoint(path, what):
+    return CheckpointError(
+        f"{path} is not a checkpoint keras-pose can read: it {what}. The file is corrupt, incomplete or not a "
+        "model checkpoint; download it again or pass the reference checkpoint (.pth / .safetensors) itself."
+    )
+
+
+def _describe_bytes(head):
+    """What the first bytes of a file that is not a checkpoint look like."""
+    stripped = head.lstrip()
+    if head.startswith(b"\x89HDF"):
+        return "is an HDF5 file (a Keras .h5 / .weights.h5 file?), not a PyTorch or safetensors checkpoint"
+    if stripped[:1] in (b"{", b"["):
+        return "is a JSON text file"
+    if stripped[:1] == b"<":
+        return "is an HTML / XML text file (a download that returned a web page?)"
+    if head.startswith(b"\x1f\x8b"):
+        return "is a gzip archive; unpack it first"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head[:-3].decode("utf-8", "replace") if len(head) > 3 else None
+    if text is not None and "\ufffd" not in text:
+        printable = sum(c.isprintable() or c in "\r\n\t" for c in text)
+        if printable >= 0.95 * max(len(text), 1):
+            return "is a text file"
+    return f"does not start like a PyTorch or safetensors file (first bytes: {head[:8].hex(' ')})"
+
+
+def _safetensors_header_size(head, size):
+    if len(head) < 9:
+        return None
+    n = int.from_bytes(head[:8], "little")
+    if 2 <= n <= size - 8 and head[8:9] == b"{":
+        return n
+    return None
+
+
+def sniff_format(path):
+    """The container format of a checkpoint file, from its first bytes.
+
+    Returns:
+        "torch_zip" (torch.save's default zip format), "torch_legacy"
+        (`_use_new_zipfile_serialization=False`), "torch_tar" (torch < 0.4),
+        "pickle" (a plain Python pickle, not torch.save output) or
+        "safetensors".
+
+    Raises:
+        CheckpointError: the file is empty, text, JSON, HTML, HDF5, a zip
+            archive that is truncated or holds no `data.pkl`, or unknown
+            bytes; the message says which.
+    """
+    path = os.fspath(path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise _not_a_checkpoint(path, "is empty (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        if size > 262:
+            f.seek(257)
+            tar_magic = f.read(5)
+        else:
+            tar_magic = b""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise _not_a_checkpoint(path, f"is a truncated or corrupt zip archive (PyTorch's format): {error}") from None
+        if not any(i.filename == "data.pkl" or i.filename.endswith("/data.pkl") for i in infos):
+            raise _not_a_checkpoint(path, "is a zip archive without the data.pkl of a PyTorch checkpoint")
+        end = max((i.header_offset + 30 + len(i.filename) + i.compress_size for i in infos), default=0)
+        if end > size:
+            raise _not_a_checkpoint(path, f"is a truncated zip archive (its entries need {end} bytes, it has {size})")
+        return "torch_zip"
+    if head[:1] == b"\x80":
+        return "torch_legacy" if _TORCH_LEGACY_MAGIC in head[:32] else "pickle"
+    if tar_magic == b"ustar":
+        return "torch_tar"
+    if _safetensors_header_size(head, size) is not None:
+        return "safetensors"
+    raise _not_a_checkpoint(path, _describe_bytes(head))
+
+
+def _pickle_globals(stream):
+    """Qualified names of the globals a pickle stream references (never executes it)."""
+    import pickletools
+
+    found, memo, strings = [], {}, []
+    for op, arg, _ in pickletools.genops(stream):
+        name = op.name
+        if name in ("GLOBAL", "INST") and isinstance(arg, str):
+            found.append(arg.replace(" ", "."))
+        elif name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.append(f"{strings[-2]}.{strings[-1]}")
+        if isinstance(arg, str) and "UNICODE" in name or name in ("SHORT_BINSTRING", "BINSTRING", "STRING"):
+            strings.append(arg if isinstance(arg, str) else str(arg))
+        elif name == "MEMOIZE" and strings:
+            memo[len(memo)] = strings[-1]
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT") and strings:
+            memo[arg] = strings[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET") and arg in memo:
+            strings.append(memo[arg])
+    return found
+
+
+def blocked_globals(path):
+    """The globals a torch file's pickle names that `weights_only=True` refuses.
+
+    Scans the pickle opcodes (nothing is executed): `data.pkl` of a zip
+    checkpoint, or the pickles at the start of a legacy / plain pickle file.
+    Returns qualified names such as "builtins.eval" or "os.system" (posix
+    module names are given as `os`).
+    """
+    import io
+
+    names = []
+    try:
+        if sniff_format(path) == "torch_zip":
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                member = next(i for i in zf.infolist() if i.filename.endswith("data.pkl"))
+                names = _pickle_globals(io.BytesIO(zf.read(member)))
+        else:
+            with open(path, "rb") as f:
+                for _ in range(5):  # magic, protocol, sys info, object, storage keys
+                    try:
+                        names += _pickle_globals(f)
+                    except Exception:  # noqa: BLE001 - raw storage bytes follow the pickles
+                        break
+    except Exception:  # noqa: BLE001 - best effort: only used to name what was refused
+        pass
+    blocked = []
+    for name in names:
+        module, _, attr = name.rpartition(".")
+        if module.split(".")[0] in _SAFE_GLOBAL_MODULES:
+            continue
+        name = f"{_MODULE_ALIASES.get(module, module)}.{attr}"
+        if name not in blocked:
+            blocked.append(name)
+    return blocked
+
+
+def _torch_reason(message):
+    """The useful part of a torch.load error message (one line)."""
+    match = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(Check the documentation|$)", message, re.S)
+    text = match.group(1) if match else message
+    text = " ".join(text.split())
+    return text[:300]
+
+
 def _torch_load(path):
-    """`torch.load(weights_only=True)`, allowing plain NumPy arrays in metadata."""
+    """`torch.load(weights_only=True)`, allowing plain NumPy arrays in metadata.
+
+    The file's format is checked first (`sniff_format`), so an empty, text,
+    truncated or random file is named as such; a pickle that names a global
+    `weights_only` refuses (code a hostile file would run) is refused with
+    that global named.
+
+    Raises:
+        CheckpointError: for every way the file fails to load.
+    """
     try:
         import torch
     except ImportError as error:  # pragma: no cover - torch is a convert dependency
@@ -125,36 +302,102 @@ def _torch_load(path):
         ) from error
     import pickle
 
+    path = os.fspath(path)
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        raise CheckpointError(f"{path} is a safetensors file; name it *.safetensors (or pass its folder).")
+    if fmt == "pickle":
+        blocked = blocked_globals(path)
+        refs = f"; it references {', '.join(blocked)}, which keras-pose never loads" if blocked else ""
+        raise _not_a_checkpoint(path, f"is a plain Python pickle, not a torch.save file{refs}")
+
     def load():
-        try:  # zip format: memory-mapped, tensors are read when converted
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error) and "zip" not in str(error):
-                raise
-        return torch.load(path, map_location="cpu", weights_only=True)  # legacy non-zip format
+        # The zip format is memory-mapped: tensors are read when converted.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=fmt == "torch_zip")
+
+    def refused(error):
+        blocked = blocked_globals(path)
+        if not blocked:
+            match = re.search(r"GLOBAL (\S+?)(?: was not| whose|\s|$)", str(error))
+            blocked = [match.group(1)] if match else []
+        if not blocked:
+            return CheckpointError(
+                f"{path} is corrupt: torch.load could not unpickle it ({_torch_reason(str(error))}). Download it "
+                "again, or pass the reference checkpoint itself."
+            )
+        return CheckpointError(_unsafe_global_message(path, blocked))
+
+    def corrupt(error):
+        kind = type(error).__name__
+        if type(error).__module__ not in ("builtins", "exceptions"):
+            kind = f"{type(error).__module__}.{kind}"
+        reason = str(error).strip() or ("the file ends too early" if isinstance(error, EOFError) else "no details")
+        return CheckpointError(
+            f"{path} is truncated or corrupt: torch.load failed with {kind} ({_torch_reason(reason)}). "
+            "Download it again, or pass the reference checkpoint itself."
+        )
 
     try:
         return load()
     except pickle.UnpicklingError as error:
-        message = str(error)
-        if "numpy" not in message:
-            raise CheckpointError(_unsafe_global_message(path, message)) from error
+        if "numpy" not in str(error):
+            raise refused(error) from None
+    except Exception as error:  # noqa: BLE001 - EOFError, KeyError, OSError, RuntimeError, ...
+        raise corrupt(error) from None
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return load()
     except pickle.UnpicklingError as error:
-        raise CheckpointError(_unsafe_global_message(path, str(error))) from error
+        raise refused(error) from None
+    except Exception as error:  # noqa: BLE001
+        raise corrupt(error) from None
 
 
-def _unsafe_global_message(path, message):
-    match = re.search(r"Unsupported global: GLOBAL (\S+)", message)
-    what = f" ({match.group(1)})" if match else ""
+def _unsafe_global_message(path, blocked):
     return (
-        f"{path} holds a Python object{what} that torch.load(weights_only=True) refuses to unpickle. "
-        "keras-pose never unpickles arbitrary objects. If you trust the file, re-save only its "
-        "weights: torch.save({'state_dict': torch.load(path, weights_only=False)['state_dict']}, "
-        "'weights_only.pth') and convert that."
+        f"{path} holds Python objects that torch.load(weights_only=True) refuses to unpickle: "
+        f"{', '.join(blocked)} (code a pickle can run when it is loaded). keras-pose never unpickles arbitrary "
+        "objects. If you trust the file, re-save only its weights: torch.save({'state_dict': "
+        "torch.load(path, weights_only=False)['state_dict']}, 'weights_only.pth') and convert that."
     )
+
+
+def check_complete(path):
+    """Raise `CheckpointError` unless `path` is a complete, parseable checkpoint.
+
+    For a download whose length and digest are unknown: a zip checkpoint
+    must have its central directory and every entry inside the file, a
+    safetensors file exactly the bytes its header describes, and a legacy
+    torch file must load (`weights_only=True`).
+    """
+    path = os.fspath(path)
+    fmt = sniff_format(path)
+    if fmt == "safetensors":
+        _safetensors_extent(path)
+    elif fmt != "torch_zip":
+        _torch_load(path)
+
+
+def _safetensors_extent(path):
+    """Check a safetensors header against the file size; returns the tensor names."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if len(head) != 8 or not 2 <= n <= size - 8:
+            raise _not_a_checkpoint(path, "is not a safetensors file (no valid header)")
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise _not_a_checkpoint(path, f"has a corrupt safetensors header ({error})") from None
+    if not isinstance(header, dict):
+        raise _not_a_checkpoint(path, "has a corrupt safetensors header (not a JSON object)")
+    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+            and "data_offsets" in v]
+    need = 8 + n + max(ends, default=0)
+    if need > size:
+        raise _not_a_checkpoint(path, f"is a truncated safetensors file ({size} bytes; its header needs {need})")
+    return [k for k in header if k != "__metadata__"]
 
 
 def unwrap_state_dict(obj, path="checkpoint"):
@@ -219,6 +462,19 @@ def _read_safetensors(path):
     return tensors
 
 
+def _read_json_config(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(
+            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); the config.json "
+            "beside the checkpoint is corrupt. Download it again."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"Could not read {path}: {error}.") from None
+
+
 def read_checkpoint(path):
     """Read a reference checkpoint into NumPy arrays.
 
@@ -254,28 +510,19 @@ def read_checkpoint(path):
         path = os.path.join(path, candidates[0])
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    if path.endswith(".safetensors"):
+    if path.endswith(".safetensors") or sniff_format(path) == "safetensors":
+        _safetensors_extent(path)  # names an empty / truncated / non-safetensors file
         try:
             tensors = _read_safetensors(path)
         except Exception as error:  # safetensors raises its own error types
-            raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+            raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from None
         tensors, prefix = strip_prefix(tensors)
         config = None
         config_path = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
         if os.path.exists(config_path):
-            with open(config_path) as f:
-                config = json.load(f)
+            config = _read_json_config(config_path)
         return Checkpoint(tensors=tensors, path=path, format="safetensors", config=config, stripped_prefix=prefix)
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(b"{") or head[:1] == b"\x89":  # JSON / HDF5 by mistake
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint.")
-    try:
-        obj = _torch_load(path)
-    except CheckpointError:
-        raise
-    except Exception as error:
-        raise CheckpointError(f"{path} could not be read with torch.load: {error}") from error
+    obj = _torch_load(path)
     state_dict, container_keys, meta = unwrap_state_dict(obj, path)
     state_dict, prefix = strip_prefix(state_dict)
     tensors = {k: to_numpy(v) for k, v in state_dict.items()}
@@ -299,10 +546,9 @@ def list_keys(path):
     if os.path.isdir(path) or path.endswith(".safetensors"):
         if os.path.isdir(path):
             return list(read_checkpoint(path).tensors)
-        from safetensors import safe_open
-
-        with safe_open(path, framework="np") as f:
-            return list(strip_prefix(dict.fromkeys(f.keys()))[0])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        return list(strip_prefix(dict.fromkeys(_safetensors_extent(path)))[0])
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
     state_dict, _, _ = unwrap_state_dict(_torch_load(path), path)
@@ -361,6 +607,44 @@ def _shape_str(shape):
     return "(" + ", ".join("?" if s is None else str(int(s)) for s in shape) + ")"
 
 
+def companion_keys(key):
+    """1-D tensors that record the output channels of the weight `key`.
+
+    `<m>.weight` -> `<m>.bias`; `<m>.conv.weight` -> `<m>.bn.weight`;
+    `<m>.convN.weight` -> `<m>.bnN.weight`; `<m>.N.weight` (a Sequential's
+    conv) -> `<m>.<N+1>.weight` (its BatchNorm).
+    """
+    if not key.endswith(".weight"):
+        return []
+    module = key[: -len(".weight")]
+    out = [module + ".bias"]
+    head, _, leaf = module.rpartition(".")
+    prefix = head + "." if head else ""
+    if leaf == "conv":
+        out.append(prefix + "bn.weight")
+    elif re.fullmatch(r"conv\d+", leaf):
+        out.append(prefix + "bn" + leaf[4:] + ".weight")
+    elif leaf.isdigit():
+        out.append(f"{prefix}{int(leaf) + 1}.weight")
+    return out
+
+
+def out_channels(tensors, key):
+    """Output channels of the weight `key` (PyTorch layout, axis 0).
+
+    Read from a 1-D companion (its bias or the BatchNorm after it, see
+    `companion_keys`) where the checkpoint has one, so a transposed or
+    corrupt weight does not change the architecture inferred from the file:
+    the model is built as the rest of the file says and the odd tensor is
+    reported as misshapen, in the checkpoint's layout.
+    """
+    for other in companion_keys(key):
+        value = tensors.get(other)
+        if value is not None and len(getattr(value, "shape", ())) == 1:
+            return int(value.shape[0])
+    return int(tensors[key].shape[0])
+
+
 def _shape_matches(actual, expected):
     if expected is None:
         return True
@@ -395,6 +679,7 @@ class KeyAccountant:
         self._remaining = dict(tensors)
         self.missing = []  # (key, expected shape or None)
         self.misshapen = []  # (key, actual shape, expected shape)
+        self.nonfinite = []  # (key, shape, NaN count, Inf count)
         self.ignored = []
         self.consumed = []
         for pattern in ignore:
@@ -442,7 +727,15 @@ class KeyAccountant:
         if not _shape_matches(value.shape, shape):
             self.misshapen.append((key, tuple(value.shape), tuple(shape)))
             return None
+        self._check_finite(key, value)
         return value
+
+    def _check_finite(self, key, value):
+        array = np.asarray(value)
+        if array.dtype.kind not in "fc" or np.isfinite(array).all():
+            return
+        nan = int(np.isnan(array).sum())
+        self.nonfinite.append((key, tuple(array.shape), nan, int(array.size - nan - np.isfinite(array).sum())))
 
     def ignore(self, pattern):
         """Drop every remaining tensor whose name matches `pattern` (fnmatch)."""
@@ -461,7 +754,7 @@ class KeyAccountant:
 
     @property
     def ok(self):
-        return not (self.missing or self.misshapen or self._remaining)
+        return not (self.missing or self.misshapen or self._remaining or self.nonfinite)
 
     def family_hint(self):
         """A sentence naming the family the keys look like, if not the expected one."""
@@ -477,11 +770,17 @@ class KeyAccountant:
         return f"The keys look like {description} (family {family!r}), not a {self.family} checkpoint."
 
     def report(self, what=None):
-        """The error message (empty string if everything was accounted for)."""
+        """The error message (empty string if everything was accounted for).
+
+        Shapes are the checkpoint's (PyTorch layout: Linear (out, in), Conv2d
+        (out, in, kh, kw)), for what the file holds and what the model needs.
+        """
         if self.ok:
             return ""
         target = what or (f"{self.family} model" if self.family else "model")
-        lines = [f"Checkpoint {self.source} does not match the {target}:"]
+        lines = []
+        if self.missing or self._remaining or self.misshapen:
+            lines.append(f"Checkpoint {self.source} does not match the {target}:")
         if self.missing:
             lines.append(f"  missing ({len(self.missing)}):")
             lines += [
@@ -492,12 +791,25 @@ class KeyAccountant:
             lines += [f"    {k} {_shape_str(s)}" for k, s in self.unexpected]
         if self.misshapen:
             lines.append(f"  misshapen ({len(self.misshapen)}):")
+            for k, a, e in self.misshapen:
+                line = f"    {k}: checkpoint {_shape_str(a)}, model expects {_shape_str(e)}"
+                if None not in e and sorted(a) == sorted(e):
+                    line += " (the same sizes in another order: transposed?)"
+                lines.append(line)
+        if self.nonfinite:
+            if not lines:
+                lines.append(f"Checkpoint {self.source} holds NaN or Inf values, which would make every prediction "
+                             "of the model meaningless:")
+            lines.append(f"  non-finite ({len(self.nonfinite)}):")
             lines += [
-                f"    {k}: checkpoint {_shape_str(a)}, model expects {_shape_str(e)}" for k, a, e in self.misshapen
+                f"    {k} {_shape_str(s)}: {nan} NaN, {inf} Inf" for k, s, nan, inf in self.nonfinite
             ]
-        hint = self.family_hint()
-        if hint:
-            lines.append("  hint: " + hint)
+            lines.append("  fix: the file is corrupt, or it was saved after training diverged; download it again "
+                         "or use another checkpoint.")
+        if self.missing or self._remaining or self.misshapen:
+            hint = self.family_hint()
+            if hint:
+                lines.append("  hint: " + hint)
         return "\n".join(lines)
 
     def finish(self, what=None):

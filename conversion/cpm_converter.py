@@ -19,7 +19,7 @@ the input size (not stored in the file) comes from the preset entry or the
 import os
 import re
 
-from keras_pose.conversion.checkpoint_io import KeyAccountant, read_checkpoint, to_numpy
+from keras_pose.conversion.checkpoint_io import KeyAccountant, out_channels, read_checkpoint, to_numpy
 from keras_pose.errors import CheckpointError
 from keras_pose.layers import load_conv_module
 
@@ -46,6 +46,8 @@ def _dim(tensors, key, axis, source, what):
             f"Checkpoint {source} has no {key}, which gives the {what}; it is not an mmpose CPM "
             f"checkpoint (first keys: {', '.join(list(tensors)[:5])})."
         )
+    if axis == 0:  # from the bias / BatchNorm where present (robust to a transposed weight)
+        return out_channels(tensors, key)
     return int(tensors[key].shape[axis])
 
 

@@ -117,16 +117,20 @@ def infer_architecture(tensors, source="checkpoint"):
         raise CheckpointError(
             f"{source} lacks tensors needed to read the CPN architecture: {missing}."
         )
-    filters = [int(tensors[f"resnet.layer{s}.0.conv1.weight"].shape[0]) for s in range(1, 5)]
+    from keras_pose.conversion.checkpoint_io import out_channels
+
+    # Widths from the BatchNorm / bias beside each conv where present, so a
+    # transposed weight is reported as misshapen instead of changing the model.
+    filters = [out_channels(tensors, f"resnet.layer{s}.0.conv1.weight") for s in range(1, 5)]
     depth = next((d for d, b in RESNET_DEPTHS.items() if list(b) == blocks), None)
     refine_blocks = [len(_indices(keys, rf"^refine_net\.cascade\.{i}\.(\d+)\.conv1\.weight$")) for i in range(4)]
     return {
         "depth": depth,
         "stackwise_num_blocks": blocks,
         "stackwise_num_filters": filters,
-        "num_keypoints": int(tensors["refine_net.final_predict.1.weight"].shape[0]),
-        "global_channels": int(tensors["global_net.laterals.0.0.weight"].shape[0]),
-        "refine_planes": int(tensors["refine_net.final_predict.0.conv1.weight"].shape[0]),
+        "num_keypoints": out_channels(tensors, "refine_net.final_predict.1.weight"),
+        "global_channels": out_channels(tensors, "global_net.laterals.0.0.weight"),
+        "refine_planes": out_channels(tensors, "refine_net.final_predict.0.conv1.weight"),
         "refine_num_blocks": refine_blocks,
         "upsample_bias": "global_net.upsamples.0.1.bias" in tensors,
     }

@@ -25,7 +25,7 @@ the preset entry or the `image_size` override.
 
 import re
 
-from keras_pose.conversion.checkpoint_io import KeyAccountant
+from keras_pose.conversion.checkpoint_io import KeyAccountant, out_channels
 from keras_pose.conversion.cpm_converter import default_task_settings, merge_config, read_tensors
 from keras_pose.errors import CheckpointError
 from keras_pose.layers import BasicResidualBlock, load_basic_block, load_conv_module
@@ -70,26 +70,28 @@ def infer_config(tensors, source="checkpoint"):
     channels, blocks = [], []
     prefix = "backbone.hourglass_modules.0."
     while True:
-        up1 = _require(tensors, f"{prefix}up1.0.conv1.weight", source, "hourglass widths")
-        channels.append(int(up1.shape[0]))
+        _require(tensors, f"{prefix}up1.0.conv1.weight", source, "hourglass widths")
+        channels.append(out_channels(tensors, f"{prefix}up1.0.conv1.weight"))
         blocks.append(_count(tensors, re.escape(prefix) + r"up1\.(\d+)\."))
         if f"{prefix}low2.low1.0.conv1.weight" in tensors:
             prefix += "low2."
             continue
-        low1 = _require(tensors, f"{prefix}low1.0.conv1.weight", source, "innermost width")
-        channels.append(int(low1.shape[0]))
+        _require(tensors, f"{prefix}low1.0.conv1.weight", source, "innermost width")
+        channels.append(out_channels(tensors, f"{prefix}low1.0.conv1.weight"))
         blocks.append(_count(tensors, re.escape(prefix) + r"low2\.(\d+)\."))
         break
     head = head_prefix(tensors)
-    final = _require(tensors, f"{head}multi_final_layers.0.weight", source, "keypoint count")
+    _require(tensors, f"{head}multi_final_layers.0.weight", source, "keypoint count")
+    _require(tensors, "backbone.out_convs.0.conv.weight", source, "feature width")
+    _require(tensors, "backbone.stem.0.conv.weight", source, "stem width")
     return {
-        "num_keypoints": int(final.shape[0]),
+        "num_keypoints": out_channels(tensors, f"{head}multi_final_layers.0.weight"),
         "num_stacks": num_stacks,
         "downsample_times": len(channels) - 1,
         "stage_channels": channels,
         "stage_blocks": blocks,
-        "feat_channels": int(_require(tensors, "backbone.out_convs.0.conv.weight", source, "feature width").shape[0]),
-        "stem_channels": int(_require(tensors, "backbone.stem.0.conv.weight", source, "stem width").shape[0]),
+        "feat_channels": out_channels(tensors, "backbone.out_convs.0.conv.weight"),
+        "stem_channels": out_channels(tensors, "backbone.stem.0.conv.weight"),
     }
 
 

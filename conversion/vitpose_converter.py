@@ -31,7 +31,7 @@ import re
 
 import numpy as np
 
-from keras_pose.conversion.checkpoint_io import KeyAccountant, guess_family, read_checkpoint
+from keras_pose.conversion.checkpoint_io import KeyAccountant, guess_family, out_channels, read_checkpoint
 from keras_pose.errors import CheckpointError
 
 LAYOUTS = ("vitpose_original", "mmpose", "hf_safetensors")
@@ -205,15 +205,19 @@ def inspect_checkpoint(checkpoint):
             )
         return t[key]
 
+    # Widths come from the biases where present, so a transposed weight is
+    # reported as misshapen (in the checkpoint's layout) instead of changing
+    # the model the rest of the file describes.
     patch_w = need(names.patch + "weight")
-    hidden_dim, _, patch_size, _ = patch_w.shape
+    hidden_dim, patch_size = out_channels(t, names.patch + "weight"), patch_w.shape[2]
     depth = 1 + max(int(re.match(names.block_re, k).group(1)) for k in keys if re.match(names.block_re, k))
     block = names.block(0)
-    mlp_dim = need(block["fc1"] + "weight").shape[0]
+    need(block["fc1"] + "weight")
+    mlp_dim = out_channels(t, block["fc1"] + "weight")
     qkv_bias = (block.get("qkv", block.get("q", "")) + "bias") in t
     experts = sorted({int(m.group(1)) for k in keys for m in [re.match(re.escape(block["experts"]) + r"(\d+)\.weight$", k)] if m})
     num_experts = len(experts)
-    part_features = t[block["experts"] + "0.weight"].shape[0] if num_experts else 0
+    part_features = out_channels(t, block["experts"] + "0.weight") if num_experts else 0
     pos = need(names.pos)
     head_prefixes = names.head_prefixes(keys)
     num_deconv = names.num_deconv(keys, head_prefixes[0])
@@ -230,8 +234,8 @@ def inspect_checkpoint(checkpoint):
             deconv_filters.append(int(need(key).shape[1]))  # ConvTranspose2d (in, out, kh, kw)
     num_keypoints = []
     for prefix in head_prefixes:
-        w = t.get(names.final_conv_weight(prefix))
-        num_keypoints.append(None if w is None else int(w.shape[0]))
+        key = names.final_conv_weight(prefix)
+        num_keypoints.append(None if key not in t else out_channels(t, key))
     return {
         "layout": layout,
         "hidden_dim": int(hidden_dim),

@@ -157,7 +157,9 @@ def _add_convert(subparsers):
     p.add_argument("--checkpoint", required=True, metavar="FILE",
                    help="the downloaded reference checkpoint file (or an HF model folder)")
     p.add_argument("--output", required=True, metavar="DIR",
-                   help="preset folder to write (new, empty, or an earlier keras-pose preset)")
+                   help="preset folder to write: new, empty, or an earlier `keras-pose convert` output "
+                   "(keras_pose_preset.json and only preset files), which is replaced; a folder holding "
+                   "anything else, or the checkpoint itself, is refused")
     p.add_argument("--preset", metavar="NAME",
                    help="the registered preset the checkpoint was released as (see `keras-pose presets`); "
                    "omitted: the model family and layout are inferred from the checkpoint")

@@ -9,7 +9,14 @@ module per family, and are registered here on import.
 
 Preset names follow `<family>_<variant>_<dataset>_<H>x<W>`, lowercase
 (`vitpose_base_coco_256x192`); a multi-dataset preset drops the dataset
-(`vitpose_plus_base`).
+(`vitpose_plus_base`). Look-ups ignore letter case.
+
+How a download is checked depends on what was published: the full sha256
+(`sha256_check == "full"`), only the 8-hex prefix mmpose puts in the file
+name ("prefix"), or nothing ("none"). For "prefix" and "none" the file must
+also parse as a complete checkpoint, and the full digest of the first
+download is recorded in the cache (`<file>.sha256`) and every later read of
+the cached file is checked against it.
 """
 
 import dataclasses
@@ -20,6 +27,17 @@ from typing import Any, Optional
 from keras_pose.errors import PresetError
 
 _PRESET_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+# Notes for entries whose checkpoint has no full published digest.
+PREFIX_ONLY_NOTE = (
+    "Digest: only the 8-hex sha256 prefix in the file name is published, so the download is checked against "
+    "that prefix (and must parse); its full sha256 is recorded on the first download and later reads of the "
+    "cached file are checked against it."
+)
+NO_DIGEST_NOTE = (
+    "Digest: none is published, so the download is only checked to parse as a complete checkpoint; its full "
+    "sha256 is recorded on the first download and later reads of the cached file are checked against it."
+)
 
 # Checkpoint layouts a converter understands. The converter for a family
 # dispatches on this value.
@@ -57,7 +75,8 @@ class PresetEntry:
         file_name: the reference checkpoint's file name.
         sha256: full sha256 hex digest, or the published prefix (>= 8 hex
             characters, e.g. mmpose's file-name hash) when the full digest is
-            not published. None where nothing is published.
+            not published. None where nothing is published. `sha256_check`
+            says which ("full", "prefix", "none").
         checkpoint_format: one of `CHECKPOINT_FORMATS`.
         license: licence of the weights (SPDX id where there is one).
         published_accuracy: e.g. {"dataset": "COCO val2017",
@@ -105,6 +124,13 @@ class PresetEntry:
                     f"hex characters, got {self.sha256!r}."
                 )
 
+    @property
+    def sha256_check(self) -> str:
+        """How the download is checked: "full" digest, "prefix" only, or "none"."""
+        if self.sha256 is None:
+            return "none"
+        return "full" if len(self.sha256) == 64 else "prefix"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -141,7 +167,10 @@ def get_preset_entry(name):
     _ensure_loaded()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+    entry = _REGISTRY.get(_normalize_name(name))
+    if entry is not None:
+        return entry
+    close = difflib.get_close_matches(_normalize_name(name), list(_REGISTRY), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise PresetError(
         f"Unknown preset {name!r}.{hint} Run `keras-pose presets` to list the "
@@ -150,9 +179,15 @@ def get_preset_entry(name):
     )
 
 
+def _normalize_name(name):
+    """Registered names are lowercase: look names up in any letter case."""
+    return str(name).strip().lower()
+
+
 def is_registered(name):
+    """True if `name` (any letter case) is a registered preset."""
     _ensure_loaded()
-    return name in _REGISTRY
+    return name in _REGISTRY or _normalize_name(name) in _REGISTRY
 
 
 def find_preset_by_url(url):

@@ -17,7 +17,7 @@ config), test_cfg `flip_test=True, flip_mode='heatmap', shift_heatmap=True`,
 
 import copy
 
-from keras_pose.preset_registry import PresetEntry, register_presets
+from keras_pose.preset_registry import PREFIX_ONLY_NOTE, PresetEntry, register_presets
 
 APACHE = "Apache-2.0"
 MMPOSE_V1 = "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/"
@@ -97,7 +97,8 @@ PRESETS = [
         checkpoint_format="mmpose",
         license=APACHE,
         published_accuracy=_coco_accuracy(0.627, 0.862, 0.709, 0.689, 0.906),
-        notes="Trained with mmpose 1.x; the checkpoint holds backbone.* only (CPMHead without final layer).",
+        notes="Trained with mmpose 1.x; the checkpoint holds backbone.* only (CPMHead without final layer). "
+        + PREFIX_ONLY_NOTE,
     ),
     PresetEntry(
         name="cpm_coco_384x288",
@@ -113,7 +114,7 @@ PRESETS = [
         checkpoint_format="mmpose",
         license=APACHE,
         published_accuracy=_coco_accuracy(0.652, 0.865, 0.730, 0.710, 0.907),
-        notes="Trained with mmpose 1.x (codec sigma 3); the checkpoint holds backbone.* only.",
+        notes="Trained with mmpose 1.x (codec sigma 3); the checkpoint holds backbone.* only. " + PREFIX_ONLY_NOTE,
     ),
     PresetEntry(
         name="cpm_mpii_368x368",
@@ -141,7 +142,7 @@ PRESETS = [
             "Trained with mmpose 0.x (TopDown + TopdownHeatmapMultiStageHead); its keys (backbone.* only) "
             "are the same as mmpose 1.x. No centre map (mmpose's CPM has none). MPII boxes come from the "
             "annotation center / scale (scale * 200 * 1.25, center y + 15 / 200 * scale) before the 1.25 "
-            "box padding."
+            "box padding. " + PREFIX_ONLY_NOTE
         ),
     ),
 ]

@@ -23,7 +23,7 @@ num_stages=1, deconv_out_channels=None)` (one 1x1 conv), PoseDataPreprocessor
 
 import copy
 
-from keras_pose.preset_registry import PresetEntry, register_presets
+from keras_pose.preset_registry import PREFIX_ONLY_NOTE, PresetEntry, register_presets
 
 APACHE = "Apache-2.0"
 MMPOSE_V0 = "https://download.openmmlab.com/mmpose/top_down/hourglass/"
@@ -53,7 +53,7 @@ TEST_CFG = (
 NOTES = (
     "Trained with mmpose 0.x (TopDown + TopdownHeatmapMultiStageHead): head keys "
     "keypoint_head.multi_final_layers.0.*. The file also holds backbone.inters.0.*, a residual block "
-    "mmpose's one-stack HourglassNet builds but never runs; the converter drops it."
+    "mmpose's one-stack HourglassNet builds but never runs; the converter drops it. " + PREFIX_ONLY_NOTE
 )
 
 

@@ -603,7 +603,7 @@ def _mmpose_entries():
                     detector=COCO_DET_MMPOSE, AP50=ap50, AP75=ap75, AR50=ar50,
                 ),
                 notes=(
-                    "sha256 is the 8-hex prefix published in the file name. Trained with mmcls "
+                    "sha256 is the 8-hex prefix published in the file name (a prefix-only check; the full digest is recorded on the first download and later reads are checked against it). Trained with mmcls "
                     "VisionTransformer keys (layers.N.ln1, ffn.layers.*); pos_embed slot 0 (cls) is dropped, "
                     "not added. Config: configs/body_2d_keypoint/topdown_heatmap/coco/" + stem + ".py."
                 ),
@@ -632,7 +632,7 @@ def _mmpose_entries():
                 "mmpose's conversion of the original ViTPose-H (vitpose_huge_coco_256x192) into mmpose 1.x "
                 "layout; the direct-download way to get the original ViTPose-H weights. The link in "
                 "vitpose_coco.md lacks the .pth suffix; vitpose_humanart.md gives this full URL. sha256 is the "
-                "8-hex prefix published in the file name."
+                "8-hex prefix published in the file name (a prefix-only check; the full digest is recorded on the first download and later reads are checked against it)."
             ),
         )
     )
@@ -673,7 +673,7 @@ def _mmpose_entries():
                 },
                 notes=(
                     "Trained on Human-Art + COCO (training_humanart_coco.json). sha256 is the 8-hex prefix "
-                    "published in the file name. Config: configs/body_2d_keypoint/topdown_heatmap/humanart/"
+                    "published in the file name (a prefix-only check; the full digest is recorded on the first download and later reads are checked against it). Config: configs/body_2d_keypoint/topdown_heatmap/humanart/"
                     + stem + ".py."
                 ),
             )

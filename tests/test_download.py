@@ -21,12 +21,14 @@ class _Server:
     """A `http.server` on 127.0.0.1 (port 0) serving files from a folder.
 
     Extra routes: `/truncated` promises 1000 bytes and sends 10; `/page.html`
-    answers with a text/html page.
+    answers with a text/html page; `routes[path] = fn(handler)` answers
+    `path` with a test's own function.
     """
 
     def __init__(self, root):
         self.root = pathlib.Path(root)
         self.requests = []
+        self.routes = {}
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
@@ -38,6 +40,13 @@ class _Server:
 
             def do_GET(self):
                 server.requests.append(self.path)
+                if self.path in server.routes:
+                    try:
+                        server.routes[self.path](self)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up (a timeout test)
+                    self.close_connection = True
+                    return
                 if self.path == "/truncated":
                     self.send_response(200)
                     self.send_header("Content-Type", "application/octet-stream")

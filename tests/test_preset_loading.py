@@ -379,7 +379,9 @@ def test_task_class_of_requires_task_json(tmp_path):
 
 
 def test_fetch_places_extra_files_beside_checkpoint(server, home):
-    (server.root / "model.safetensors").write_bytes(b"not really safetensors")
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(3, np.float32)}, str(server.root / "model.safetensors"))
     (server.root / "config.json").write_text('{"model_type": "vitpose"}')
     entry = PresetEntry(
         name="test_tiny_hf_layout",

@@ -395,8 +395,15 @@ class TopDownPoseEstimator(keras_hub.models.Task):
                 initialisation (False).
             **kwargs: constructor overrides (e.g. `dtype="mixed_bfloat16"`,
                 `dataset="ap10k"` for ViTPose++).
+
+        Raises:
+            PresetError: unknown preset, a damaged preset folder (invalid
+                JSON, no class named), or a missing or unreadable weights
+                file (named, with how to repair it).
         """
-        from keras_pose.utils.preset_loading import resolve_preset, task_class_of
+        import os
+
+        from keras_pose.utils.preset_loading import load_preset_weights, resolve_preset, task_class_of
 
         directory = resolve_preset(preset, dataset=kwargs.get("dataset"))
         task_class = task_class_of(directory)
@@ -406,7 +413,15 @@ class TopDownPoseEstimator(keras_hub.models.Task):
                 f"{cls.__name__}. Load it with keras_pose.{task_class.__name__}"
                 ".from_preset(...) or keras_pose.from_preset(...)."
             )
-        return keras_hub.models.Task.from_preset.__func__(task_class, directory, load_weights=load_weights, **kwargs)
+        from_preset = keras_hub.models.Task.from_preset.__func__
+        if not os.path.isdir(directory):  # a kaggle:// / hf:// handle: keras-hub fetches the files
+            return from_preset(task_class, directory, load_weights=load_weights, **kwargs)
+        # A local folder: build, then load the weight files here, so a missing
+        # or corrupt one is an error naming it (keras-hub keeps a random head).
+        task = from_preset(task_class, directory, load_weights=False, **kwargs)
+        if load_weights:
+            load_preset_weights(task, directory)
+        return task
 
     # ------------------------------------------------------------------ config
     def get_config(self):

@@ -110,7 +110,7 @@ from keras_pose.training.config_values import (
     suggest,
     typed_value,
 )
-from keras_pose.training.model_builder import architectures, check_one_dtype, validate_architecture_args
+from keras_pose.training.model_builder import architectures, validate_architecture_args
 from keras_pose.training.optimizers import OPTIMIZERS, SCHEDULES
 
 FORMATS = ("coco", "mpii")
@@ -272,7 +272,6 @@ def _validate_model(raw, base_dir):
         # With a preset, `from_dict` refuses any backbone/head arguments.
         for key in ("backbone", "head"):
             m[key] = validate_architecture_args(m[key], m["architecture"], key)
-        check_one_dtype(m)
     m["dataset"] = as_str(m["dataset"], "model.dataset", allow_none=True)
     size = m["input_size"]
     if size is not None:

@@ -181,14 +181,6 @@ def validate_architecture_args(args, architecture, part):
     return out
 
 
-def check_one_dtype(model_section):
-    """Refuse ``model.backbone.dtype`` and ``model.head.dtype`` that differ (a model has one dtype policy)."""
-    backbone, head = model_section["backbone"].get("dtype"), model_section["head"].get("dtype")
-    if backbone is not None and head is not None and backbone != head:
-        fail("model.head.dtype", f"is {head!r} but model.backbone.dtype is {backbone!r}; the model is built with "
-             "one dtype policy: give it once (model.head.dtype).")
-
-
 # ------------------------------------------------------ keypoint spec
 def resolve_train_keypoint_spec(config):
     """The `KeypointSpec` a config trains on (or None: take the preset's)."""
@@ -304,7 +296,6 @@ def _rehead(model, spec, same_keypoints):
 __all__ = [
     "architectures",
     "build_model_from_config",
-    "check_one_dtype",
     "check_sigmas",
     "constructor_arguments",
     "resolve_train_keypoint_spec",

@@ -89,8 +89,7 @@ def main(argv=None):
 
     import keras_pose
     from keras_pose.datasets import load_coco_keypoints
-    from keras_pose.training import evaluate_pose_model
-    from keras_pose.training.train_config import train_from_config
+    from keras_pose.training import evaluate_pose_model, train_from_config
     from keras_pose.utils.file_utils import atomic_write
     from keras_pose.utils.image_io import read_image
     from keras_pose.visualization_plots import plot_training_curves

@@ -42,3 +42,19 @@ class BoxError(KerasPoseError, ValueError):
 
 class ResultError(KerasPoseError, ValueError):
     """A result cannot be written: it holds NaN / Inf values, which JSON cannot carry."""
+
+
+class TrainConfigError(KerasPoseError, ValueError):
+    """A training config is malformed; the message names the key and the fix."""
+
+
+class NonFiniteModelError(KerasPoseError, FloatingPointError):
+    """A model's weights or outputs hold NaN or Inf; the message says where."""
+
+
+class TrainingDivergedError(NonFiniteModelError):
+    """Training stopped at a non-finite loss; the message gives the epoch, the step and what to try."""
+
+
+class PlotError(KerasPoseError, ValueError):
+    """A training history holds nothing to plot, or the plot cannot be written."""

@@ -25,12 +25,8 @@ import re
 import cv2
 import numpy as np
 
-from keras_pose.errors import KerasPoseError
+from keras_pose.errors import PlotError
 from keras_pose.utils.file_utils import atomic_write
-
-
-class PlotError(KerasPoseError, ValueError):
-    """The history holds nothing to plot, or the output cannot be written."""
 
 
 # BGR colours of the series (tab10-like).

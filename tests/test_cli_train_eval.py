@@ -11,11 +11,8 @@ import yaml
 
 import keras_pose
 from keras_pose.cli import build_parser, main
-from keras_pose.training.train_config import (
-    TrainConfigError,
-    WarmupSchedule,
-    load_train_config,
-)
+from keras_pose.training import TrainConfigError, load_train_config
+from keras_pose.training.optimizers import WarmupSchedule
 from keras_pose.visualization_plots import PlotError, load_history, plot_training_curves
 
 from conftest import DATA_DIR, REPO_ROOT
@@ -194,7 +191,7 @@ def test_train_config_errors_on_files(tmp_path, capsys):
 
 
 def test_custom_spec_without_sigmas_needs_them_for_coco_ap(tmp_path):
-    from keras_pose.training.train_config import train_from_config
+    from keras_pose.training import train_from_config
 
     ap10k = str(DATA_DIR / "ap10k" / "test_ap10k.json")
     config = {

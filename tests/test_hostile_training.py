@@ -24,18 +24,18 @@ from keras_pose.cli import main
 from keras_pose.training import (
     NonFiniteModelError,
     TerminateOnNonFiniteLoss,
-    TrainingDivergedError,
-    evaluate_pose_model,
-)
-from keras_pose.training import train_config as tc
-from keras_pose.training.train_config import (
     TrainConfigError,
+    TrainingDivergedError,
     describe_previous_run,
+    evaluate_pose_model,
     load_train_config,
-    load_yaml_text,
-    parse_override,
+    model_builder,
     train_from_config,
+    trainer,
 )
+from keras_pose.training.callbacks import BestWeightsCheckpoint, HistoryWriter
+from keras_pose.training.checkpoints import save_weights_atomic
+from keras_pose.training.config_io import load_yaml_text, parse_override
 
 from conftest import DATA_DIR
 
@@ -188,7 +188,7 @@ def test_checked_backbone_keys_build_the_model_they_say(tmp_path):
     raw["model"]["backbone"] = {"hidden_dim": "32", "num_layers": 2.0, "num_heads": 2, "mlp_dim": 6.4e1}
     config = load_train_config(raw)
     assert config.get("model.backbone") == {"hidden_dim": 32, "num_layers": 2, "num_heads": 2, "mlp_dim": 64}
-    model = tc.build_model_from_config(config, tc.resolve_train_keypoint_spec(config))
+    model = model_builder.build_model_from_config(config, model_builder.resolve_train_keypoint_spec(config))
     backbone = model.backbone
     assert (backbone.hidden_dim, backbone.num_layers, backbone.num_heads, backbone.mlp_dim) == (32, 2, 2, 64)
     assert model.decoder == "simple" and model.image_size == (64, 48)
@@ -197,14 +197,14 @@ def test_checked_backbone_keys_build_the_model_they_say(tmp_path):
 # ------------------------------------------------- item 2: earlier runs kept
 def _kill_in_epoch(monkeypatch, epoch):
     """Simulate a kill right after epoch `epoch` was logged (before its checkpoint)."""
-    original = tc.HistoryWriter.on_epoch_end
+    original = HistoryWriter.on_epoch_end
 
     def on_epoch_end(self, e, logs=None):
         original(self, e, logs)
         if e + 1 == epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(tc.HistoryWriter, "on_epoch_end", on_epoch_end)
+    monkeypatch.setattr(HistoryWriter, "on_epoch_end", on_epoch_end)
 
 
 def test_restarting_a_killed_run_never_loses_its_best_checkpoint(tmp_path, capsys, monkeypatch):
@@ -253,7 +253,7 @@ def test_restarting_a_killed_run_never_loses_its_best_checkpoint(tmp_path, capsy
     line = _one_line_error(err)
     assert code == 1 and "a finished run" in line and "and its preset (preset/)" in line
     # (The new run is stopped as it starts: what matters is what was deleted.)
-    monkeypatch.setattr(tc.HistoryWriter, "on_train_begin", lambda self, logs=None: _raise(KeyboardInterrupt),
+    monkeypatch.setattr(HistoryWriter, "on_train_begin", lambda self, logs=None: _raise(KeyboardInterrupt),
                         raising=False)
     assert main(["train", str(path), "--quiet", "--discard-previous-run"]) == 130  # "interrupted"
     assert sorted(os.listdir(out_dir)) == ["config.yaml", "notes.txt", "previous_runs"]
@@ -293,7 +293,7 @@ class _ExplodingSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_diverging_run_stops_keeps_last_finite_checkpoint_and_writes_no_nan(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tc, "make_schedule", lambda lr, steps, epochs: _ExplodingSchedule(steps))
+    monkeypatch.setattr(trainer, "make_schedule", lambda lr, steps, epochs: _ExplodingSchedule(steps))
     out_dir = tmp_path / "run"
     config = _config(out_dir, val=True, epochs=3, steps_per_epoch=2, optimizer={"type": "sgd"})
     config["evaluation"] = {"metric": "coco", "every_n_epochs": 1, "monitor": "val_coco_AP"}
@@ -310,7 +310,7 @@ def test_diverging_run_stops_keeps_last_finite_checkpoint_and_writes_no_nan(tmp_
     last_info = json.loads((out_dir / "checkpoints" / "last.json").read_text())
     best_info = json.loads((out_dir / "checkpoints" / "best.json").read_text())
     assert last_info == {"epoch": 1} and best_info["epoch"] == 1 and best_info["monitor"] == "val_coco_AP"
-    model = tc.build_model_from_config(load_train_config(path), keras_pose.get_keypoint_spec("coco"))
+    model = model_builder.build_model_from_config(load_train_config(path), keras_pose.get_keypoint_spec("coco"))
     for name in ("last", "best"):
         model.load_weights(str(out_dir / "checkpoints" / f"{name}.weights.h5"))
         assert all(np.isfinite(w).all() for w in model.get_weights()), name
@@ -414,7 +414,7 @@ def test_checkpoints_and_evaluation_refuse_nan_weights(tmp_path):
     backbone = keras_pose.ViTPoseBackbone(image_size=(64, 48), **TINY_BACKBONE)
     model = keras_pose.ViTPose(backbone, decoder="simple", keypoint_spec="coco")
     good = str(tmp_path / "best.weights.h5")
-    checkpoint = tc.BestWeightsCheckpoint(good, "loss", mode="min", verbose=0)
+    checkpoint = BestWeightsCheckpoint(good, "loss", mode="min", verbose=0)
     checkpoint.set_model(model)
     checkpoint.on_epoch_end(0, {"loss": 1.0})
     sha = _sha(good)
@@ -424,7 +424,7 @@ def test_checkpoints_and_evaluation_refuse_nan_weights(tmp_path):
     checkpoint.on_epoch_end(1, {"loss": 0.5})  # better loss, NaN weights: not saved
     assert _sha(good) == sha and checkpoint.best_epoch == 1
     with pytest.raises(NonFiniteModelError, match="NaN or Inf"):
-        tc.save_weights_atomic(model, good)
+        save_weights_atomic(model, good)
     assert _sha(good) == sha
 
     from keras_pose.datasets import load_coco_keypoints

@@ -1,16 +1,34 @@
-"""Training helpers: extra losses (OHKM, per-output), evaluation callbacks and
-config-driven training (`train_from_config`, used by `keras-pose train`)."""
+"""Training: config-driven runs (`train_from_config`, used by `keras-pose train`),
+callbacks, evaluation and extra losses (OHKM, per-output).
 
+Modules, one job each:
+
+- `config_schema`: the schema of a training config and its validation
+  (`TrainConfig`); `config_values`: the checks of single values and their
+  messages; `config_io`: YAML/JSON files, ``--set`` overrides, path rules
+  (`load_train_config`).
+- `optimizers`: optimizers and learning-rate schedules (`WarmupSchedule`).
+- `model_builder`: the model of a config, from any registered task class or
+  a preset (`build_model_from_config`, `architectures`).
+- `callbacks`: NaN guard, evaluation, history, best checkpoint, learning rate;
+  `checkpoints`: atomic, finite weight files; `evaluation`:
+  `evaluate_pose_model` / `predict_dataset`.
+- `run_folder`: the output folder (earlier runs are never lost);
+  `trainer`: the run (`train_from_config`).
+"""
+
+from keras_pose.errors import NonFiniteModelError, TrainConfigError, TrainingDivergedError
 from keras_pose.training.callbacks import CocoEvaluationCallback
-from keras_pose.training.callbacks import NonFiniteModelError
 from keras_pose.training.callbacks import PoseEvaluationCallback
 from keras_pose.training.callbacks import TerminateOnNonFiniteLoss
-from keras_pose.training.callbacks import TrainingDivergedError
-from keras_pose.training.callbacks import evaluate_pose_model
-from keras_pose.training.callbacks import predict_dataset
+from keras_pose.training.config_io import load_train_config
+from keras_pose.training.config_schema import TrainConfig
+from keras_pose.training.evaluation import evaluate_pose_model
+from keras_pose.training.evaluation import predict_dataset
 from keras_pose.training.losses import KeypointOHKMMSELoss
 from keras_pose.training.losses import MultiOutputHeatmapLoss
-from keras_pose.training.train_config import load_train_config, train_from_config
+from keras_pose.training.run_folder import describe_previous_run
+from keras_pose.training.trainer import TrainResult, train_from_config
 
 __all__ = [
     "CocoEvaluationCallback",
@@ -19,7 +37,11 @@ __all__ = [
     "NonFiniteModelError",
     "PoseEvaluationCallback",
     "TerminateOnNonFiniteLoss",
+    "TrainConfig",
+    "TrainConfigError",
+    "TrainResult",
     "TrainingDivergedError",
+    "describe_previous_run",
     "evaluate_pose_model",
     "load_train_config",
     "predict_dataset",

@@ -1,27 +1,29 @@
-"""Keras callbacks for pose training: periodic COCO AP / PCK(h) evaluation.
+"""Keras callbacks of pose training.
+
+- `TerminateOnNonFiniteLoss`: stops a diverging ``fit`` at the first NaN /
+  Inf loss and puts back the last finite weights (Keras' ``TerminateOnNaN``
+  stops but keeps the NaN weights).
+- `PoseEvaluationCallback`: COCO AP / PCK / PCKh every N epochs, added to
+  the epoch logs (``val_coco_AP``, ...).
+- `HistoryWriter`: ``history.csv`` / ``history.json`` rewritten atomically
+  every epoch.
+- `BestWeightsCheckpoint`: the best weights by a monitored value.
+- `LearningRateLogger`: the learning rate of each epoch in the logs.
 
 ```python
-from keras_pose.training import PoseEvaluationCallback
+from keras_pose.training import PoseEvaluationCallback, TerminateOnNonFiniteLoss
 
 val = load_coco_keypoints("person_keypoints_val2017.json", "val2017/", "coco", mode="eval")
-model.fit(train_ds, epochs=210, callbacks=[PoseEvaluationCallback(val, every_n_epochs=10)])
+guard = TerminateOnNonFiniteLoss()
+model.fit(train_ds, epochs=210, callbacks=[guard, PoseEvaluationCallback(val, every_n_epochs=10)])
 # history.history["val_coco_AP"], ...
+guard.diverged  # None, or {"epoch": 3, "step": 17, "loss": nan, "restored": "end of epoch 2", ...}
 ```
-
-The evaluation runs the model as a user would: ``model.predict_keypoints``
-on whole images and the dataset's boxes (ground-truth or detected, with
-their scores), the preset's crop, codec and flip-test settings, keypoints
-mapped back to image pixels.
-
-`TerminateOnNonFiniteLoss` stops a diverging ``fit`` at the first NaN / Inf
-loss and puts back the last finite weights (Keras' ``TerminateOnNaN`` stops
-but keeps the NaN weights)::
-
-    guard = TerminateOnNonFiniteLoss()
-    model.fit(train_ds, epochs=210, callbacks=[guard, PoseEvaluationCallback(val)])
-    guard.diverged  # None, or {"epoch": 3, "step": 17, "loss": nan, "restored": "end of epoch 2", ...}
 """
 
+import csv
+import io
+import json
 import math
 import os
 
@@ -29,32 +31,10 @@ import numpy as np
 
 import keras
 
-from keras_pose.errors import KerasPoseError
-
-
-class NonFiniteModelError(KerasPoseError, FloatingPointError):
-    """A model's weights or outputs hold NaN or Inf; the message says where."""
-
-
-class TrainingDivergedError(NonFiniteModelError):
-    """Training stopped at a non-finite loss; the message gives the epoch, the step and what to try."""
-
-
-def non_finite_weights(model):
-    """Names of the model's weights that hold NaN or Inf (empty: all finite)."""
-    return [getattr(variable, "path", None) or variable.name for variable in model.weights
-            if not _all_finite([keras.ops.convert_to_numpy(variable)])]
-
-
-def _all_finite(arrays):
-    """Whether every floating-point array (float16/32/64, bfloat16) is finite."""
-    for array in arrays:
-        array = np.asarray(array)
-        if (array.dtype.kind in "fc" or "float" in array.dtype.name) and not np.isfinite(
-            array.astype(np.float32) if array.dtype.kind not in "fc" else array
-        ).all():
-            return False
-    return True
+from keras_pose.errors import TrainingDivergedError
+from keras_pose.training.checkpoints import all_finite, json_safe, non_finite_weights, save_weights_atomic
+from keras_pose.training.evaluation import auto_metric, evaluate_pose_model
+from keras_pose.utils.file_utils import atomic_write
 
 
 def _finite_number(value):
@@ -134,7 +114,7 @@ class TerminateOnNonFiniteLoss(keras.callbacks.Callback):
             self._diverge(epoch, None, value, "loss")
             return
         weights = self.model.get_weights()
-        if not _all_finite(weights):
+        if not all_finite(weights):
             # The epoch's last update made the weights NaN / Inf (its loss,
             # computed before the update, was still finite).
             self._diverge(epoch, None, value, "weights")
@@ -143,8 +123,6 @@ class TerminateOnNonFiniteLoss(keras.callbacks.Callback):
         if self.snapshot_path is None:
             self._weights = weights
             return
-        from keras_pose.training.train_config import save_weights_atomic
-
         save_weights_atomic(self.model, self.snapshot_path, info={"epoch": epoch + 1})
         self._weights = None  # the file holds them now
 
@@ -190,148 +168,6 @@ class TerminateOnNonFiniteLoss(keras.callbacks.Callback):
         return f"{self.monitor} became {d['loss']} at {where}"
 
 
-def _group_by_image(instances):
-    order, groups = [], {}
-    for index, inst in enumerate(instances):
-        if inst.image_path not in groups:
-            groups[inst.image_path] = []
-            order.append(inst.image_path)
-        groups[inst.image_path].append(index)
-    return [(path, groups[path]) for path in order]
-
-
-def predict_dataset(model, dataset, batch_size=32, flip_test=None, verbose=1):
-    """Run ``model.predict_keypoints`` over every instance of a dataset.
-
-    Args:
-        model: a ``TopDownPoseEstimator``.
-        dataset: a ``PoseDataset`` (or list of ``PoseInstance``); each
-            instance's ``bbox`` (xywh) and ``bbox_score`` are the input boxes.
-        batch_size: crops per forward pass (images are grouped so that a
-            call holds about this many crops).
-        flip_test: override the model's ``decoding["flip_test"]``.
-        verbose: 1 shows a ``keras.utils.Progbar`` over images.
-
-    Returns:
-        ``(keypoints (N, K, 2) float32 image px, scores (N, K) float32)`` in
-        the dataset's instance order.
-    """
-    instances = list(getattr(dataset, "instances", dataset))
-    k = model.keypoint_spec.num_keypoints
-    keypoints = np.zeros((len(instances), k, 2), np.float32)
-    scores = np.zeros((len(instances), k), np.float32)
-    groups = _group_by_image(instances)
-    progbar = keras.utils.Progbar(len(groups), unit_name="image") if verbose else None
-    done, start = 0, 0
-    while start < len(groups):
-        chunk, crops = [], 0
-        while start < len(groups) and (not chunk or crops + len(groups[start][1]) <= batch_size):
-            chunk.append(groups[start])
-            crops += len(groups[start][1])
-            start += 1
-        results = model.predict_keypoints(
-            [path for path, _ in chunk],
-            boxes=[np.stack([instances[i].bbox for i in idx]) for _, idx in chunk],
-            box_scores=[np.array([instances[i].bbox_score for i in idx], np.float32) for _, idx in chunk],
-            batch_size=batch_size,
-            flip_test=flip_test,
-        )
-        for (_, idx), result in zip(chunk, results):
-            keypoints[idx] = result.keypoints
-            scores[idx] = result.scores
-        done += len(chunk)
-        if progbar is not None:
-            progbar.update(done)
-    return keypoints, scores
-
-
-def _auto_metric(dataset):
-    instances = list(getattr(dataset, "instances", dataset))
-    if instances and all(inst.head_size is not None for inst in instances) and instances[0].keypoints.shape[0] == 16:
-        return "pckh"
-    if getattr(dataset, "annotation_file", None) and getattr(dataset, "categories", None):
-        return "coco"
-    return "pck"
-
-
-def evaluate_pose_model(
-    model,
-    dataset,
-    metric="auto",
-    batch_size=32,
-    flip_test=None,
-    pck_threshold=0.05,
-    verbose=1,
-    coco_evaluator=None,
-):
-    """Evaluate a top-down model on a dataset.
-
-    Args:
-        model: a ``TopDownPoseEstimator``.
-        dataset: ``PoseDataset``; boxes and box scores come from it.
-        metric: "coco" (AP/AR via ``keras_pose.metrics.CocoKeypointEvaluator``
-            against ``dataset.annotation_file``, mmpose rescoring + OKS-NMS),
-            "pck" (PCK at ``pck_threshold`` of ``max(box w, h)``, visible
-            keypoints), "pckh" (MPII PCKh@0.5, needs ``head_size``) or
-            "auto" (pckh for MPII, coco for COCO-format files, else pck).
-        batch_size, flip_test, verbose: see :func:`predict_dataset`.
-        pck_threshold: PCK threshold (fraction of the box size).
-        coco_evaluator: a prepared ``CocoKeypointEvaluator`` to reuse.
-
-    Returns:
-        dict of floats: ``coco_AP``, ``coco_AP50``, ... for "coco"; ``pck``
-        (and ``epe`` in pixels) for "pck"; ``pckh``, ``pckh@0.1`` for "pckh".
-    """
-    from keras_pose import metrics as pose_metrics
-
-    if metric == "auto":
-        metric = _auto_metric(dataset)
-    if metric not in ("coco", "pck", "pckh"):
-        raise ValueError(f"metric must be 'auto', 'coco', 'pck' or 'pckh', got {metric!r}.")
-    instances = list(getattr(dataset, "instances", dataset))
-    if not instances:
-        raise ValueError("the evaluation dataset has no instances.")
-    keypoints, scores = predict_dataset(model, instances, batch_size=batch_size, flip_test=flip_test, verbose=verbose)
-    finite = np.isfinite(keypoints).all(axis=(1, 2)) & np.isfinite(scores).all(axis=1)
-    if not finite.all():
-        raise NonFiniteModelError(
-            f"The model predicts NaN or Inf keypoints for {int((~finite).sum())} of {len(instances)} instances: its "
-            "weights or outputs are not finite (a training run that diverged?). Evaluate a checkpoint saved before "
-            "the loss became NaN, or retrain with a lower learning rate."
-        )
-    gt = np.stack([inst.keypoints for inst in instances])
-    visible = np.stack([inst.keypoints_visible for inst in instances]) > 0
-    if metric == "pck":
-        boxes = np.stack([inst.bbox for inst in instances])
-        norm = np.repeat(boxes[:, 2:].max(axis=1, keepdims=True), 2, axis=1)
-        return {
-            "pck": pose_metrics.pck(keypoints, gt, visible, norm, pck_threshold),
-            "epe": pose_metrics.epe(keypoints, gt, visible),
-        }
-    if metric == "pckh":
-        heads = np.array([np.nan if inst.head_size is None else inst.head_size for inst in instances])
-        table = pose_metrics.pckh(keypoints, gt, visible, heads, threshold=0.5)
-        return {"pckh": table["PCKh"], "pckh@0.1": table["PCKh@0.1"]}
-    from keras_pose.geometry import box_xywh_to_center_scale
-
-    evaluator = coco_evaluator or pose_metrics.CocoKeypointEvaluator(dataset, keypoint_spec=model.keypoint_spec)
-    boxes = np.stack([inst.bbox for inst in instances])
-    _, crop_scales = box_xywh_to_center_scale(
-        boxes, model.image_size, padding=float(model.decoding.get("padding", 1.25))
-    )
-    results = pose_metrics.make_topdown_results(
-        [inst.image_id for inst in instances],
-        keypoints,
-        scores,
-        bbox_scores=[inst.bbox_score for inst in instances],
-        areas=np.prod(crop_scales, axis=1),
-        category_ids=[inst.category_id for inst in instances],
-        keypoint_spec=model.keypoint_spec,
-    )
-    stats = evaluator.evaluate(results)
-    return {f"coco_{name}": value for name, value in stats.items()}
-
-
 class PoseEvaluationCallback(keras.callbacks.Callback):
     """Evaluate COCO AP / PCK / PCKh every ``every_n_epochs`` epochs.
 
@@ -371,7 +207,7 @@ class PoseEvaluationCallback(keras.callbacks.Callback):
         if int(every_n_epochs) < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs!r}.")
         self.dataset = dataset
-        self.metric = _auto_metric(dataset) if metric == "auto" else metric
+        self.metric = auto_metric(dataset) if metric == "auto" else metric
         if self.metric not in ("coco", "pck", "pckh"):
             raise ValueError(f"metric must be 'auto', 'coco', 'pck' or 'pckh', got {metric!r}.")
         self.every_n_epochs = int(every_n_epochs)
@@ -424,3 +260,117 @@ class PoseEvaluationCallback(keras.callbacks.Callback):
 
 # The issue's name for the COCO flavour; same class.
 CocoEvaluationCallback = PoseEvaluationCallback
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` (the rate of the epoch's last step) to the logs."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        step = max(int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) - 1, 0)
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.schedule(step)))
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Rewrites ``history.csv`` / ``history.json`` atomically every epoch.
+
+    Unlike ``keras.callbacks.CSVLogger``, metrics that appear only on some
+    epochs (periodic evaluation) get their own column, empty elsewhere.
+    """
+
+    def __init__(self, csv_path, json_path=None):
+        super().__init__()
+        self.csv_path = csv_path
+        self.json_path = json_path
+        self.rows = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            try:
+                row[key] = float(keras.ops.convert_to_numpy(value))
+            except (TypeError, ValueError):
+                continue
+        self.rows.append(row)
+        self.write()
+
+    def history(self):
+        """``{key: [value or None per epoch]}``."""
+        keys = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        return {k: [row.get(k) for row in self.rows] for k in keys}
+
+    def write(self):
+        history = self.history()
+        keys = list(history)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(keys)
+        for row in self.rows:
+            writer.writerow(["" if row.get(k) is None else repr(row[k]) if isinstance(row[k], float) else row[k]
+                             for k in keys])
+        with atomic_write(self.csv_path, "w") as f:
+            f.write(buffer.getvalue())
+        if self.json_path:
+            with atomic_write(self.json_path, "w") as f:
+                json.dump(json_safe(history), f, indent=1, allow_nan=False)
+                f.write("\n")
+
+
+class BestWeightsCheckpoint(keras.callbacks.Callback):
+    """Saves the weights atomically when ``monitor`` improves.
+
+    Epochs whose logs lack ``monitor`` (not evaluated) are skipped silently,
+    as are non-finite values and weights that hold NaN / Inf; a tie goes to
+    the later epoch (with AP still 0 early in a run, the more trained
+    weights). ``best.json`` beside ``best.weights.h5`` records the monitor,
+    its value and the epoch.
+    """
+
+    def __init__(self, path, monitor, mode="max", verbose=1):
+        super().__init__()
+        if not path.endswith(".weights.h5"):
+            raise ValueError(f"path must end with .weights.h5, got {path!r}.")
+        self.path = path
+        self.monitor = monitor
+        self.mode = mode
+        self.verbose = verbose
+        self.best = None
+        self.best_epoch = None
+
+    def _better(self, value):
+        if self.best is None:
+            return True
+        return value >= self.best if self.mode == "max" else value <= self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            return
+        value = float(keras.ops.convert_to_numpy(value))
+        if not math.isfinite(value) or not self._better(value):
+            return
+        if non_finite_weights(self.model):
+            return  # never replace a good checkpoint with NaN weights
+        self.best, self.best_epoch = value, epoch + 1
+        save_weights_atomic(self.model, self.path, info={"monitor": self.monitor, "mode": self.mode,
+                                                          "value": value, "epoch": epoch + 1})
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: {self.monitor} {value:.4f} is the best so far; saved {self.path}")
+
+
+
+__all__ = [
+    "BestWeightsCheckpoint",
+    "CocoEvaluationCallback",
+    "HistoryWriter",
+    "LearningRateLogger",
+    "PoseEvaluationCallback",
+    "TerminateOnNonFiniteLoss",
+]

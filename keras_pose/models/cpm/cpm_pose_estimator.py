@@ -46,6 +46,7 @@ class CPM(TopDownPoseEstimator):
     """
 
     backbone_cls = CPMBackbone
+    supports_new_keypoints = False  # the backbone stages predict the keypoints: no re-heading for a new spec
 
     def __init__(
         self,

@@ -1,0 +1,170 @@
+"""The output folder of a training run: what a run leaves, and nothing lost.
+
+A folder that holds an earlier run (finished, killed or diverged) is refused
+with a message that lists its checkpoints and preset (`check_output`),
+unless ``output.overwrite`` (`make_room` moves it to
+``previous_runs/<its start time>/``) or ``output.discard_previous_run``
+(deletes it) says what to do with it. `describe_previous_run` is what
+``keras-pose train --dry-run`` reports.
+"""
+
+import json
+import numbers
+import os
+import shutil
+import time
+
+from keras_pose.training.config_values import fail
+from keras_pose.utils.file_utils import atomic_write
+
+# What a run writes into output.dir; `previous_runs/` holds earlier runs
+# moved aside by output.overwrite.
+_RUN_NAMES = ("config.yaml", "history.csv", "history.json", "metrics.json", "training_curves.png", "checkpoints",
+              "preset")
+PREVIOUS_RUNS_DIR = "previous_runs"
+# The first line of a run's config.yaml: how a folder is recognised as a run's
+# (runs written before the training package was split carry it too; keep it).
+CONFIG_HEADER = "# The resolved training config of this run (keras_pose.training.train_config)."
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def describe_previous_run(directory):
+    """What an earlier `train_from_config` run left in ``directory``.
+
+    Returns:
+        None when the folder holds no run's files, else a dict: ``entries``
+        (the run's files and folders there), ``finished`` (metrics.json and
+        the preset were written), ``epochs`` (epochs logged in history.json,
+        or None), ``best`` (None: no best checkpoint, else ``{monitor,
+        value, epoch}`` as far as known), ``last`` (None, or ``{epoch}``),
+        ``preset`` (bool), ``started`` (the run's start, seconds since the
+        epoch) and ``summary`` / ``weights`` (text for messages).
+
+    Raises:
+        TrainConfigError: the folder holds a ``config.yaml`` that no run
+            wrote (a run would replace it).
+    """
+    entries = [n for n in _RUN_NAMES if os.path.lexists(os.path.join(directory, n))]
+    if not entries:
+        return None
+    config_path = os.path.join(directory, "config.yaml")
+    if "config.yaml" in entries:
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                ours = f.readline().rstrip("\n") == CONFIG_HEADER
+        except (OSError, UnicodeDecodeError):
+            ours = False
+        if not ours:
+            fail("output.dir", f"{directory!r} holds a config.yaml that no keras-pose run wrote (a run writes its "
+                  "resolved config there and would replace it); choose another output folder.")
+    ckpt = os.path.join(directory, "checkpoints")
+    metrics = _read_json(os.path.join(directory, "metrics.json")) or {}
+    history = _read_json(os.path.join(directory, "history.json")) or {}
+    best = None
+    if os.path.isfile(os.path.join(ckpt, "best.weights.h5")):
+        best = _read_json(os.path.join(ckpt, "best.json")) or {}
+        if not best and metrics.get("best_epoch"):
+            monitor = metrics.get("monitor")
+            best = {"monitor": monitor, "value": (metrics.get("best") or {}).get(monitor),
+                    "epoch": metrics["best_epoch"]}
+    last = None
+    if os.path.isfile(os.path.join(ckpt, "last.weights.h5")):
+        last = _read_json(os.path.join(ckpt, "last.json")) or {}
+    preset = os.path.isdir(os.path.join(directory, "preset"))
+    epochs = history.get("epoch")
+    epochs = len(epochs) if isinstance(epochs, list) else None
+    times = [os.path.getmtime(os.path.join(directory, n)) for n in entries]
+    started = os.path.getmtime(config_path) if "config.yaml" in entries else min(times)
+    info = {"entries": entries, "finished": bool(metrics) and preset, "epochs": epochs, "best": best, "last": last,
+            "preset": preset, "started": started}
+
+    weights = []
+    if best is not None:
+        known = isinstance(best.get("value"), numbers.Real) and best.get("monitor") and best.get("epoch")
+        weights.append("the best checkpoint checkpoints/best.weights.h5" + (
+            f" ({best['monitor']} {best['value']:.4f} at epoch {best['epoch']})" if known else ""))
+    if last is not None:
+        weights.append("the last checkpoint checkpoints/last.weights.h5" + (
+            f" (end of epoch {last['epoch']})" if last.get("epoch") else ""))
+    if preset:
+        weights.append("its preset (preset/)")
+    state = "a finished run" if info["finished"] else "an unfinished run (killed, diverged or still running)"
+    logged = f", {epochs} epoch{'s' if epochs != 1 else ''} logged" if epochs is not None else ""
+    info["weights"] = (", ".join(weights[:-1]) + " and " + weights[-1] if len(weights) > 1 else weights[0]) if (
+        weights) else "no weights (the run saved none)"
+    info["summary"] = f"{state}{logged}, started {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, " + (
+        f"with {info['weights']}" if weights else "with no checkpoint or preset")
+    return info
+
+
+def check_output(out):
+    """Refuse to start in a folder that holds an earlier run, unless told what to do with it.
+
+    Returns the `describe_previous_run` dict (None: the folder holds no run).
+    """
+    info = describe_previous_run(out["dir"])
+    if info is not None and not (out["overwrite"] or out["discard_previous_run"]):
+        fail("output.dir", f"{out['dir']!r} holds {info['summary']}. Resuming a run is not supported yet, and a new "
+              "run here would replace its files. Choose one: another output folder (--output-dir / output.dir); "
+              "--overwrite (output.overwrite: true) to start over here and move the earlier run to "
+              f"{_backup_dir(out['dir'], info)} (nothing is deleted); or "
+              "--discard-previous-run (output.discard_previous_run: true) to delete the earlier run, losing "
+              f"{info['weights']}.")
+    return info
+
+
+def _backup_dir(directory, info):
+    """``directory/previous_runs/<start time of the run>`` (a free name)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(info["started"]))
+    backup = os.path.join(directory, PREVIOUS_RUNS_DIR, stamp)
+    suffix = 1
+    while os.path.lexists(backup):
+        suffix += 1
+        backup = os.path.join(directory, PREVIOUS_RUNS_DIR, f"{stamp}-{suffix}")
+    return backup
+
+
+def make_room(out, info, say):
+    """Move the earlier run aside (overwrite) or delete it (discard_previous_run).
+
+    Returns the folder the earlier run was moved to (None: deleted or none).
+    """
+    os.makedirs(out["dir"], exist_ok=True)
+    if info is None:
+        return None
+    directory = out["dir"]
+    if out["discard_previous_run"]:
+        for name in info["entries"]:
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        say(f"Deleted the earlier run in {directory} (output.discard_previous_run), with {info['weights']}.")
+        return None
+    backup = _backup_dir(directory, info)
+    os.makedirs(backup)
+    for name in info["entries"]:
+        os.replace(os.path.join(directory, name), os.path.join(backup, name))
+    say(f"Moved the earlier run in {directory} to {backup} (output.overwrite; delete it when you no longer need "
+        f"{info['weights']}).")
+    return backup
+
+
+
+def write_run_config(path, config):
+    """``config.yaml``: the run's resolved config under the header that marks it as a run's (atomic)."""
+    with atomic_write(path, "w") as f:
+        f.write(CONFIG_HEADER + "\n")
+        f.write(config.to_yaml())
+
+
+__all__ = ["PREVIOUS_RUNS_DIR", "check_output", "describe_previous_run", "make_room", "write_run_config"]

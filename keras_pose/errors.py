@@ -42,3 +42,15 @@ class BoxError(KerasPoseError, ValueError):
 
 class ResultError(KerasPoseError, ValueError):
     """A result cannot be written: it holds NaN / Inf values, which JSON cannot carry."""
+
+
+class CLIError(KerasPoseError, ValueError):
+    """A user error found by the command line itself (a flag combination, an output path); exit status 1."""
+
+
+class VideoReadError(ImageReadError):
+    """A video cannot be opened (missing, unsupported codec) or has no readable frame."""
+
+
+class ImageWriteError(KerasPoseError, ValueError):
+    """An image cannot be written: OpenCV has no encoder for the extension, or the file cannot be created."""

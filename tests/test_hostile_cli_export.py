@@ -20,8 +20,8 @@ import pytest
 from conftest import DATA_DIR
 
 import keras_pose
-from keras_pose import cli
 from keras_pose.cli import main
+from keras_pose.cli import presets as presets_verb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = DATA_DIR / "coco" / "000000000785.jpg"
@@ -216,14 +216,14 @@ def test_main_one_line_for_user_errors_traceback_for_bugs(monkeypatch, capsys):
     def disk_full(args):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out.json")
 
-    monkeypatch.setattr(cli, "_cmd_presets", disk_full)
+    monkeypatch.setattr(presets_verb, "run", disk_full)
     code, _, err = _run(capsys, "presets")
     _one_line_error(code, err, "No space left on device", "/data/out.json")
 
     def bug(args):
         raise TypeError("a real bug")
 
-    monkeypatch.setattr(cli, "_cmd_presets", bug)
+    monkeypatch.setattr(presets_verb, "run", bug)
     with pytest.raises(TypeError, match="a real bug"):
         main(["presets"])
 

@@ -100,20 +100,9 @@ def test_lazy_public_names_are_the_real_objects():
         keras_pose.NoSuchThing  # noqa: B018
 
 
-@pytest.fixture(scope="module")
-def preset_dir(tmp_path_factory):
-    import keras_pose
-
-    backbone = keras_pose.ViTPoseBackbone(image_size=(64, 48), hidden_dim=32, num_layers=1, num_heads=2, mlp_dim=64)
-    model = keras_pose.ViTPose(backbone, decoder="simple")
-    directory = tmp_path_factory.mktemp("preset") / "tiny"
-    model.save_to_preset(str(directory))
-    return str(directory)
-
-
-def test_predict_prints_only_its_own_lines(preset_dir, tmp_path):
+def test_predict_prints_only_its_own_lines(tiny_preset_dir, tmp_path):
     out_png, out_json = tmp_path / "out.png", tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, "-m", "keras_pose.cli", "predict", "--preset", preset_dir, str(IMAGE),
+    proc = subprocess.run([sys.executable, "-m", "keras_pose.cli", "predict", "--preset", tiny_preset_dir, str(IMAGE),
                            "--output", str(out_png), "--json", str(out_json)],
                           env=_env(KERAS_BACKEND="tensorflow"), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -124,13 +113,13 @@ def test_predict_prints_only_its_own_lines(preset_dir, tmp_path):
     assert out_png.is_file() and len(json.loads(out_json.read_text())) == 1
 
 
-def test_predict_without_input_uses_the_bundled_sample(preset_dir, tmp_path, capsys):
+def test_predict_without_input_uses_the_bundled_sample(tiny_preset_dir, tmp_path, capsys):
     from keras_pose.assets import SAMPLE_IMAGE_BOX, sample_image_path
 
     assert open(sample_image_path(), "rb").read() == IMAGE.read_bytes()
     out_json = tmp_path / "r.json"
     box = ",".join(map(str, SAMPLE_IMAGE_BOX))
-    code = main(["predict", "--preset", preset_dir, "--box", box, "--json", str(out_json)])
+    code = main(["predict", "--preset", tiny_preset_dir, "--box", box, "--json", str(out_json)])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "no INPUT given" in err and "bundled sample image" in err and sample_image_path() in err
@@ -140,12 +129,12 @@ def test_predict_without_input_uses_the_bundled_sample(preset_dir, tmp_path, cap
     assert records[0]["bbox"] == pytest.approx(list(SAMPLE_IMAGE_BOX), abs=0.01)
 
 
-def test_predict_folder_output_says_where(preset_dir, tmp_path, capsys):
+def test_predict_folder_output_says_where(tiny_preset_dir, tmp_path, capsys):
     folder = tmp_path / "images"
     folder.mkdir()
     for name in ("000000000785.jpg", "000000040083.jpg"):
         (folder / name).write_bytes((DATA_DIR / "coco" / name).read_bytes())
-    code = main(["predict", "--preset", preset_dir, str(folder), "--output", str(tmp_path / "drawn")])
+    code = main(["predict", "--preset", tiny_preset_dir, str(folder), "--output", str(tmp_path / "drawn")])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert err.strip() == f"keras-pose: wrote 2 drawings to {tmp_path / 'drawn'}"
@@ -171,6 +160,7 @@ NOISE = [
     "E0000 00:00:1796187450.825262   27320 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed "
     "call to cuInit: UNKNOWN ERROR (303)",
     "W0000 00:00:1796187450.825262   27320 gpu_device.cc:2344] Cannot dlopen some GPU libraries.",
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
 ]
 REAL = [
     "E0000 00:00:1796187450.825262   27320 op_kernel.cc:1830] OP_REQUIRES failed at save_restore_v2_ops.cc:234 : "
@@ -190,6 +180,12 @@ def test_filtered_native_stderr_drops_noise_and_replays_the_rest(capfd):
         os.write(2, ("\n".join(NOISE[:3] + REAL[:1] + NOISE[3:]) + "\n").encode())
     err = capfd.readouterr().err
     assert err == REAL[0] + "\n"
+    # A block that raises still shows what it wrote.
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        with console.filtered_native_stderr():
+            os.write(2, (NOISE[0] + "\n" + REAL[0]).encode())
+            raise RuntimeError("conversion failed")
+    assert capfd.readouterr().err == REAL[0] + "\n"
 
 
 def test_quiet_log_environment_raises_the_level_only(monkeypatch):
@@ -214,7 +210,7 @@ def test_isatty():
     assert console.isatty(Closed()) is False and console.isatty(object()) is False
 
 
-def test_readme_quick_start_command_runs_as_written(preset_dir, tmp_path, monkeypatch, capsys):
+def test_readme_quick_start_command_runs_as_written(tiny_preset_dir, tmp_path, monkeypatch, capsys):
     """The README's command, verbatim, with the preset download replaced by a tiny local preset."""
     import re
     import shlex
@@ -231,10 +227,22 @@ def test_readme_quick_start_command_runs_as_written(preset_dir, tmp_path, monkey
     assert keras_pose.get_preset_entry(preset).config["keypoint_spec"] == "coco"
     assert args.box == [pytest.approx(list(SAMPLE_IMAGE_BOX), abs=1.0)]  # the skier's box
 
-    tiny = keras_pose.from_preset(preset_dir)
+    tiny = keras_pose.from_preset(tiny_preset_dir)
     monkeypatch.setattr(keras_pose, "from_preset", lambda name, **kwargs: tiny if name == preset else None)
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert (tmp_path / "out.png").is_file() and "wrote the drawing to out.png" in err
     assert len(json.loads(out)) == 1
+
+
+def test_library_warnings_are_hidden_ours_are_not():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        console.quiet_library_warnings()
+        warnings.warn_explicit("np.object", FutureWarning, "tf2onnx_lib.py", 21, module="keras.src.export.tf2onnx_lib")
+        warnings.warn_explicit("deprecated", DeprecationWarning, "x.py", 1, module="tensorflow.python.x")
+        warnings.warn_explicit("boxes outside the image", UserWarning, "d.py", 1, module="keras_pose.datasets.d")
+    assert [str(w.message) for w in caught] == ["boxes outside the image"]

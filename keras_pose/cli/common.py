@@ -41,6 +41,15 @@ def start_backend(args):
     start_backend_quietly(verbose=getattr(args, "verbose", False))
 
 
+def quiet_native_output(args):
+    """Context: the backend's native log lines in the block are filtered unless ``--verbose`` (see console)."""
+    import contextlib
+
+    from keras_pose.utils.console import filtered_native_stderr
+
+    return contextlib.nullcontext() if getattr(args, "verbose", False) else filtered_native_stderr()
+
+
 def load_model(args, **kwargs):
     """``keras_pose.from_preset(args.preset, **kwargs)`` after a quiet backend start."""
     start_backend(args)
@@ -55,4 +64,4 @@ def dataset_kwargs(args):
 
 
 __all__ = ["CLIError", "PROG", "add_preset_argument", "dataset_kwargs", "load_model", "note", "positive_int",
-           "start_backend"]
+           "quiet_native_output", "start_backend"]

@@ -3,7 +3,15 @@
 import os
 import sys
 
-from keras_pose.cli.common import CLIError, add_preset_argument, dataset_kwargs, load_model, positive_int, start_backend
+from keras_pose.cli.common import (
+    CLIError,
+    add_preset_argument,
+    dataset_kwargs,
+    load_model,
+    positive_int,
+    quiet_native_output,
+    start_backend,
+)
 
 _FORMAT_BY_SUFFIX = {".tflite": "tflite", ".onnx": "onnx"}
 
@@ -52,6 +60,23 @@ def _verify(model, path, calibration, load_exported):
           f"({100 * diff / scale:.2g}% of the peak)")
 
 
+def _export(args, model, output, fmt, quantization, calibration, export_model):
+    return export_model(
+        model,
+        output,
+        format=fmt,
+        quantization=quantization,
+        representative_dataset=calibration,
+        num_calibration_samples=args.num_calibration,
+        batch_size=None if args.batch_size == "dynamic" else int(args.batch_size),
+        include_decode=args.include_decode,
+        all_outputs=args.all_outputs,
+        opset=args.opset,
+        int8_io=args.int8_io,
+        preset=args.preset,
+    )
+
+
 def run(args):
     start_backend(args)
     from keras_pose.export import check_export_path, export_model, load_exported, read_metadata, representative_crops
@@ -68,27 +93,16 @@ def run(args):
     quantization = None if args.quantization == "none" else args.quantization
     print(f"Exporting {type(model).__name__} ({model.count_params():,} parameters) to {fmt}"
           f"{'' if quantization is None else ' ' + quantization} ...", file=sys.stderr)
-    path = export_model(
-        model,
-        output,
-        format=fmt,
-        quantization=quantization,
-        representative_dataset=calibration,
-        num_calibration_samples=args.num_calibration,
-        batch_size=None if args.batch_size == "dynamic" else int(args.batch_size),
-        include_decode=args.include_decode,
-        all_outputs=args.all_outputs,
-        opset=args.opset,
-        int8_io=args.int8_io,
-        preset=args.preset,
-    )
+    with quiet_native_output(args):  # the converters' and interpreters' native log lines
+        path = _export(args, model, output, fmt, quantization, calibration, export_model)
     metadata = read_metadata(path)
     outputs = ", ".join(f"{o['name']} {o['shape']}" for o in metadata.get("outputs", []))
     print(f"Wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, {metadata['format']}, quantization "
           f"{metadata.get('quantization') or 'none'}) and its metadata {path}.json")
     print(f"input {metadata['input']['name']} {metadata['input']['shape']}; outputs {outputs}")
     if not args.no_verify:
-        _verify(model, path, calibration, load_exported)
+        with quiet_native_output(args):
+            _verify(model, path, calibration, load_exported)
     return 0
 
 

@@ -103,9 +103,10 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.verbose:
-        from keras_pose.utils.console import quiet_log_environment
+        from keras_pose.utils.console import quiet_library_warnings, quiet_log_environment
 
         quiet_log_environment()  # before anything imports TensorFlow
+        quiet_library_warnings()
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a broken pipe surfaces here, not at interpreter exit

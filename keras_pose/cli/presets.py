@@ -8,7 +8,7 @@ import functools
 import json
 import sys
 
-from keras_pose.cli.common import CLIError
+from keras_pose.cli.common import CLIError, quiet_native_output
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,7 +65,9 @@ def _table(rows, headers):
 def run(args):
     from keras_pose.preset_registry import list_presets
 
-    entries = list_presets(family=args.family, task_class=args.task_class)
+    # Reading the registry may import model code, and with it a backend's start-up noise.
+    with quiet_native_output(args):
+        entries = list_presets(family=args.family, task_class=args.task_class)
     if not entries:
         families = sorted({e.family for e in list_presets()})
         raise CLIError(

@@ -8,6 +8,8 @@ to cuInit: ... UNKNOWN ERROR (303)``) when it first enumerates devices on a
 machine without a GPU. keras-hub imports TensorFlow (through
 tensorflow-text) on every backend, so a JAX or PyTorch run prints the same.
 
+`quiet_library_warnings` hides the Python warnings the backend libraries
+raise about themselves (deprecations in TensorFlow, tf2onnx, ...).
 `start_backend_quietly` imports the backend with file descriptor 2 captured,
 drops the lines recognised as start-up noise and writes every other line
 back to stderr (a real error stays visible), and sets the log levels of the
@@ -24,6 +26,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 # Lines TensorFlow / XLA / absl write while starting, recognised as noise.
 _NOISE = re.compile(
@@ -33,9 +36,14 @@ _NOISE = re.compile(
     r"|E\d{4} [\d:.]+\s+\d+ [\w./-]+:\d+\] .*"  # absl ERROR records about CUDA:
     r"(?:cuInit|CUDA|cuda|cuDNN|cuFFT|cuBLAS|TensorRT|computation placer|GPU will not be used).*"
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\."
+    r"|INFO: Created TensorFlow Lite (?:XNNPACK )?delegate for CPU\."
     r"|\s*"
     r")$"
 )
+
+# Modules whose Python warnings (deprecations, ...) are for their own developers, not for a keras-pose user.
+_LIBRARY_MODULES = (r"(?:keras|keras_hub|tensorflow|tensorflow_text|tf_keras|tf2onnx|onnx|onnxruntime|jax|jaxlib|"
+                    r"torch|absl|google|h5py|ml_dtypes|flatbuffers|ai_edge_litert)(?:\.|$)")
 
 _started = False
 
@@ -73,6 +81,16 @@ def quiet_log_environment():
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
+def quiet_library_warnings():
+    """Hide the Python warnings raised inside the backend libraries; keras-pose's own stay visible.
+
+    Adds a ``warnings`` filter (process-wide, like ``-W``); call it where a
+    program decides what its user sees (the command line does, unless
+    ``--verbose``).
+    """
+    warnings.filterwarnings("ignore", module=_LIBRARY_MODULES)
+
+
 @contextlib.contextmanager
 def filtered_native_stderr():
     """Capture what is written to file descriptor 2; write back all but start-up noise.
@@ -93,15 +111,18 @@ def filtered_native_stderr():
         os.dup2(capture.fileno(), 2)
         try:
             yield
-        finally:
+        finally:  # also when the block raises: what it wrote may explain why
             with contextlib.suppress(Exception):
                 sys.stderr.flush()
             os.dup2(saved, 2)
-        capture.seek(0)
-        text = capture.read().decode("utf-8", errors="replace")
+            capture.seek(0)
+            _replay(capture.read().decode("utf-8", errors="replace"))
     finally:
         os.close(saved)
         capture.close()
+
+
+def _replay(text):
     kept = [line for line in text.splitlines(keepends=True) if not is_startup_noise(line)]
     if kept:
         sys.stderr.write("".join(kept) + ("" if kept[-1].endswith("\n") else "\n"))

@@ -152,12 +152,12 @@ def start_backend_quietly(verbose=False):
     global _started
     if _started:
         return
-    _started = True
     if verbose:
         _import_backend()
-        return
-    quiet_log_environment()
-    with filtered_native_stderr():
-        _import_backend()
-    for name in ("absl", "tensorflow", "jax._src.xla_bridge"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    else:
+        quiet_log_environment()
+        with filtered_native_stderr():
+            _import_backend()
+        for name in ("absl", "tensorflow", "jax._src.xla_bridge"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    _started = True

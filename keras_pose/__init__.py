@@ -11,7 +11,16 @@ Quick start::
 `from_preset` accepts a registered preset name (`keras-pose presets`), a
 local preset directory, or an https:// / file:// URL of a reference
 checkpoint, and returns the right model class.
+
+Importing the package is cheap: the public names below are loaded on first
+use (PEP 562), so ``import keras_pose`` imports neither Keras nor a backend
+(on JAX or PyTorch it does not import TensorFlow); touching a model class
+does. Submodules (``keras_pose.datasets``, ``keras_pose.utils``, ...) load
+on first attribute access too.
 """
+
+import importlib
+import importlib.util
 
 from keras_pose.errors import (
     AnnotationError,
@@ -22,24 +31,45 @@ from keras_pose.errors import (
     KeypointSpecError,
     PresetError,
 )
-from keras_pose.keypoints import KeypointSpec, get_keypoint_spec, list_keypoint_specs
-from keras_pose.losses import KeypointMSELoss
-from keras_pose.models import (
-    CPM,
-    CPN,
-    CPMBackbone,
-    CPNBackbone,
-    Hourglass,
-    HourglassBackbone,
-    TopDownPoseEstimator,
-    ViTPose,
-    ViTPoseBackbone,
-    ViTPosePP,
-)
-from keras_pose.preset_registry import get_preset_entry, list_presets
-from keras_pose.results import PoseResult
-from keras_pose.utils.preset_loading import load_preset as from_preset
 from keras_pose.version import __version__
+
+# Public name -> (module, attribute), imported on first access.
+_LAZY = {
+    "KeypointSpec": ("keras_pose.keypoints", "KeypointSpec"),
+    "get_keypoint_spec": ("keras_pose.keypoints", "get_keypoint_spec"),
+    "list_keypoint_specs": ("keras_pose.keypoints", "list_keypoint_specs"),
+    "KeypointMSELoss": ("keras_pose.losses", "KeypointMSELoss"),
+    "CPM": ("keras_pose.models", "CPM"),
+    "CPMBackbone": ("keras_pose.models", "CPMBackbone"),
+    "CPN": ("keras_pose.models", "CPN"),
+    "CPNBackbone": ("keras_pose.models", "CPNBackbone"),
+    "Hourglass": ("keras_pose.models", "Hourglass"),
+    "HourglassBackbone": ("keras_pose.models", "HourglassBackbone"),
+    "TopDownPoseEstimator": ("keras_pose.models", "TopDownPoseEstimator"),
+    "ViTPose": ("keras_pose.models", "ViTPose"),
+    "ViTPoseBackbone": ("keras_pose.models", "ViTPoseBackbone"),
+    "ViTPosePP": ("keras_pose.models", "ViTPosePP"),
+    "get_preset_entry": ("keras_pose.preset_registry", "get_preset_entry"),
+    "list_presets": ("keras_pose.preset_registry", "list_presets"),
+    "PoseResult": ("keras_pose.results", "PoseResult"),
+    "from_preset": ("keras_pose.utils.preset_loading", "load_preset"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value  # the next access is a plain attribute
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AnnotationError",

@@ -58,3 +58,15 @@ class TrainingDivergedError(NonFiniteModelError):
 
 class PlotError(KerasPoseError, ValueError):
     """A training history holds nothing to plot, or the plot cannot be written."""
+
+
+class CLIError(KerasPoseError, ValueError):
+    """A user error found by the command line itself (a flag combination, an output path); exit status 1."""
+
+
+class VideoReadError(ImageReadError):
+    """A video cannot be opened (missing, unsupported codec) or has no readable frame."""
+
+
+class ImageWriteError(KerasPoseError, ValueError):
+    """An image cannot be written: OpenCV has no encoder for the extension, or the file cannot be created."""

@@ -1,7 +1,11 @@
-"""Drawing skeletons and heatmaps with OpenCV."""
+"""Drawing skeletons and heatmaps with OpenCV, and writing the pictures."""
+
+import os
 
 import cv2
 import numpy as np
+
+from keras_pose.errors import ImageWriteError
 
 
 def _as_bgr_tuple(color):
@@ -90,3 +94,37 @@ def overlay_heatmaps(image, heatmaps, alpha=0.5, colormap=cv2.COLORMAP_JET):
     colored = cv2.cvtColor(colored, cv2.COLOR_BGR2RGB)
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colored.astype(np.float32)
     return np.clip(blended, 0, 255).astype(np.uint8)
+
+
+def save_image(path, image):
+    """Write an RGB image atomically; the file extension picks the format.
+
+    Args:
+        path: destination (``.png``, ``.jpg``, ... any extension OpenCV
+            encodes; none: PNG data).
+        image: ``(H, W, 3)`` uint8 RGB.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        ImageWriteError: OpenCV has no encoder for the extension, or the file
+            cannot be written (the message names ``path``, not the temporary
+            file).
+    """
+    from keras_pose.utils.file_utils import atomic_write
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    try:
+        ok, data = cv2.imencode(ext, cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise ImageWriteError(f"OpenCV cannot write {ext!r} images; use .png or .jpg for {path!r}.")
+    try:
+        with atomic_write(path) as f:
+            f.write(data.tobytes())
+    except OSError as e:
+        raise ImageWriteError(f"Could not write {path!r}: {e.strerror or e}.") from None
+    return path

@@ -29,3 +29,15 @@ def golden_dir():
     if not GOLDEN_DIR.is_dir():
         pytest.fail(f"golden parity cases not found at {GOLDEN_DIR}")
     return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_preset_dir(tmp_path_factory):
+    """A preset folder of a one-layer ViTPose (64x48 input, COCO keypoints, simple decoder): fast CLI runs."""
+    import keras_pose
+
+    backbone = keras_pose.ViTPoseBackbone(image_size=(64, 48), hidden_dim=32, num_layers=1, num_heads=2, mlp_dim=64)
+    model = keras_pose.ViTPose(backbone, decoder="simple")
+    directory = tmp_path_factory.mktemp("preset") / "tiny"
+    model.save_to_preset(str(directory))
+    return str(directory)

@@ -20,8 +20,8 @@ import pytest
 from conftest import DATA_DIR
 
 import keras_pose
-from keras_pose import cli
 from keras_pose.cli import main
+from keras_pose.cli import presets as presets_verb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = DATA_DIR / "coco" / "000000000785.jpg"
@@ -42,15 +42,6 @@ def _one_line_error(code, err, *words):
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def preset_dir(tmp_path_factory):
-    backbone = keras_pose.ViTPoseBackbone(image_size=(64, 48), hidden_dim=32, num_layers=1, num_heads=2, mlp_dim=64)
-    model = keras_pose.ViTPose(backbone, decoder="simple")
-    directory = tmp_path_factory.mktemp("preset") / "tiny"
-    model.save_to_preset(str(directory))
-    return str(directory)
 
 
 # ------------------------------------------------------------ --detections
@@ -146,10 +137,10 @@ def test_output_never_replaces_folders_inputs_or_other_files(tmp_path, capsys):
     _one_line_error(code, err, "--json", "folder")
 
 
-def test_output_replaces_an_existing_image_and_says_so(preset_dir, tmp_path, capsys):
+def test_output_replaces_an_existing_image_and_says_so(tiny_preset_dir, tmp_path, capsys):
     out = tmp_path / "drawn.png"
     cv2.imwrite(str(out), np.zeros((4, 4, 3), np.uint8))
-    code, _, err = _run(capsys, "predict", "--preset", preset_dir, IMAGE, "--output", out, "--json",
+    code, _, err = _run(capsys, "predict", "--preset", tiny_preset_dir, IMAGE, "--output", out, "--json",
                         tmp_path / "r.json")
     assert code == 0, err
     assert "replaces the existing file" in err and str(out) in err
@@ -157,7 +148,7 @@ def test_output_replaces_an_existing_image_and_says_so(preset_dir, tmp_path, cap
     # An existing folder for a single input receives the drawing by the input's name.
     folder = tmp_path / "folder"
     folder.mkdir()
-    code, _, err = _run(capsys, "predict", "--preset", preset_dir, IMAGE, "--output", folder, "--json",
+    code, _, err = _run(capsys, "predict", "--preset", tiny_preset_dir, IMAGE, "--output", folder, "--json",
                         tmp_path / "r.json")
     assert code == 0, err
     assert os.listdir(folder) == [IMAGE.name]
@@ -174,10 +165,10 @@ def mixed_folder(tmp_path):
     return folder
 
 
-def test_folder_with_a_bad_image_skips_it_and_writes_the_rest(preset_dir, mixed_folder, tmp_path, capsys):
+def test_folder_with_a_bad_image_skips_it_and_writes_the_rest(tiny_preset_dir, mixed_folder, tmp_path, capsys):
     out_json = tmp_path / "res.json"
     drawn = tmp_path / "drawn"
-    code, _, err = _run(capsys, "predict", "--preset", preset_dir, mixed_folder, "--json", out_json,
+    code, _, err = _run(capsys, "predict", "--preset", tiny_preset_dir, mixed_folder, "--json", out_json,
                         "--output", drawn)
     assert code == 1 and "Traceback" not in err
     lines = err.strip().splitlines()
@@ -188,22 +179,22 @@ def test_folder_with_a_bad_image_skips_it_and_writes_the_rest(preset_dir, mixed_
     assert sorted({r["image_id"] for r in records}) == [785, 40083]
     assert sorted(os.listdir(drawn)) == ["000000000785.jpg", "000000040083.jpg"]
     # Without --json the results go to stdout all the same.
-    code, out, err = _run(capsys, "predict", "--preset", preset_dir, mixed_folder)
+    code, out, err = _run(capsys, "predict", "--preset", tiny_preset_dir, mixed_folder)
     assert code == 1 and sorted({r["image_id"] for r in json.loads(out)}) == [785, 40083]
 
 
-def test_strict_stops_at_the_first_bad_image_and_keeps_what_was_done(preset_dir, mixed_folder, tmp_path, capsys):
+def test_strict_stops_at_the_first_bad_image_and_keeps_what_was_done(tiny_preset_dir, mixed_folder, tmp_path, capsys):
     out_json = tmp_path / "res.json"
-    code, _, err = _run(capsys, "predict", "--preset", preset_dir, mixed_folder, "--json", out_json, "--strict")
+    code, _, err = _run(capsys, "predict", "--preset", tiny_preset_dir, mixed_folder, "--json", out_json, "--strict")
     assert code == 1 and "Traceback" not in err
     assert "stopped" in err and "keras-pose: error: Could not decode" in err and "000000001000.jpg" in err
     assert {r["image_id"] for r in json.loads(out_json.read_text())} == {785}
 
 
-def test_dict_detections_respect_min_box_score(preset_dir, tmp_path, capsys):
+def test_dict_detections_respect_min_box_score(tiny_preset_dir, tmp_path, capsys):
     detections = tmp_path / "dets.json"
     detections.write_text(json.dumps({IMAGE.name: [[280.79, 44.73, 218.7, 346.68, 0.9], [10, 10, 50, 80, 0.1]]}))
-    code, out, err = _run(capsys, "predict", "--preset", preset_dir, IMAGE, "--detections", detections,
+    code, out, err = _run(capsys, "predict", "--preset", tiny_preset_dir, IMAGE, "--detections", detections,
                           "--min-box-score", "0.5")
     assert code == 0, err
     records = json.loads(out)
@@ -216,14 +207,14 @@ def test_main_one_line_for_user_errors_traceback_for_bugs(monkeypatch, capsys):
     def disk_full(args):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out.json")
 
-    monkeypatch.setattr(cli, "_cmd_presets", disk_full)
+    monkeypatch.setattr(presets_verb, "run", disk_full)
     code, _, err = _run(capsys, "presets")
     _one_line_error(code, err, "No space left on device", "/data/out.json")
 
     def bug(args):
         raise TypeError("a real bug")
 
-    monkeypatch.setattr(cli, "_cmd_presets", bug)
+    monkeypatch.setattr(presets_verb, "run", bug)
     with pytest.raises(TypeError, match="a real bug"):
         main(["presets"])
 

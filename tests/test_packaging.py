@@ -35,3 +35,16 @@ def test_presets_and_conversion_are_mapped_into_the_package():
     for name, folder in (("keras_pose.presets", "presets"), ("keras_pose.conversion", "conversion")):
         module = importlib.import_module(name)
         assert pathlib.Path(module.__file__).parent == REPO_ROOT / folder
+
+
+def test_licence_is_an_spdx_string_and_the_sample_image_is_package_data():
+    pyproject = _pyproject()
+    # A table ({text = ...}) makes setuptools >= 77 warn on every install.
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    assert any(r.replace(" ", "").startswith("setuptools>=77") for r in pyproject["build-system"]["requires"])
+    data = pyproject["tool"]["setuptools"]["package-data"]["keras_pose.assets"]
+    assets = REPO_ROOT / "keras_pose" / "assets"
+    shipped = {p.name for pattern in data for p in assets.glob(pattern)}
+    assert {"000000000785.jpg", "ATTRIBUTION.md"} <= shipped
+    attribution = (assets / "ATTRIBUTION.md").read_text()
+    assert "CC BY 2.0" in attribution and "http://images.cocodataset.org/val2017/000000000785.jpg" in attribution

@@ -48,6 +48,9 @@ def read_json_file(path, what="annotation file"):
         ) from e
     except UnicodeDecodeError as e:
         raise AnnotationError(f"{what} {path!r} is not UTF-8 text ({e}).") from e
+    except RecursionError:
+        raise AnnotationError(f"{what} {path!r} nests its JSON too deeply to read; it is not an annotation "
+                              "file.") from None
 
 
 def _is_int_id(value):

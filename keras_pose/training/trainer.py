@@ -60,6 +60,7 @@ from keras_pose.training.model_builder import (
 from keras_pose.training.optimizers import make_optimizer, make_schedule
 from keras_pose.training.run_folder import check_output, make_room, write_run_config
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
+from keras_pose.utils.console import isatty
 
 
 @dataclasses.dataclass
@@ -214,7 +215,7 @@ def train_from_config(config, overrides=None, verbose=1):
                 flip_test=e["flip_test"],
                 # Progress bar and result line on a terminal; in logs the
                 # epoch line of fit carries the values.
-                verbose=1 if verbose and _isatty() else 0,
+                verbose=1 if verbose and isatty() else 0,
             )
         )
     files["history.csv"] = os.path.join(out_dir, "history.csv")
@@ -226,7 +227,7 @@ def train_from_config(config, overrides=None, verbose=1):
     callbacks += [history_writer, checkpoint]
 
     # Keras progress bars on a terminal, one line per epoch in logs.
-    fit_verbose = 0 if not verbose else 1 if verbose == 1 and _isatty() else 2
+    fit_verbose = 0 if not verbose else 1 if verbose == 1 and isatty() else 2
     try:
         model.fit(ds, steps_per_epoch=steps, epochs=t["epochs"], callbacks=callbacks, verbose=fit_verbose,
                   shuffle=False)
@@ -321,16 +322,6 @@ def _uncompiled_copy(model):
     copy_ = type(model).from_config(model.get_config())
     copy_.set_weights(model.get_weights())
     return copy_
-
-
-# TODO(merge): use keras_pose.utils.console.isatty (the cli developer's).
-def _isatty():
-    import sys
-
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 __all__ = ["TrainResult", "train_from_config"]

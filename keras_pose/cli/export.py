@@ -1,0 +1,154 @@
+"""`keras-pose export`: a preset to TFLite (LiteRT) or ONNX, with a metadata JSON, checked against Keras."""
+
+import os
+import sys
+
+from keras_pose.cli.common import (
+    CLIError,
+    add_preset_argument,
+    dataset_kwargs,
+    load_model,
+    positive_int,
+    quiet_native_output,
+    start_backend,
+)
+
+_FORMAT_BY_SUFFIX = {".tflite": "tflite", ".onnx": "onnx"}
+
+
+def _check_arguments(args, min_opset, max_opset):
+    """The export format and flag combinations, before the (slow) model load. Returns the format."""
+    suffix = os.path.splitext(args.output)[1].lower()
+    fmt = args.format or _FORMAT_BY_SUFFIX.get(suffix)
+    if fmt is None:
+        raise CLIError(f"Cannot tell the export format from {args.output!r}: end it in .tflite or .onnx, or pass "
+                       "--format tflite|onnx.")
+    if suffix in _FORMAT_BY_SUFFIX and _FORMAT_BY_SUFFIX[suffix] != fmt:
+        raise CLIError(f"--format {fmt} but {args.output!r} ends in {suffix}; use a .{fmt} path or --format "
+                       f"{_FORMAT_BY_SUFFIX[suffix]}.")
+    if fmt == "onnx" and not min_opset <= args.opset <= max_opset:
+        raise CLIError(f"--opset {args.opset} is not supported: ONNX opsets {min_opset}..{max_opset} (default 17).")
+    if args.int8_io and not (fmt == "tflite" and args.quantization == "int8"):
+        raise CLIError("--int8-io applies to TFLite int8 exports only (--quantization int8, a .tflite output).")
+    if args.int8_io and args.include_decode:
+        raise CLIError("--int8-io with --include-decode would quantise the keypoints to int8 steps; drop one of "
+                       "them (decode host-side, or keep float32 I/O).")
+    if args.calibration_annotations and not os.path.isfile(args.calibration_annotations):
+        raise CLIError(f"Calibration annotation file {args.calibration_annotations!r} does not exist.")
+    if args.quantization == "int8" and not args.calibration_annotations:
+        raise CLIError("--quantization int8 needs calibration crops: pass --calibration-annotations FILE (a "
+                       "COCO-format keypoint json, e.g. person_keypoints_val2017.json) and --calibration-image-root.")
+    return fmt
+
+
+def _verify(model, path, calibration, load_exported):
+    """Print the largest heatmap difference between the exported file and Keras."""
+    import numpy as np
+
+    if calibration is not None:
+        crops = calibration[: max(1, min(4, len(calibration)))]
+    else:
+        rng = np.random.default_rng(0)
+        crops = rng.uniform(0, 255, (2, *model.image_size, 3)).astype(np.uint8)
+        crops = model.normalize_images(crops)
+    exported = load_exported(path).heatmaps(crops)
+    reference = model.predict_heatmaps(crops, flip_test=False)
+    diff = float(np.max(np.abs(exported - reference)))
+    scale = float(np.max(np.abs(reference))) or 1.0
+    source = "calibration crops" if calibration is not None else "random crops"
+    print(f"check: max |heatmap difference| vs Keras on {len(crops)} {source}: {diff:.3g} "
+          f"({100 * diff / scale:.2g}% of the peak)")
+
+
+def _export(args, model, output, fmt, quantization, calibration, export_model):
+    return export_model(
+        model,
+        output,
+        format=fmt,
+        quantization=quantization,
+        representative_dataset=calibration,
+        num_calibration_samples=args.num_calibration,
+        batch_size=None if args.batch_size == "dynamic" else int(args.batch_size),
+        include_decode=args.include_decode,
+        all_outputs=args.all_outputs,
+        opset=args.opset,
+        int8_io=args.int8_io,
+        preset=args.preset,
+    )
+
+
+def run(args):
+    start_backend(args)
+    from keras_pose.export import check_export_path, export_model, load_exported, read_metadata, representative_crops
+    from keras_pose.export.exporters import MAX_ONNX_OPSET, MIN_ONNX_OPSET
+
+    fmt = _check_arguments(args, MIN_ONNX_OPSET, MAX_ONNX_OPSET)
+    # The destination (a writable folder, not a folder itself) before the slow load and conversion.
+    fmt, output = check_export_path(args.output, fmt)
+    model = load_model(args, **dataset_kwargs(args))
+    calibration = None
+    if args.calibration_annotations:
+        calibration = representative_crops(model, args.calibration_annotations, args.calibration_image_root,
+                                           num_samples=args.num_calibration)
+    quantization = None if args.quantization == "none" else args.quantization
+    print(f"Exporting {type(model).__name__} ({model.count_params():,} parameters) to {fmt}"
+          f"{'' if quantization is None else ' ' + quantization} ...", file=sys.stderr)
+    with quiet_native_output(args):  # the converters' and interpreters' native log lines
+        path = _export(args, model, output, fmt, quantization, calibration, export_model)
+    metadata = read_metadata(path)
+    outputs = ", ".join(f"{o['name']} {o['shape']}" for o in metadata.get("outputs", []))
+    print(f"Wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, {metadata['format']}, quantization "
+          f"{metadata.get('quantization') or 'none'}) and its metadata {path}.json")
+    print(f"input {metadata['input']['name']} {metadata['input']['shape']}; outputs {outputs}")
+    if not args.no_verify:
+        with quiet_native_output(args):
+            _verify(model, path, calibration, load_exported)
+    return 0
+
+
+def _batch_arg(text):
+    if str(text).lower() == "dynamic":
+        return "dynamic"
+    positive_int(text)
+    return str(int(text))
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "export",
+        help="export a preset to TFLite (LiteRT) or ONNX, with a metadata JSON",
+        description="Export a top-down model for mobile or servers. The exported graph takes normalised crops "
+        "(B, H, W, 3) float32 and returns the final heatmaps (plus keypoints and scores with --include-decode); "
+        "<output>.json beside it records the input, normalisation, keypoints, skeleton and codec. The file is "
+        "checked against Keras after the export. Needs the TensorFlow backend.",
+    )
+    add_preset_argument(p)
+    p.add_argument("--output", required=True, metavar="PATH",
+                   help="exported model file (.tflite or .onnx; the extension picks the format unless --format)")
+    p.add_argument("--format", choices=("tflite", "onnx"), help="output format (default: from the extension)")
+    p.add_argument("--quantization", choices=("none", "float16", "int8"), default="none",
+                   help="none (float32), float16 weights, or int8 (needs --calibration-annotations)")
+    p.add_argument("--calibration-annotations", dest="calibration_annotations", metavar="FILE",
+                   help="int8 calibration: COCO-format keypoint json whose person crops calibrate the ranges")
+    p.add_argument("--calibration-image-root", dest="calibration_image_root", metavar="DIR",
+                   help="folder of the calibration images (default: the annotation file's folder)")
+    p.add_argument("--num-calibration", dest="num_calibration", type=positive_int, default=100, metavar="N",
+                   help="the most calibration crops to use (default 100)")
+    p.add_argument("--batch-size", dest="batch_size", default="1", type=_batch_arg, metavar="N|dynamic",
+                   help="static batch of the exported graph (default 1), or 'dynamic'")
+    p.add_argument("--include-decode", dest="include_decode", action="store_true",
+                   help="add keypoints (B, K, 2) and scores (B, K) outputs: an argmax decode in the graph")
+    p.add_argument("--all-outputs", dest="all_outputs", action="store_true",
+                   help="export every raw output (CPM stages, Hourglass stacks, CPN levels), not only the final "
+                   "heatmaps")
+    p.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset, 13..18 (default 17)")
+    p.add_argument("--int8-io", dest="int8_io", action="store_true",
+                   help="TFLite int8 only: int8 input and outputs instead of float32")
+    p.add_argument("--dataset", metavar="D", help="multi-dataset presets (ViTPose++): which expert and head to export")
+    p.add_argument("--no-verify", dest="no_verify", action="store_true",
+                   help="skip running the exported file and comparing it with Keras")
+    p.set_defaults(handler=run)
+    return p
+
+
+__all__ = ["add_parser", "run"]

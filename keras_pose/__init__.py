@@ -38,7 +38,7 @@ from keras_pose.models import (
 )
 from keras_pose.preset_registry import get_preset_entry, list_presets
 from keras_pose.results import PoseResult
-from keras_pose.utils.preset_loading import load_preset as from_preset
+from keras_pose.preset_loading import load_preset as from_preset
 from keras_pose.version import __version__
 
 __all__ = [

@@ -35,9 +35,9 @@ release tables (ViTPose README, mmpose `vitpose_coco.md` /
 that produced them.
 """
 
-import copy
-
-from keras_pose.preset_registry import PresetEntry
+from keras_pose.models.vitpose.vitpose_backbone import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES
+from keras_pose.preset_entry import PresetEntry
+from keras_pose.presets.common import APACHE, MMPOSE_COCO_DETECTOR, heatmap_decoding, imagenet_preprocessing
 
 VITPOSE_REPO = "https://github.com/ViTAE-Transformer/ViTPose"
 MMPOSE_ROOT = "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/"
@@ -49,29 +49,14 @@ ONEDRIVE = "https://1drv.ms/u/s!"
 IMAGE_SIZE = [256, 192]  # (H, W)
 HEATMAP_SIZE = [64, 48]
 
-PREPROCESSING = {
-    "mean": [123.675, 116.28, 103.53],
-    "std": [58.395, 57.12, 57.375],
-    "channel_order": "rgb",
-}
-
-BACKBONES = {
-    "small": {"hidden_dim": 384, "num_layers": 12, "num_heads": 12, "mlp_dim": 1536},
-    "base": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
-    "large": {"hidden_dim": 1024, "num_layers": 24, "num_heads": 16, "mlp_dim": 4096},
-    "huge": {"hidden_dim": 1280, "num_layers": 32, "num_heads": 16, "mlp_dim": 5120},
-}
-SIZES = ("small", "base", "large", "huge")
+SIZES = tuple(VIT_SIZES)  # small, base, large, huge
 LETTER = {"small": "S", "base": "B", "large": "L", "huge": "H"}
 
-# ViTPose++ dataset order (dataset_index 0..5) and MoE part features.
+# ViTPose++ dataset order (dataset_index 0..5).
 PLUS_DATASETS = ["coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"]
-PLUS_PART_FEATURES = {"small": 96, "base": 192, "large": 256, "huge": 320}
-
-APACHE = "Apache-2.0"
 
 COCO_DET = "person detector with 56 AP on COCO val2017 (COCO_val2017_detections_AP_H_56_person.json)"
-COCO_DET_MMPOSE = "person detector with 56.4 AP on COCO val2017 (COCO_val2017_detections_AP_H_56_person.json)"
+COCO_DET_MMPOSE = MMPOSE_COCO_DETECTOR
 SRC_README = "ViTAE-Transformer/ViTPose README"
 SRC_MMPOSE_COCO = "open-mmlab/mmpose configs/body_2d_keypoint/topdown_heatmap/coco/vitpose_coco.md"
 SRC_MMPOSE_HUMANART = "open-mmlab/mmpose configs/body_2d_keypoint/topdown_heatmap/humanart/vitpose_humanart.md"
@@ -80,31 +65,27 @@ SRC_MMPOSE_HUMANART = "open-mmlab/mmpose configs/body_2d_keypoint/topdown_heatma
 # --------------------------------------------------------------------------
 # Building blocks
 # --------------------------------------------------------------------------
-def _backbone(size, layer_norm_epsilon=1e-6):
-    backbone = {
-        **BACKBONES[size],
+def _config(size, decoder="classic", keypoint_spec="coco", layer_norm_epsilon=1e-6, plus=False, datasets=None):
+    """The flat `ViTPose` / `ViTPosePP.from_checkpoint_config` arguments of a released model.
+
+    `layer_norm_epsilon=None` leaves it out (HF: taken from the repo's config.json).
+    """
+    config = {
+        **VIT_SIZES[size],
         "patch_size": 16,
         "patch_padding": 2,
-        "layer_norm_epsilon": layer_norm_epsilon,
         "qkv_bias": True,
-    }
-    if layer_norm_epsilon is None:  # HF: taken from the repo's config.json
-        del backbone["layer_norm_epsilon"]
-    return backbone
-
-
-def _config(size, decoder="classic", keypoint_spec="coco", layer_norm_epsilon=1e-6, plus=False, datasets=None):
-    config = {
-        "backbone": _backbone(size, layer_norm_epsilon),
         "image_size": list(IMAGE_SIZE),
         "decoder": decoder,
         "keypoint_spec": keypoint_spec,
     }
+    if layer_norm_epsilon is not None:
+        config["layer_norm_epsilon"] = layer_norm_epsilon
     if plus:
         config.update(
             {
                 "num_experts": 6,
-                "part_features": PLUS_PART_FEATURES[size],
+                "part_features": VITPOSE_PLUS_PART_FEATURES[VIT_SIZES[size]["hidden_dim"]],
                 "datasets": list(datasets or PLUS_DATASETS),
             }
         )
@@ -115,38 +96,16 @@ def _udp_decoding(source):
     """mmpose 0.x `post_process='default', use_udp=True, modulate_kernel=11`
     (= mmpose 1.x UDPHeatmap with DARK-UDP refinement, blur kernel 11), UDP
     affine crops, flip test without heatmap shift, box padding 1.25."""
-    return {
-        "codec": {
-            "type": "UDPHeatmap",
-            "input_size": list(IMAGE_SIZE),
-            "heatmap_size": list(HEATMAP_SIZE),
-            "sigma": 2.0,
-            "blur_kernel_size": 11,
-        },
-        "flip_test": True,
-        "shift_heatmap": False,
-        "padding": 1.25,
-        "reference": source,
-    }
+    return heatmap_decoding("UDPHeatmap", IMAGE_SIZE, HEATMAP_SIZE, 2.0, source, shift_heatmap=False,
+                            blur_kernel_size=11)
 
 
 def _msra_decoding(source):
     """mmpose 0.x `post_process='default'` without UDP (argmax + quarter-pixel
     shift, = mmpose 1.x MSRAHeatmap(unbiased=False)), standard affine crops,
     flip test with the one-pixel heatmap shift, box padding 1.25."""
-    return {
-        "codec": {
-            "type": "MSRAHeatmap",
-            "input_size": list(IMAGE_SIZE),
-            "heatmap_size": list(HEATMAP_SIZE),
-            "sigma": 2.0,
-            "unbiased": False,
-        },
-        "flip_test": True,
-        "shift_heatmap": True,
-        "padding": 1.25,
-        "reference": source,
-    }
+    return heatmap_decoding("MSRAHeatmap", IMAGE_SIZE, HEATMAP_SIZE, 2.0, source, shift_heatmap=True,
+                            unbiased=False)
 
 
 ORIG_UDP = (
@@ -426,7 +385,7 @@ def _single_task_entries():
                     task_class="ViTPose",
                     description=f"ViTPose-{LETTER[size]} ({decoder} decoder), COCO, 256x192; original release",
                     config=_config(size, decoder),
-                    preprocessing=copy.deepcopy(PREPROCESSING),
+                    preprocessing=imagenet_preprocessing(),
                     decoding=_udp_decoding(ORIG_UDP),
                     source_url=url,
                     file_name=file_name,
@@ -473,7 +432,7 @@ def _multi3_entries():
                 task_class="ViTPose",
                 description=f"ViTPose-{LETTER[size]} multi-task COCO+AIC+MPII, COCO head, 256x192",
                 config=_config(size, "classic"),
-                preprocessing=copy.deepcopy(PREPROCESSING),
+                preprocessing=imagenet_preprocessing(),
                 decoding=_udp_decoding(ORIG_UDP),
                 source_url=url,
                 file_name=file_name,
@@ -565,7 +524,7 @@ def _multi4_entries():
                         f"{_DATASET_TITLES[dataset]} head, 256x192"
                     ),
                     config=_config(size, "classic", keypoint_spec=_MULTI4_SPECS[dataset]),
-                    preprocessing=copy.deepcopy(PREPROCESSING),
+                    preprocessing=imagenet_preprocessing(),
                     decoding=_dataset_decoding(dataset),
                     source_url=url,
                     file_name=release_name,
@@ -591,7 +550,7 @@ def _mmpose_entries():
                 task_class="ViTPose",
                 description=f"ViTPose-{LETTER[size]} ({decoder} decoder), COCO, 256x192; mmpose 1.x re-training",
                 config=_config(size, decoder),
-                preprocessing=copy.deepcopy(PREPROCESSING),
+                preprocessing=imagenet_preprocessing(),
                 decoding=_udp_decoding(MMPOSE_UDP),
                 source_url=MMPOSE_ROOT + "coco/" + file_name,
                 file_name=file_name,
@@ -617,7 +576,7 @@ def _mmpose_entries():
             task_class="ViTPose",
             description="ViTPose-H (classic decoder), COCO, 256x192; original weights converted by mmpose",
             config=_config("huge", "classic"),
-            preprocessing=copy.deepcopy(PREPROCESSING),
+            preprocessing=imagenet_preprocessing(),
             decoding=_udp_decoding(MMPOSE_UDP),
             source_url=MMPOSE_ROOT + "coco/" + file_name,
             file_name=file_name,
@@ -646,7 +605,7 @@ def _mmpose_entries():
                 task_class="ViTPose",
                 description=f"ViTPose-{LETTER[size]} (classic decoder), Human-Art + COCO, 256x192; mmpose 1.x",
                 config=_config(size, "classic"),
-                preprocessing=copy.deepcopy(PREPROCESSING),
+                preprocessing=imagenet_preprocessing(),
                 decoding=_udp_decoding(MMPOSE_UDP),
                 source_url=MMPOSE_ROOT + "human_art/" + file_name,
                 file_name=file_name,
@@ -689,7 +648,7 @@ def _hf_entry(name, family, task_class, description, repo, config, decoding, acc
         task_class=task_class,
         description=description,
         config=config,
-        preprocessing=copy.deepcopy(PREPROCESSING),
+        preprocessing=imagenet_preprocessing(),
         decoding=decoding,
         source_url=base + "model.safetensors",
         file_name="model.safetensors",
@@ -784,7 +743,7 @@ def _plus_entries():
     entries = []
     for size in SIZES:
         url, file_name, sha, source_notes = _plus_source(size)
-        pf = PLUS_PART_FEATURES[size]
+        pf = VITPOSE_PLUS_PART_FEATURES[VIT_SIZES[size]['hidden_dim']]
         pf_note = (
             " The repo config vitPose+_small_...py says part_features=192, but the released ViTPose++-S "
             "weights use 96 (the converter infers it from mlp.experts.0.weight)." if size == "small" else ""
@@ -804,7 +763,7 @@ def _plus_entries():
                 task_class="ViTPosePP",
                 description=f"ViTPose++-{LETTER[size]}, all 6 dataset experts and heads, 256x192",
                 config=_config(size, "classic", keypoint_spec="coco", plus=True),
-                preprocessing=copy.deepcopy(PREPROCESSING),
+                preprocessing=imagenet_preprocessing(),
                 decoding=_dataset_decoding("coco"),
                 source_url=url,
                 file_name=file_name,
@@ -824,7 +783,7 @@ def _plus_entries():
                     task_class="ViTPosePP",
                     description=f"ViTPose++-{LETTER[size]}, {_DATASET_TITLES[dataset]} expert and head, 256x192",
                     config=_config(size, "classic", keypoint_spec=dataset, plus=True),
-                    preprocessing=copy.deepcopy(PREPROCESSING),
+                    preprocessing=imagenet_preprocessing(),
                     decoding=_dataset_decoding(dataset),
                     source_url=url,
                     file_name=file_name,

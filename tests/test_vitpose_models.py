@@ -151,7 +151,7 @@ def test_vitpose_pp_config_and_keras_round_trip(tmp_path):
 
 def _load_preset(cls, directory, **kwargs):
     try:
-        import keras_pose.utils.preset_loading  # noqa: F401
+        import keras_pose.preset_loading  # noqa: F401
     except ImportError:
         import keras_hub
 

@@ -15,7 +15,6 @@ with `key_accountant.KeyAccountant`.
 """
 
 import dataclasses
-import json
 import os
 from typing import Any, Optional
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from keras_pose.conversion.file_formats import safetensors_names, sniff_format, torch_load
 from keras_pose.errors import CheckpointError
+from keras_pose.utils.json_files import read_json
 
 # Container keys holding the weights, in the order they are tried.
 STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict", "module", "net", "params", "weights")
@@ -164,19 +164,6 @@ def _read_safetensors(path):
     return tensors
 
 
-def _read_json_config(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise CheckpointError(
-            f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); the config.json "
-            "beside the checkpoint is corrupt. Download it again."
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"Could not read {path}: {error}.") from None
-
-
 def checkpoint_file(path):
     """The checkpoint file `path` names: the file itself, or the one checkpoint in a folder.
 
@@ -250,7 +237,8 @@ def read_checkpoint(checkpoint):
         config = None
         config_path = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
         if os.path.exists(config_path):
-            config = _read_json_config(config_path)
+            config = read_json(config_path, CheckpointError,
+                               "the config.json beside the checkpoint is corrupt. Download it again.")
         return Checkpoint(tensors=tensors, path=path, format="safetensors", config=config, stripped_prefix=prefix)
     state_dict, container_keys, meta = unwrap_state_dict(torch_load(path), path)
     state_dict, prefix = strip_prefix(state_dict)

@@ -21,7 +21,7 @@ import re
 from keras_pose.conversion.checkpoint_io import read_checkpoint
 from keras_pose.conversion.families import check_family
 from keras_pose.conversion.key_accountant import KeyAccountant, out_channels
-from keras_pose.conversion.port import port_conv_module
+from keras_pose.conversion.port import port_basic_block, port_conv_module
 from keras_pose.conversion.settings import (
     check_agrees,
     check_overrides,
@@ -86,6 +86,19 @@ def mmpose_config(ckpt, inferred, entry, dataset, overrides, family, default_ima
     return config
 
 
+def port_torch_layers(acc, backbone):
+    """Port every layer `backbone.torch_layer_paths` names (ConvModules, BasicResidualBlocks) from `backbone.*`."""
+    from keras_pose.layers import BasicResidualBlock
+
+    for name, path in backbone.torch_layer_paths.items():
+        layer = backbone.get_layer(name)
+        prefix = f"backbone.{path}"
+        if isinstance(layer, BasicResidualBlock):
+            port_basic_block(acc, layer, prefix)
+        else:
+            port_conv_module(acc, layer, f"{prefix}.conv", f"{prefix}.bn" if layer.bn is not None else None)
+
+
 def convert(checkpoint, entry=None, dataset=None, **overrides):
     """Convert an mmpose CPM checkpoint into a `CPM` model.
 
@@ -115,9 +128,6 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     model = CPM.from_checkpoint_config(**config)
 
     acc = KeyAccountant(ckpt.tensors, source=ckpt.path, family=FAMILY, ignore=("*.num_batches_tracked",))
-    for name, path in model.backbone.torch_layer_paths.items():
-        layer = model.backbone.get_layer(name)
-        prefix = f"backbone.{path}"
-        port_conv_module(acc, layer, f"{prefix}.conv", f"{prefix}.bn" if layer.bn is not None else None)
+    port_torch_layers(acc, model.backbone)
     acc.finish(what=f"CPM model ({config['num_stages']} stages, {config['num_keypoints']} keypoints)")
     return model

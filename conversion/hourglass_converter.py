@@ -26,13 +26,12 @@ the preset entry or the `image_size` override.
 import re
 
 from keras_pose.conversion.checkpoint_io import read_checkpoint
-from keras_pose.conversion.cpm_converter import TASK_OVERRIDES, mmpose_config
+from keras_pose.conversion.cpm_converter import TASK_OVERRIDES, mmpose_config, port_torch_layers
 from keras_pose.conversion.families import check_family
 from keras_pose.conversion.key_accountant import KeyAccountant, out_channels
-from keras_pose.conversion.port import port_basic_block, port_conv, port_conv_module
+from keras_pose.conversion.port import port_conv
 from keras_pose.conversion.settings import require_tensor
 from keras_pose.errors import CheckpointError
-from keras_pose.layers import BasicResidualBlock
 
 FAMILY = "hourglass"
 DEFAULT_IMAGE_SIZE = {17: (256, 256), 16: (256, 256)}
@@ -124,13 +123,7 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
 
     acc = KeyAccountant(tensors, source=ckpt.path, family=FAMILY, ignore=("*.num_batches_tracked",))
     backbone = model.backbone
-    for name, path in backbone.torch_layer_paths.items():
-        layer = backbone.get_layer(name)
-        prefix = f"backbone.{path}"
-        if isinstance(layer, BasicResidualBlock):
-            port_basic_block(acc, layer, prefix)
-        else:
-            port_conv_module(acc, layer, f"{prefix}.conv", f"{prefix}.bn" if layer.bn is not None else None)
+    port_torch_layers(acc, backbone)
     if backbone.num_stacks == 1:
         # mmpose's ResLayer(BasicBlock, 0, ...) still holds one (unused) block.
         acc.ignore("backbone.inters.0.*")

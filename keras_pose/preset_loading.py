@@ -32,6 +32,7 @@ from keras_pose.preset_cache import TASK_WEIGHTS_FILE
 from keras_pose.preset_cache import WEIGHTS_FILE
 from keras_pose.preset_cache import presets_cache_dir
 from keras_pose.preset_cache import resolve
+from keras_pose.utils.json_files import read_json
 
 # The files of a keras-hub preset a keras-pose task reads (a remote handle's are fetched).
 REMOTE_FILES = ("config.json", "task.json", "preprocessor.json", "metadata.json", METADATA_FILE,
@@ -46,18 +47,9 @@ def _read_json(directory, name):
             column), or a remote handle's file could not be fetched.
     """
     path = os.path.join(directory, name)
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except json.JSONDecodeError as error:
-            raise PresetError(
-                f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); the preset is "
-                f"damaged. {_repair_hint(directory)}"
-            ) from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise PresetError(f"Could not read {path}: {error}. {_repair_hint(directory)}") from None
-    return None
+    if not os.path.isfile(path):
+        return None
+    return read_json(path, PresetError, f"the preset is damaged. {_repair_hint(directory)}")
 
 
 def _in_cache(directory):

@@ -455,3 +455,44 @@ def test_detect_family_unknown():
 
     with pytest.raises(CheckpointError, match="--preset"):
         detect_family({"features.0.weight": None, "classifier.weight": None})
+
+
+def test_looks_like_path():
+    from keras_pose.utils.paths import looks_like_path
+
+    for value in ("./x", "~/ckpt", "dir/vitpose", "vitpose_b.pth", "model.SAFETENSORS", ".hidden"):
+        assert looks_like_path(value), value
+    for value in ("vitpose_base_coco_256x192", "coco", "", None, 3):
+        assert not looks_like_path(value), value
+    assert looks_like_path("train.yaml", suffixes=(".json", ".yaml", ".yml"))
+    assert not looks_like_path("train.yaml")
+
+
+@needs_converter
+def test_keras_hub_handle_loads_through_its_local_copy(tmp_path, home, monkeypatch):
+    """A `hf://` / `kaggle://` preset: keras-hub fetches the files, the same loader builds the task."""
+    import shutil
+
+    from keras_hub.src.utils import preset_utils
+
+    from keras_pose.conversion import convert_checkpoint
+
+    ckpt = save_original_checkpoint(tmp_path / "tiny.pth", make_tiny_state_dict(seed=2))
+    published = tmp_path / "published"
+    expected = convert_checkpoint(str(ckpt), preset=tiny_entry("https://example.invalid/t.pth", None),
+                                  output_dir=published)
+    hub_cache = tmp_path / "hub_cache"
+    hub_cache.mkdir()
+    fetched = []
+
+    def get_file(handle, name):
+        assert handle == "hf://someone/tiny_vitpose"
+        fetched.append(name)
+        return str(shutil.copy(published / name, hub_cache / name))
+
+    monkeypatch.setattr(preset_utils, "get_file", get_file)
+    monkeypatch.setattr(preset_utils, "check_file_exists", lambda handle, name: (published / name).is_file())
+    model = load_preset("hf://someone/tiny_vitpose")
+    assert {"config.json", "task.json", "model.weights.h5", "task.weights.h5"} <= set(fetched)
+    x = _images()
+    np.testing.assert_allclose(_heatmaps(model, x), _heatmaps(expected, x), rtol=0, atol=1e-6)

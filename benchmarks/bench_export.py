@@ -58,19 +58,8 @@ def build(family):
 
     keras.utils.set_random_seed(0)
     entry = keras_pose.get_preset_entry(FAMILIES[family][1])
-    config = dict(entry.config)
-    extra = {}
-    if entry.preprocessing:
-        extra["preprocessing"] = entry.preprocessing
-    if entry.decoding:
-        extra["decoding"] = entry.decoding
-    if family == "vitpose":
-        backbone = keras_pose.ViTPoseBackbone(image_size=tuple(config["image_size"]), **config["backbone"])
-        return keras_pose.ViTPose(
-            backbone, decoder=config.get("decoder", "classic"), keypoint_spec=config["keypoint_spec"], **extra
-        )
-    cls = {"cpn": keras_pose.CPN, "cpm": keras_pose.CPM, "hourglass": keras_pose.Hourglass}[family]
-    return cls.from_checkpoint_config(**config, **extra)
+    cls = getattr(keras_pose, entry.task_class)
+    return cls.from_checkpoint_config(**entry.config, preprocessing=entry.preprocessing, decoding=entry.decoding)
 
 
 def time_interleaved(calls, x, runs, warmup):

@@ -29,16 +29,24 @@ preset entry (`config["image_size"]`) or the `image_size` override
 (default 256x192), since a fully convolutional checkpoint does not record it.
 """
 
-import copy
-import os
 import re
 
+from keras_pose.conversion.checkpoint_io import read_checkpoint
+from keras_pose.conversion.families import check_family
+from keras_pose.conversion.key_accountant import KeyAccountant, out_channels
+from keras_pose.conversion.port import port_batch_norm, port_conv
+from keras_pose.conversion.settings import (
+    check_overrides,
+    entry_config,
+    entry_field,
+    sized_decoding,
+    task_settings,
+)
 from keras_pose.errors import CheckpointError
 from keras_pose.errors import PresetError
 
 FAMILY = "cpn"
-_FAMILY_ALIASES = ("cpn", "pytorch_cpn")
-_ALLOWED_OVERRIDES = (
+OVERRIDES = (
     "image_size",
     "heatmap_size",
     "keypoint_spec",
@@ -48,41 +56,10 @@ _ALLOWED_OVERRIDES = (
     "name",
     "loss",
 )
-
-
-# ------------------------------------------------------------------ reading
-def _read_tensors(checkpoint):
-    """({name: np.ndarray}, source name) with container and `module.` removed."""
-    from keras_pose.conversion import checkpoint_io
-
-    if hasattr(checkpoint, "keys") and not isinstance(checkpoint, (str, bytes, os.PathLike)):
-        state_dict, _, _ = checkpoint_io.unwrap_state_dict(dict(checkpoint), "state dict")
-        state_dict, _ = checkpoint_io.strip_prefix(state_dict)
-        return {k: checkpoint_io.to_numpy(v) for k, v in state_dict.items()}, "state dict"
-    path = os.fspath(checkpoint)
-    return checkpoint_io.read_checkpoint(path).tensors, path
-
-
-def _check_family(tensors, source):
-    """Raise a CheckpointError naming the family if this is not a CPN file."""
-    from keras_pose.conversion.checkpoint_io import guess_family
-
-    keys = list(tensors)
-    has_cpn = any(k.startswith(("global_net.", "refine_net.")) for k in keys) and any(
-        k.startswith("resnet.") for k in keys
-    )
-    if has_cpn:
-        return
-    family, description = guess_family(keys)
-    if family is not None and family not in _FAMILY_ALIASES:
-        what = f"it looks like {description} (family {family!r})"
-    else:
-        what = "its tensor names match no supported family (first keys: " + ", ".join(keys[:5]) + ")"
-    raise CheckpointError(
-        f"{source} is not a pytorch-cpn checkpoint: {what}. A CPN checkpoint has "
-        "'resnet.*', 'global_net.*' and 'refine_net.*' tensors (with a 'module.' prefix as "
-        "saved by pytorch-cpn). Convert it with its own family's preset instead."
-    )
+EXPECT = (
+    "A CPN checkpoint has 'resnet.*', 'global_net.*' and 'refine_net.*' tensors (with a 'module.' prefix as "
+    "saved by pytorch-cpn). "
+)
 
 
 def _indices(keys, pattern):
@@ -117,8 +94,6 @@ def infer_architecture(tensors, source="checkpoint"):
         raise CheckpointError(
             f"{source} lacks tensors needed to read the CPN architecture: {missing}."
         )
-    from keras_pose.conversion.checkpoint_io import out_channels
-
     # Widths from the BatchNorm / bias beside each conv where present, so a
     # transposed weight is reported as misshapen instead of changing the model.
     filters = [out_channels(tensors, f"resnet.layer{s}.0.conv1.weight") for s in range(1, 5)]
@@ -137,114 +112,66 @@ def infer_architecture(tensors, source="checkpoint"):
 
 
 # ------------------------------------------------------------------ weights
-def _load_conv(acc, layer, prefix, pending):
-    kh, kw, cin, cout = (int(v) for v in layer.kernel.shape)
-    weight = acc.pop(f"{prefix}.weight", (cout, cin, kh, kw))
-    values = [None if weight is None else weight.transpose(2, 3, 1, 0)]
-    if layer.use_bias:
-        values.append(acc.pop(f"{prefix}.bias", (cout,)))
-    pending.append((layer, values))
+def _port_conv_bn(acc, get, keras_name, conv_prefix, bn_prefix):
+    port_conv(acc, conv_prefix, get(f"{keras_name}_conv"))
+    port_batch_norm(acc, bn_prefix, get(f"{keras_name}_bn"))
 
 
-def _load_bn(acc, layer, prefix, pending):
-    c = int(layer.gamma.shape[0])
-    values = [acc.pop(f"{prefix}.{leaf}", (c,)) for leaf in ("weight", "bias", "running_mean", "running_var")]
-    pending.append((layer, values))
-
-
-def _load_bottleneck(acc, get, keras_name, torch_prefix, pending, shortcut_always=True):
+def _port_bottleneck(acc, get, keras_name, torch_prefix, shortcut=True):
     for k in (1, 2, 3):
-        _load_conv(acc, get(f"{keras_name}_{k}_conv"), f"{torch_prefix}.conv{k}", pending)
-        _load_bn(acc, get(f"{keras_name}_{k}_bn"), f"{torch_prefix}.bn{k}", pending)
-    if shortcut_always:
-        _load_conv(acc, get(f"{keras_name}_0_conv"), f"{torch_prefix}.downsample.0", pending)
-        _load_bn(acc, get(f"{keras_name}_0_bn"), f"{torch_prefix}.downsample.1", pending)
+        _port_conv_bn(acc, get, f"{keras_name}_{k}", f"{torch_prefix}.conv{k}", f"{torch_prefix}.bn{k}")
+    if shortcut:
+        _port_conv_bn(acc, get, f"{keras_name}_0", f"{torch_prefix}.downsample.0", f"{torch_prefix}.downsample.1")
 
 
 def load_weights(model, tensors, source="checkpoint"):
-    """Copy a prefix-free pytorch-cpn state dict into a built `CPN`.
+    """Port a prefix-free pytorch-cpn state dict into a built `CPN`.
 
     Raises:
         CheckpointError: listing every missing, unexpected and misshapen
             tensor.
     """
-    from keras_pose.conversion.checkpoint_io import KeyAccountant
-
-    acc = KeyAccountant(
-        tensors, source=source, family=FAMILY, ignore=("*.num_batches_tracked",), family_aliases=_FAMILY_ALIASES
-    )
-    pending = []
+    acc = KeyAccountant(tensors, source=source, family=FAMILY, ignore=("*.num_batches_tracked",))
     resnet = model.backbone.resnet
-    _load_conv(acc, resnet.get_layer("conv1_conv"), "resnet.conv1", pending)
-    _load_bn(acc, resnet.get_layer("conv1_bn"), "resnet.bn1", pending)
+    _port_conv_bn(acc, resnet.get_layer, "conv1", "resnet.conv1", "resnet.bn1")
     for s, num in enumerate(model.backbone.stackwise_num_blocks):
         for b in range(num):
-            _load_bottleneck(
-                acc, resnet.get_layer, f"stack{s}_block{b}", f"resnet.layer{s + 1}.{b}", pending, shortcut_always=b == 0
-            )
+            _port_bottleneck(acc, resnet.get_layer, f"stack{s}_block{b}", f"resnet.layer{s + 1}.{b}", b == 0)
 
     get = model.get_layer
     for i in range(4):
-        _load_conv(acc, get(f"global_lateral{i}_conv"), f"global_net.laterals.{i}.0", pending)
-        _load_bn(acc, get(f"global_lateral{i}_bn"), f"global_net.laterals.{i}.1", pending)
+        _port_conv_bn(acc, get, f"global_lateral{i}", f"global_net.laterals.{i}.0", f"global_net.laterals.{i}.1")
         if i < 3:
-            _load_conv(acc, get(f"global_upsample{i}_conv"), f"global_net.upsamples.{i}.1", pending)
-            _load_bn(acc, get(f"global_upsample{i}_bn"), f"global_net.upsamples.{i}.2", pending)
-        _load_conv(acc, get(f"global_predict{i}_1_conv"), f"global_net.predict.{i}.0", pending)
-        _load_bn(acc, get(f"global_predict{i}_1_bn"), f"global_net.predict.{i}.1", pending)
-        _load_conv(acc, get(f"global_predict{i}_2_conv"), f"global_net.predict.{i}.3", pending)
-        _load_bn(acc, get(f"global_predict{i}_2_bn"), f"global_net.predict.{i}.5", pending)
+            _port_conv_bn(acc, get, f"global_upsample{i}", f"global_net.upsamples.{i}.1",
+                          f"global_net.upsamples.{i}.2")
+        _port_conv_bn(acc, get, f"global_predict{i}_1", f"global_net.predict.{i}.0", f"global_net.predict.{i}.1")
+        _port_conv_bn(acc, get, f"global_predict{i}_2", f"global_net.predict.{i}.3", f"global_net.predict.{i}.5")
 
     layer_names = {layer.name for layer in model.layers}
     for i in range(4):
         j = 0
         while f"refine_cascade{i}_block{j}_1_conv" in layer_names:
-            _load_bottleneck(acc, get, f"refine_cascade{i}_block{j}", f"refine_net.cascade.{i}.{j}", pending)
+            _port_bottleneck(acc, get, f"refine_cascade{i}_block{j}", f"refine_net.cascade.{i}.{j}")
             j += 1
-    _load_bottleneck(acc, get, "refine_final_block", "refine_net.final_predict.0", pending)
-    _load_conv(acc, get("refine_final_conv"), "refine_net.final_predict.1", pending)
-    _load_bn(acc, get("refine_final_bn"), "refine_net.final_predict.2", pending)
-
+    _port_bottleneck(acc, get, "refine_final_block", "refine_net.final_predict.0")
+    _port_conv_bn(acc, get, "refine_final", "refine_net.final_predict.1", "refine_net.final_predict.2")
     acc.finish("CPN model")
-    for layer, values in pending:
-        layer.set_weights(values)
     return model
 
 
 # ------------------------------------------------------------------ entry point
-def _resolve_entry(entry):
-    if entry is None:
-        return None
-    from keras_pose.preset_registry import PresetEntry
-
-    if isinstance(entry, PresetEntry):
-        return entry
-    if isinstance(entry, str):
-        from keras_pose.preset_registry import get_preset_entry
-
-        try:
-            return get_preset_entry(entry)
-        except PresetError:
-            import keras_pose.presets.cpn_presets as cpn_presets  # registers the CPN presets
-
-            for candidate in cpn_presets.PRESETS:
-                if candidate.name == entry:
-                    return candidate
-            raise
-    raise PresetError(f"entry must be a PresetEntry, a preset name or None, got {type(entry).__name__}.")
-
-
 def convert(checkpoint, entry=None, dataset=None, **overrides):
     """Convert a pytorch-cpn checkpoint into a `CPN` task model.
 
     Args:
         checkpoint: path of the `.pth.tar` file (container
-            `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefix), or a
-            state dict mapping (torch tensors or NumPy arrays).
-        entry: the `PresetEntry` (or registered name) the file was released
-            as: input size, keypoint spec, pre-processing and decoding come
-            from it; its ResNet depth is checked against the file. None:
-            256x192 COCO defaults.
+            `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefix), a
+            state dict mapping (torch tensors or NumPy arrays), or a
+            `checkpoint_io.Checkpoint`.
+        entry: the `PresetEntry` the file was released as: input size,
+            keypoint spec, pre-processing and decoding come from it; its
+            ResNet depth is checked against the file. None: 256x192 COCO
+            defaults.
         dataset: must be None or "coco" (CPN presets are single-dataset).
         **overrides: `image_size` ((H, W), multiples of 32), `heatmap_size`,
             `keypoint_spec`, `dtype`, `preprocessing`, `decoding`, `name`,
@@ -260,13 +187,9 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     """
     from keras_pose.keypoints import get_keypoint_spec
     from keras_pose.models.cpn.cpn_pose_estimator import CPN
-    from keras_pose.models.cpn.cpn_pose_estimator import cpn_decoding
 
-    unknown = sorted(set(overrides) - set(_ALLOWED_OVERRIDES))
-    if unknown:
-        raise TypeError(f"Unknown CPN conversion overrides {unknown}; allowed: {list(_ALLOWED_OVERRIDES)}.")
-    entry = _resolve_entry(entry)
-    config = dict(entry.config) if entry is not None else {}
+    check_overrides(overrides, OVERRIDES, FAMILY)
+    config = entry_config(entry)
     spec_name = overrides.get("keypoint_spec", config.get("keypoint_spec", "coco"))
     if dataset is not None and isinstance(spec_name, str) and dataset != spec_name:
         raise PresetError(
@@ -274,10 +197,10 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
             "Leave `dataset` unset."
         )
 
-    tensors, source = _read_tensors(checkpoint)
-    _check_family(tensors, source)
-    arch = infer_architecture(tensors, source)
-
+    ckpt = read_checkpoint(checkpoint)
+    source = ckpt.path
+    check_family(ckpt, source, (FAMILY,), "a pytorch-cpn", expect=EXPECT)
+    arch = infer_architecture(ckpt.tensors, source)
     if config.get("depth") is not None and arch["depth"] != config["depth"]:
         found = (
             f"ResNet-{arch['depth']}"
@@ -285,8 +208,9 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
             else f"a ResNet with stage blocks {arch['stackwise_num_blocks']}"
         )
         raise CheckpointError(
-            f"{source} holds a CPN with {found}, but preset {entry.name!r} is ResNet-{config['depth']}. "
-            "Pick the preset matching the file (see `keras-pose presets --family cpn`) or convert without a preset."
+            f"{source} holds a CPN with {found}, but preset {entry_field(entry, 'name')!r} is "
+            f"ResNet-{config['depth']}. Pick the preset matching the file (see `keras-pose presets --family cpn`) "
+            "or convert without a preset."
         )
     spec = get_keypoint_spec(spec_name)
     if spec.num_keypoints != arch["num_keypoints"]:
@@ -300,20 +224,15 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     if heatmap_size is None:
         heatmap_size = (image_size[0] // 4, image_size[1] // 4)
     heatmap_size = tuple(int(v) for v in heatmap_size)
-    preprocessing = overrides.get("preprocessing", entry.preprocessing if entry is not None else None)
-    decoding = overrides.get("decoding")
-    if decoding is None:
-        if entry is not None and entry.decoding:
-            decoding = copy.deepcopy(entry.decoding)
-            codec = decoding.get("codec", {})
-            codec["input_size"] = list(image_size)
-            codec["heatmap_size"] = list(heatmap_size)
-        else:
-            decoding = cpn_decoding(image_size, heatmap_size)
+    settings = task_settings(entry, overrides)
+    if not overrides.get("decoding"):
+        # The release's decoding at this input size (CPN's own default without an entry).
+        settings["decoding"] = sized_decoding(settings["decoding"], image_size, heatmap_size)
 
+    deep = arch["depth"] is not None
     model = CPN.from_checkpoint_config(
-        depth=arch["depth"] if arch["depth"] is not None else 50,
-        stackwise_num_blocks=None if arch["depth"] is not None else arch["stackwise_num_blocks"],
+        depth=arch["depth"] if deep else 50,
+        stackwise_num_blocks=None if deep else arch["stackwise_num_blocks"],
         stackwise_num_filters=arch["stackwise_num_filters"],
         image_size=image_size,
         heatmap_size=heatmap_size,
@@ -322,10 +241,8 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
         refine_planes=arch["refine_planes"],
         refine_num_blocks=arch["refine_num_blocks"],
         upsample_bias=arch["upsample_bias"],
-        preprocessing=preprocessing,
-        decoding=decoding,
         dtype=overrides.get("dtype"),
-        **({"name": overrides["name"]} if "name" in overrides else {}),
-        **({"loss": overrides["loss"]} if "loss" in overrides else {}),
+        **settings,
+        **{key: overrides[key] for key in ("name", "loss") if key in overrides},
     )
-    return load_weights(model, tensors, source)
+    return load_weights(model, ckpt.tensors, source)

@@ -25,11 +25,13 @@ the preset entry or the `image_size` override.
 
 import re
 
-from keras_pose.conversion.checkpoint_io import KeyAccountant, out_channels
-from keras_pose.conversion.cpm_converter import default_task_settings, merge_config, read_tensors
+from keras_pose.conversion.checkpoint_io import read_checkpoint
+from keras_pose.conversion.cpm_converter import TASK_OVERRIDES, mmpose_config, port_torch_layers
+from keras_pose.conversion.families import check_family
+from keras_pose.conversion.key_accountant import KeyAccountant, out_channels
+from keras_pose.conversion.port import port_conv
+from keras_pose.conversion.settings import require_tensor
 from keras_pose.errors import CheckpointError
-from keras_pose.layers import BasicResidualBlock, load_basic_block, load_conv_module
-from keras_pose.layers.conv_blocks import set_conv_weights
 
 FAMILY = "hourglass"
 DEFAULT_IMAGE_SIZE = {17: (256, 256), 16: (256, 256)}
@@ -43,12 +45,7 @@ def _count(tensors, pattern):
 
 
 def _require(tensors, key, source, what):
-    if key not in tensors:
-        raise CheckpointError(
-            f"Checkpoint {source} has no {key}, which gives the {what}; it is not an mmpose "
-            f"HourglassNet checkpoint (first keys: {', '.join(list(tensors)[:5])})."
-        )
-    return tensors[key]
+    return require_tensor(tensors, key, source, what, "an mmpose HourglassNet")
 
 
 def head_prefix(tensors):
@@ -99,7 +96,8 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     """Convert an mmpose HourglassNet (+ CPMHead) checkpoint into a `Hourglass` model.
 
     Args:
-        checkpoint: path of the `.pth` file, or a mapping name -> tensor.
+        checkpoint: path of the `.pth` file, a mapping name -> tensor, or a
+            `checkpoint_io.Checkpoint`.
         entry: the `PresetEntry` it was released as (input size, keypoint
             spec, pre-processing, decoding), or None.
         dataset: keypoint spec name when no entry gives one.
@@ -116,36 +114,21 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     """
     from keras_pose.models.hourglass import Hourglass
 
-    tensors, source = read_tensors(checkpoint)
-    config = merge_config(infer_config(tensors, source), entry, overrides, source, family=FAMILY)
-    config = default_task_settings(config, dataset, DEFAULT_IMAGE_SIZE)
-    if entry is not None:
-        config.setdefault("preprocessing", entry.preprocessing)
-        config.setdefault("decoding", entry.decoding)
+    ckpt = read_checkpoint(checkpoint)
+    tensors = ckpt.tensors
+    check_family(ckpt, ckpt.path, (FAMILY,), "an mmpose HourglassNet")
+    config = mmpose_config(ckpt, infer_config(tensors, ckpt.path), entry, dataset, overrides, FAMILY,
+                           DEFAULT_IMAGE_SIZE, allowed=TASK_OVERRIDES)
     model = Hourglass.from_checkpoint_config(**config)
 
-    accountant = KeyAccountant(tensors, source=source, family=FAMILY, ignore=("*.num_batches_tracked",))
-    pop = accountant.pop
+    acc = KeyAccountant(tensors, source=ckpt.path, family=FAMILY, ignore=("*.num_batches_tracked",))
     backbone = model.backbone
-    for name, path in backbone.torch_layer_paths.items():
-        layer = backbone.get_layer(name)
-        prefix = f"backbone.{path}"
-        if isinstance(layer, BasicResidualBlock):
-            load_basic_block(layer, pop, prefix)
-        else:
-            load_conv_module(layer, pop, f"{prefix}.conv", f"{prefix}.bn" if layer.bn is not None else None)
+    port_torch_layers(acc, backbone)
     if backbone.num_stacks == 1:
         # mmpose's ResLayer(BasicBlock, 0, ...) still holds one (unused) block.
-        accountant.ignore("backbone.inters.0.*")
-
+        acc.ignore("backbone.inters.0.*")
     head = head_prefix(tensors)
     for s, layer in enumerate(model.final_layers):
-        kh, kw, cin, cout = (int(d) for d in layer.kernel.shape)
-        weight = pop(f"{head}multi_final_layers.{s}.weight", (cout, cin, kh, kw))
-        bias = pop(f"{head}multi_final_layers.{s}.bias", (cout,))
-        if weight is not None and bias is not None:
-            set_conv_weights(layer, weight, bias)
-    accountant.finish(
-        what=f"Hourglass model ({backbone.num_stacks} stack(s), {model.num_keypoints} keypoints)"
-    )
+        port_conv(acc, f"{head}multi_final_layers.{s}", layer)
+    acc.finish(what=f"Hourglass model ({backbone.num_stacks} stack(s), {model.num_keypoints} keypoints)")
     return model

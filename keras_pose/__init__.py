@@ -52,7 +52,7 @@ _LAZY = {
     "get_preset_entry": ("keras_pose.preset_registry", "get_preset_entry"),
     "list_presets": ("keras_pose.preset_registry", "list_presets"),
     "PoseResult": ("keras_pose.results", "PoseResult"),
-    "from_preset": ("keras_pose.utils.preset_loading", "load_preset"),
+    "from_preset": ("keras_pose.preset_loading", "load_preset"),
 }
 
 

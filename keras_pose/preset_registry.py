@@ -4,8 +4,9 @@ A built-in preset names one released reference checkpoint and everything
 needed to turn it into a Keras model: the model class and configuration, the
 checkpoint's source (URL, file name, sha256, licence), its published accuracy
 and the pre-processing and decoding the published number used. The entries
-themselves live in `keras_pose.presets` (the top-level `presets/` folder), one
-module per family, and are registered here on import.
+themselves (`keras_pose.preset_entry.PresetEntry`) live in `keras_pose.presets`
+(the top-level `presets/` folder), one module per family, and are registered
+here on first use.
 
 Preset names follow `<family>_<variant>_<dataset>_<H>x<W>`, lowercase
 (`vitpose_base_coco_256x192`); a multi-dataset preset drops the dataset
@@ -19,121 +20,11 @@ download is recorded in the cache (`<file>.sha256`) and every later read of
 the cached file is checked against it.
 """
 
-import dataclasses
 import difflib
-import re
-from typing import Any, Optional
 
 from keras_pose.errors import PresetError
-
-_PRESET_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-
-# Notes for entries whose checkpoint has no full published digest.
-PREFIX_ONLY_NOTE = (
-    "Digest: only the 8-hex sha256 prefix in the file name is published, so the download is checked against "
-    "that prefix (and must parse); its full sha256 is recorded on the first download and later reads of the "
-    "cached file are checked against it."
-)
-NO_DIGEST_NOTE = (
-    "Digest: none is published, so the download is only checked to parse as a complete checkpoint; its full "
-    "sha256 is recorded on the first download and later reads of the cached file are checked against it."
-)
-
-# Checkpoint layouts a converter understands. The converter for a family
-# dispatches on this value.
-CHECKPOINT_FORMATS = (
-    "vitpose_original",  # ViTAE-Transformer/ViTPose .pth ({'state_dict'}), also ViTPose++ multi-dataset
-    "mmpose",  # mmpose 1.x release .pth ({'meta', 'state_dict'})
-    "hf_safetensors",  # HF transformers model.safetensors + config.json
-    "pytorch_cpn",  # pytorch-cpn .pth ({'epoch', 'state_dict', 'optimizer'}, DataParallel prefix)
-    "pytorch_openpose",  # pytorch-openpose body_pose_model.pth
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class PresetEntry:
-    """One built-in preset.
-
-    Attributes:
-        name: the preset name, `<family>_<variant>_<dataset>_<H>x<W>`.
-        family: model family, e.g. "vitpose", "vitpose_plus".
-        task_class: name of the `keras_pose` task class the preset builds,
-            e.g. "ViTPose", "ViTPosePP".
-        description: one line for `keras-pose presets`.
-        config: keyword arguments of the task class's `from_checkpoint_config`
-            (family specific: backbone sizes, decoder, keypoint spec name,
-            image size (H, W), datasets, ...). What the checkpoint file
-            determines (depth, width, keypoint count) is re-inferred by the
-            converter and checked against this.
-        preprocessing: {"mean": [r, g, b], "std": [r, g, b]} in 0..255 units
-            and "channel_order": "rgb" (the model input order after
-            conversion).
-        decoding: the codec and test-time settings the published accuracy
-            used, e.g. {"codec": {"type": "UDPHeatmap", ...},
-            "flip_test": True, "shift_heatmap": False, "padding": 1.25}.
-        source_url: where the reference checkpoint is downloaded from.
-        file_name: the reference checkpoint's file name.
-        sha256: full sha256 hex digest, or the published prefix (>= 8 hex
-            characters, e.g. mmpose's file-name hash) when the full digest is
-            not published. None where nothing is published. `sha256_check`
-            says which ("full", "prefix", "none").
-        checkpoint_format: one of `CHECKPOINT_FORMATS`.
-        license: licence of the weights (SPDX id where there is one).
-        published_accuracy: e.g. {"dataset": "COCO val2017",
-            "detector": "person AP 56 (AP_H 56 boxes)", "AP": 0.739,
-            "AR": 0.792, "source": "..."}.
-        dataset: for a per-dataset expert preset of a multi-dataset model,
-            the dataset name whose head and expert it selects.
-        extra_files: other files the converter needs from beside the
-            checkpoint, {file name: url} (e.g. an HF config.json).
-        notes: free text (quirks of the release).
-    """
-
-    name: str
-    family: str
-    task_class: str
-    description: str
-    config: dict
-    preprocessing: dict
-    decoding: dict
-    source_url: str
-    file_name: str
-    checkpoint_format: str
-    license: str
-    sha256: Optional[str] = None
-    published_accuracy: dict = dataclasses.field(default_factory=dict)
-    dataset: Optional[str] = None
-    extra_files: dict = dataclasses.field(default_factory=dict)
-    notes: str = ""
-
-    def __post_init__(self):
-        if not _PRESET_NAME.match(self.name):
-            raise PresetError(
-                f"Preset name {self.name!r} is not lowercase snake_case "
-                "(`<family>_<variant>_<dataset>_<H>x<W>`)."
-            )
-        if self.checkpoint_format not in CHECKPOINT_FORMATS:
-            raise PresetError(
-                f"Preset {self.name!r}: unknown checkpoint_format "
-                f"{self.checkpoint_format!r}; expected one of {CHECKPOINT_FORMATS}."
-            )
-        if self.sha256 is not None:
-            if not re.fullmatch(r"[0-9a-f]{8,64}", self.sha256):
-                raise PresetError(
-                    f"Preset {self.name!r}: sha256 must be 8 to 64 lowercase "
-                    f"hex characters, got {self.sha256!r}."
-                )
-
-    @property
-    def sha256_check(self) -> str:
-        """How the download is checked: "full" digest, "prefix" only, or "none"."""
-        if self.sha256 is None:
-            return "none"
-        return "full" if len(self.sha256) == 64 else "prefix"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
+from keras_pose.preset_entry import CHECKPOINT_FORMATS  # noqa: F401 - re-exported
+from keras_pose.preset_entry import PresetEntry
 
 _REGISTRY: dict[str, PresetEntry] = {}
 
@@ -146,9 +37,16 @@ def register_presets(entries):
         _REGISTRY[entry.name] = entry
 
 
+_loaded = []
+
+
 def _ensure_loaded():
-    # Importing the definitions registers them.
-    import keras_pose.presets  # noqa: F401
+    """Register the built-in entries (`keras_pose.presets`) on first use."""
+    if not _loaded:
+        import keras_pose.presets
+
+        register_presets(keras_pose.presets.all_presets())
+        _loaded.append(True)
 
 
 def list_presets(family=None, task_class=None):
@@ -199,3 +97,14 @@ def find_preset_by_url(url):
     tail = url.rstrip("/").rsplit("/", 1)[-1]
     matches = [e for e in _REGISTRY.values() if e.file_name == tail]
     return matches[0] if len(matches) == 1 else None
+
+
+__all__ = [
+    "CHECKPOINT_FORMATS",
+    "PresetEntry",
+    "find_preset_by_url",
+    "get_preset_entry",
+    "is_registered",
+    "list_presets",
+    "register_presets",
+]

@@ -15,21 +15,20 @@ config), test_cfg `flip_test=True, flip_mode='heatmap', shift_heatmap=True`,
 `GetBBoxCenterScale` (padding 1.25) + `TopdownAffine` (no UDP).
 """
 
-import copy
+from keras_pose.preset_entry import PresetEntry
+from keras_pose.presets.common import (
+    APACHE,
+    MMPOSE_SOURCE,
+    PREFIX_ONLY_NOTE,
+    heatmap_decoding,
+    imagenet_preprocessing,
+    mmpose_coco_accuracy,
+    mmpose_mpii_accuracy,
+)
 
-from keras_pose.preset_registry import PREFIX_ONLY_NOTE, PresetEntry, register_presets
-
-APACHE = "Apache-2.0"
 MMPOSE_V1 = "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/"
 MMPOSE_V0 = "https://download.openmmlab.com/mmpose/top_down/cpm/"
-SRC = "open-mmlab/mmpose configs/body_2d_keypoint/topdown_heatmap/"
-COCO_DET = "person detector with 56.4 AP on COCO val2017 (COCO_val2017_detections_AP_H_56_person.json)"
-
-PREPROCESSING = {
-    "mean": [123.675, 116.28, 103.53],
-    "std": [58.395, 57.12, 57.375],
-    "channel_order": "rgb",
-}
+SRC = MMPOSE_SOURCE
 
 TEST_CFG = (
     "mmpose 1.x config {config}: codec MSRAHeatmap(input_size={w}x{h} (w x h), heatmap_size={hw}x{hh}, "
@@ -39,21 +38,10 @@ TEST_CFG = (
 
 
 def _decoding(image_size, heatmap_size, sigma, config):
-    h, w = image_size
-    hh, hw = heatmap_size
-    return {
-        "codec": {
-            "type": "MSRAHeatmap",
-            "input_size": list(image_size),
-            "heatmap_size": list(heatmap_size),
-            "sigma": float(sigma),
-            "unbiased": False,
-        },
-        "flip_test": True,
-        "shift_heatmap": True,
-        "padding": 1.25,
-        "reference": TEST_CFG.format(config=config, w=w, h=h, hw=hw, hh=hh, sigma=sigma),
-    }
+    (h, w), (hh, hw) = image_size, heatmap_size
+    reference = TEST_CFG.format(config=config, w=w, h=h, hw=hw, hh=hh, sigma=sigma)
+    return heatmap_decoding("MSRAHeatmap", image_size, heatmap_size, sigma, reference, shift_heatmap=True,
+                            unbiased=False)
 
 
 def _config(image_size, keypoint_spec, num_keypoints):
@@ -68,18 +56,7 @@ def _config(image_size, keypoint_spec, num_keypoints):
 
 
 def _coco_accuracy(ap, ap50, ap75, ar, ar50):
-    return {
-        "dataset": "COCO val2017",
-        "metric": "AP",
-        "AP": ap,
-        "AP50": ap50,
-        "AP75": ap75,
-        "AR": ar,
-        "AR50": ar50,
-        "detector": COCO_DET,
-        "flip_test": True,
-        "source": SRC + "coco/cpm_coco.md",
-    }
+    return mmpose_coco_accuracy(SRC + "coco/cpm_coco.md", ap, ap50, ap75, ar, ar50)
 
 
 PRESETS = [
@@ -89,7 +66,7 @@ PRESETS = [
         task_class="CPM",
         description="Convolutional Pose Machine (6 stages), COCO, 256x192; mmpose 1.x release",
         config=_config((256, 192), "coco", 17),
-        preprocessing=copy.deepcopy(PREPROCESSING),
+        preprocessing=imagenet_preprocessing(),
         decoding=_decoding((256, 192), (32, 24), 2, "td-hm_cpm_8xb64-210e_coco-256x192.py"),
         source_url=MMPOSE_V1 + "coco/td-hm_cpm_8xb64-210e_coco-256x192-0e978875_20220920.pth",
         file_name="td-hm_cpm_8xb64-210e_coco-256x192-0e978875_20220920.pth",
@@ -106,7 +83,7 @@ PRESETS = [
         task_class="CPM",
         description="Convolutional Pose Machine (6 stages), COCO, 384x288; mmpose 1.x release",
         config=_config((384, 288), "coco", 17),
-        preprocessing=copy.deepcopy(PREPROCESSING),
+        preprocessing=imagenet_preprocessing(),
         decoding=_decoding((384, 288), (48, 36), 3, "td-hm_cpm_8xb32-210e_coco-384x288.py"),
         source_url=MMPOSE_V1 + "coco/td-hm_cpm_8xb32-210e_coco-384x288-165487b8_20221011.pth",
         file_name="td-hm_cpm_8xb32-210e_coco-384x288-165487b8_20221011.pth",
@@ -122,22 +99,14 @@ PRESETS = [
         task_class="CPM",
         description="Convolutional Pose Machine (6 stages), MPII, 368x368; mmpose release",
         config=_config((368, 368), "mpii", 16),
-        preprocessing=copy.deepcopy(PREPROCESSING),
+        preprocessing=imagenet_preprocessing(),
         decoding=_decoding((368, 368), (46, 46), 2, "td-hm_cpm_8xb64-210e_mpii-368x368.py"),
         source_url=MMPOSE_V0 + "cpm_mpii_368x368-116e62b8_20200822.pth",
         file_name="cpm_mpii_368x368-116e62b8_20200822.pth",
         sha256="116e62b8",
         checkpoint_format="mmpose",
         license=APACHE,
-        published_accuracy={
-            "dataset": "MPII val",
-            "metric": "PCKh",
-            "PCKh": 0.876,
-            "PCKh@0.1": 0.285,
-            "detector": "ground-truth boxes (MPII center / scale)",
-            "flip_test": True,
-            "source": SRC + "mpii/cpm_mpii.md",
-        },
+        published_accuracy=mmpose_mpii_accuracy(SRC + "mpii/cpm_mpii.md", 0.876, 0.285),
         notes=(
             "Trained with mmpose 0.x (TopDown + TopdownHeatmapMultiStageHead); its keys (backbone.* only) "
             "are the same as mmpose 1.x. No centre map (mmpose's CPM has none). MPII boxes come from the "
@@ -147,4 +116,3 @@ PRESETS = [
     ),
 ]
 
-register_presets(PRESETS)

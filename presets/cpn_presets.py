@@ -49,8 +49,7 @@ that would leave the image padded by ``max(H, W)``; on the golden crop
 """
 
 from keras_pose.models.cpn.cpn_pose_estimator import CPN_PREPROCESSING
-from keras_pose.preset_registry import PresetEntry
-from keras_pose.preset_registry import register_presets
+from keras_pose.preset_entry import PresetEntry
 
 REPO = "https://github.com/GengDavid/pytorch-cpn"
 GDRIVE = "https://drive.google.com/open?id="
@@ -187,4 +186,3 @@ PRESETS = [
     ),
 ]
 
-register_presets(PRESETS)

@@ -23,27 +23,20 @@ num_stages=1, deconv_out_channels=None)` (one 1x1 conv), PoseDataPreprocessor
 
 import copy
 
-from keras_pose.preset_registry import PREFIX_ONLY_NOTE, PresetEntry, register_presets
+from keras_pose.models.hourglass.hourglass_backbone import HOURGLASS52
+from keras_pose.preset_entry import PresetEntry
+from keras_pose.presets.common import (
+    APACHE,
+    MMPOSE_SOURCE,
+    PREFIX_ONLY_NOTE,
+    heatmap_decoding,
+    imagenet_preprocessing,
+    mmpose_coco_accuracy,
+    mmpose_mpii_accuracy,
+)
 
-APACHE = "Apache-2.0"
 MMPOSE_V0 = "https://download.openmmlab.com/mmpose/top_down/hourglass/"
-SRC = "open-mmlab/mmpose configs/body_2d_keypoint/topdown_heatmap/"
-COCO_DET = "person detector with 56.4 AP on COCO val2017 (COCO_val2017_detections_AP_H_56_person.json)"
-
-PREPROCESSING = {
-    "mean": [123.675, 116.28, 103.53],
-    "std": [58.395, 57.12, 57.375],
-    "channel_order": "rgb",
-}
-
-HOURGLASS52 = {
-    "num_stacks": 1,
-    "downsample_times": 5,
-    "stage_channels": [256, 256, 384, 384, 384, 512],
-    "stage_blocks": [2, 2, 2, 2, 2, 4],
-    "feat_channels": 256,
-    "stem_channels": 128,
-}
+SRC = MMPOSE_SOURCE
 
 TEST_CFG = (
     "mmpose 1.x config {config}: codec MSRAHeatmap(input_size={s}x{s}, heatmap_size={hs}x{hs}, "
@@ -71,20 +64,16 @@ def _entry(dataset, size, sigma, config_name, file_name, accuracy):
             "num_keypoints": num_keypoints,
             **copy.deepcopy(HOURGLASS52),
         },
-        preprocessing=copy.deepcopy(PREPROCESSING),
-        decoding={
-            "codec": {
-                "type": "MSRAHeatmap",
-                "input_size": [size, size],
-                "heatmap_size": [hs, hs],
-                "sigma": float(sigma),
-                "unbiased": False,
-            },
-            "flip_test": True,
-            "shift_heatmap": True,
-            "padding": 1.25,
-            "reference": TEST_CFG.format(config=config_name, s=size, hs=hs, sigma=sigma),
-        },
+        preprocessing=imagenet_preprocessing(),
+        decoding=heatmap_decoding(
+            "MSRAHeatmap",
+            (size, size),
+            (hs, hs),
+            sigma,
+            TEST_CFG.format(config=config_name, s=size, hs=hs, sigma=sigma),
+            shift_heatmap=True,
+            unbiased=False,
+        ),
         source_url=MMPOSE_V0 + file_name,
         file_name=file_name,
         sha256=file_name.rsplit("-", 1)[1].split("_", 1)[0],
@@ -96,30 +85,11 @@ def _entry(dataset, size, sigma, config_name, file_name, accuracy):
 
 
 def _coco_accuracy(ap, ap50, ap75, ar, ar50):
-    return {
-        "dataset": "COCO val2017",
-        "metric": "AP",
-        "AP": ap,
-        "AP50": ap50,
-        "AP75": ap75,
-        "AR": ar,
-        "AR50": ar50,
-        "detector": COCO_DET,
-        "flip_test": True,
-        "source": SRC + "coco/hourglass_coco.md",
-    }
+    return mmpose_coco_accuracy(SRC + "coco/hourglass_coco.md", ap, ap50, ap75, ar, ar50)
 
 
 def _mpii_accuracy(pckh, pckh01):
-    return {
-        "dataset": "MPII val",
-        "metric": "PCKh",
-        "PCKh": pckh,
-        "PCKh@0.1": pckh01,
-        "detector": "ground-truth boxes (MPII center / scale)",
-        "flip_test": True,
-        "source": SRC + "mpii/hourglass_mpii.md",
-    }
+    return mmpose_mpii_accuracy(SRC + "mpii/hourglass_mpii.md", pckh, pckh01)
 
 
 PRESETS = [
@@ -157,4 +127,3 @@ PRESETS = [
     ),
 ]
 
-register_presets(PRESETS)

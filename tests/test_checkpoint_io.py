@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 from keras_pose.conversion.checkpoint_io import (
-    KeyAccountant,
-    guess_family,
     list_keys,
     load_state_dict,
     read_checkpoint,
@@ -16,6 +14,8 @@ from keras_pose.conversion.checkpoint_io import (
     to_numpy,
     unwrap_state_dict,
 )
+from keras_pose.conversion.families import detect_family
+from keras_pose.conversion.key_accountant import KeyAccountant
 from keras_pose.errors import CheckpointError
 
 torch = pytest.importorskip("torch")
@@ -215,18 +215,27 @@ def test_key_accountant_hint_names_the_family():
 @pytest.mark.parametrize(
     "keys, family",
     [
-        (["backbone.blocks.0.attn.qkv.weight", "keypoint_head.final_layer.weight"], "vitpose"),
-        (["backbone.blocks.0.mlp.experts.0.weight", "associate_keypoint_heads.0.final_layer.weight"], "vitpose_plus"),
-        (["backbone.layers.0.ln1.weight", "head.final_layer.weight"], "vitpose_mmpose"),
-        (["backbone.encoder.layer.0.attention.attention.query.weight", "head.conv.weight"], "vitpose_hf"),
-        (["resnet.conv1.weight", "global_net.laterals.0.0.weight", "refine_net.cascade.0.0.conv1.weight"], "pytorch_cpn"),
-        (["model0.conv1_1.weight", "model1_1.conv5_1_CPM_L1.weight"], "pytorch_openpose"),
-        (["conv1.weight", "layer1.0.conv1.weight", "fc.weight"], "resnet"),
-        (["foo.bar"], None),
+        (["backbone.blocks.0.attn.qkv.weight", "keypoint_head.final_layer.weight"], ("vitpose", "vitpose_original")),
+        (["backbone.blocks.0.mlp.experts.0.weight", "associate_keypoint_heads.0.final_layer.weight"],
+         ("vitpose_plus", "vitpose_original")),
+        (["backbone.layers.0.ln1.weight", "head.final_layer.weight"], ("vitpose", "mmpose")),
+        (["backbone.encoder.layer.0.attention.attention.query.weight", "head.conv.weight"],
+         ("vitpose", "hf_safetensors")),
+        (["resnet.conv1.weight", "global_net.laterals.0.0.weight", "refine_net.cascade.0.0.conv1.weight"],
+         ("cpn", "pytorch_cpn")),
+        (["model0.conv1_1.weight", "model1_1.conv5_1_CPM_L1.weight"], ("openpose", "pytorch_openpose")),
+        (["conv1.weight", "layer1.0.conv1.weight", "fc.weight"], ("resnet", None)),
+        (["backbone.stem.0.conv.weight", "backbone.hourglass_modules.0.up1.0.conv1.weight"], ("hourglass", "mmpose")),
+        (["backbone.stem.0.conv.weight", "backbone.cpm_stages.0.model.0.conv.weight"], ("cpm", "mmpose")),
     ],
 )
-def test_guess_family(keys, family):
-    assert guess_family(keys)[0] == family
+def test_detect_family(keys, family):
+    assert detect_family(keys) == family
+
+
+def test_detect_family_of_unknown_names_asks_for_the_preset():
+    with pytest.raises(CheckpointError, match="--preset"):
+        detect_family(["foo.bar"])
 
 
 # -------------------------------------------------- converter-level errors
@@ -336,19 +345,23 @@ def test_convert_entry_disagreeing_with_file(tmp_path):
     path = save_pth(tiny_vitpose_state_dict(), tmp_path / "tiny.pth")
     entry = {
         "task_class": "ViTPose",
-        "config": {"backbone": {"hidden_dim": 32, "num_layers": 12, "num_heads": 4, "mlp_dim": 64},
+        "config": {"hidden_dim": 32, "num_layers": 12, "num_heads": 4, "mlp_dim": 64,
                    "image_size": [64, 48], "decoder": "classic", "keypoint_spec": "coco"},
     }
     with pytest.raises(CheckpointError, match=r"num_layers=12.*num_layers=2"):
         convert(path, entry=entry)
-    entry["config"]["backbone"]["num_layers"] = 2
+    entry["config"]["num_layers"] = 2
     entry["config"]["decoder"] = "simple"
     with pytest.raises(CheckpointError, match=r"decoder='simple'.*decoder='classic'"):
         convert(path, entry=entry)
     entry["config"]["decoder"] = "classic"
-    entry["config"]["image_size"] = [256, 192]
+    # An input size the position table does not fit: refused when asked for, the file's size (with a
+    # warning naming both) when only the preset names it.
     with pytest.raises(CheckpointError, match="position table of 13 rows"):
-        convert(path, entry=entry)
+        convert(path, entry=entry, image_size=(256, 192))
+    entry["config"]["image_size"] = [256, 192]
+    with pytest.warns(UserWarning, match=r"256x192.*position table of 13 rows.*64x48"):
+        assert convert(path, entry=entry).image_size == (64, 48)
     entry["config"]["image_size"] = [64, 48]
     entry["config"]["keypoint_spec"] = "mpii"
     with pytest.raises(CheckpointError, match="16 keypoints.*num_keypoints=17"):

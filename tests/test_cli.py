@@ -109,7 +109,7 @@ def test_convert_unknown_preset_suggests(capsys, tmp_path):
 
 @needs_converter
 def test_convert_writes_a_loadable_preset(capsys, tmp_path, monkeypatch):
-    from keras_pose.utils.preset_loading import load_preset
+    from keras_pose.preset_loading import load_preset
 
     monkeypatch.setenv("KERAS_POSE_HOME", str(tmp_path / "home"))
     preset_registry.list_presets()

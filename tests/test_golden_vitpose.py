@@ -86,7 +86,7 @@ def convert_and_load(path, preset_dir):
         from keras_pose import from_preset
     except ImportError:
         try:
-            from keras_pose.utils.preset_loading import load_preset as from_preset
+            from keras_pose.preset_loading import load_preset as from_preset
         except ImportError:
             import keras_hub
 

@@ -27,9 +27,9 @@ from keras_pose.errors import PresetError
 from keras_pose.utils import file_utils
 from keras_pose.utils.download import cached_download
 from keras_pose.utils.download import download_file
-from keras_pose.utils.preset_loading import fetch_checkpoint
-from keras_pose.utils.preset_loading import load_preset
-from keras_pose.utils.preset_loading import resolve_preset
+from keras_pose.preset_cache import fetch_checkpoint
+from keras_pose.preset_cache import resolve_preset
+from keras_pose.preset_loading import load_preset
 
 from test_download import _Server
 from test_preset_loading import make_tiny_state_dict
@@ -319,7 +319,7 @@ def test_non_finite_check_is_shared_by_every_converter():
     import test_cpm
 
     from keras_pose.conversion import cpm_converter
-    from keras_pose.conversion.checkpoint_io import KeyAccountant
+    from keras_pose.conversion.key_accountant import KeyAccountant
 
     sd = test_cpm.export_state_dict(test_cpm.tiny_cpm((64, 48), 2))
     key = next(k for k in sd if k.endswith("running_var"))

@@ -6,7 +6,6 @@ tests/golden/vitpose/vitpose_small_simple/keys.json) is served from a
 local HTTP server; nothing touches the real network.
 """
 
-import copy
 import hashlib
 import importlib.util
 import json
@@ -19,10 +18,11 @@ import pytest
 from keras_pose import preset_registry
 from keras_pose.errors import DownloadError
 from keras_pose.errors import PresetError
+from keras_pose import preset_cache
+from keras_pose import preset_loading
+from keras_pose.preset_cache import resolve_preset
+from keras_pose.preset_loading import load_preset
 from keras_pose.preset_registry import PresetEntry
-from keras_pose.utils import preset_loading
-from keras_pose.utils.preset_loading import load_preset
-from keras_pose.utils.preset_loading import resolve_preset
 
 from test_download import _Server
 
@@ -92,15 +92,15 @@ def save_original_checkpoint(path, state_dict):
 
 
 def tiny_entry(url, sha256, name=TINY_NAME, file_name="tiny_vitpose.pth"):
-    from keras_pose.presets.vitpose_presets import PREPROCESSING
+    from keras_pose.presets.common import imagenet_preprocessing
 
     return PresetEntry(
         name=name,
         family="vitpose",
         task_class="ViTPose",
         description="tiny test ViTPose",
-        config={"backbone": dict(TINY_BACKBONE), "image_size": [64, 48], "decoder": "simple", "keypoint_spec": "coco"},
-        preprocessing=copy.deepcopy(PREPROCESSING),
+        config={**TINY_BACKBONE, "image_size": [64, 48], "decoder": "simple", "keypoint_spec": "coco"},
+        preprocessing=imagenet_preprocessing(),
         decoding={
             "codec": {"type": "UDPHeatmap", "input_size": [64, 48], "heatmap_size": [16, 12], "sigma": 2.0,
                       "blur_kernel_size": 11},
@@ -397,10 +397,10 @@ def test_fetch_places_extra_files_beside_checkpoint(server, home):
         license="Apache-2.0",
         extra_files={"config.json": f"{server.url}/config.json"},
     )
-    path = preset_loading.fetch_checkpoint(entry, progress=False)
+    path = preset_cache.fetch_checkpoint(entry, progress=False)
     assert os.path.basename(path) == "model.safetensors"
     assert pathlib.Path(path).with_name("config.json").read_text() == '{"model_type": "vitpose"}'
-    preset_loading.fetch_checkpoint(entry, progress=False)
+    preset_cache.fetch_checkpoint(entry, progress=False)
     assert sorted(server.requests) == ["/config.json", "/model.safetensors"]
 
 
@@ -422,11 +422,10 @@ def _golden_keys(golden_dir, case):
     ],
 )
 def test_detect_family_from_key_names(golden_dir, case, family, layout):
-    from keras_pose.conversion import detect_checkpoint_format, detect_family
+    from keras_pose.conversion import detect_family
 
     keys = _golden_keys(golden_dir, case)
-    assert detect_family(keys) == family
-    assert detect_checkpoint_format(keys) == layout
+    assert detect_family(keys) == (family, layout)
 
 
 def test_detect_family_from_files(tmp_path):
@@ -436,7 +435,7 @@ def test_detect_family_from_files(tmp_path):
 
     sd = make_tiny_state_dict()
     pth = save_original_checkpoint(tmp_path / "a.pth", sd)
-    assert detect_family(str(pth)) == "vitpose"
+    assert detect_family(str(pth)) == ("vitpose", "vitpose_original")
     hf_dir = tmp_path / "hf"
     hf_dir.mkdir()
     save_file(
@@ -446,8 +445,8 @@ def test_detect_family_from_files(tmp_path):
         },
         str(hf_dir / "model.safetensors"),
     )
-    assert detect_family(str(hf_dir)) == "vitpose_plus"
-    assert detect_family(str(hf_dir / "model.safetensors")) == "vitpose_plus"
+    assert detect_family(str(hf_dir)) == ("vitpose_plus", "hf_safetensors")
+    assert detect_family(str(hf_dir / "model.safetensors")) == ("vitpose_plus", "hf_safetensors")
 
 
 def test_detect_family_unknown():
@@ -456,3 +455,44 @@ def test_detect_family_unknown():
 
     with pytest.raises(CheckpointError, match="--preset"):
         detect_family({"features.0.weight": None, "classifier.weight": None})
+
+
+def test_looks_like_path():
+    from keras_pose.utils.paths import looks_like_path
+
+    for value in ("./x", "~/ckpt", "dir/vitpose", "vitpose_b.pth", "model.SAFETENSORS", ".hidden"):
+        assert looks_like_path(value), value
+    for value in ("vitpose_base_coco_256x192", "coco", "", None, 3):
+        assert not looks_like_path(value), value
+    assert looks_like_path("train.yaml", suffixes=(".json", ".yaml", ".yml"))
+    assert not looks_like_path("train.yaml")
+
+
+@needs_converter
+def test_keras_hub_handle_loads_through_its_local_copy(tmp_path, home, monkeypatch):
+    """A `hf://` / `kaggle://` preset: keras-hub fetches the files, the same loader builds the task."""
+    import shutil
+
+    from keras_hub.src.utils import preset_utils
+
+    from keras_pose.conversion import convert_checkpoint
+
+    ckpt = save_original_checkpoint(tmp_path / "tiny.pth", make_tiny_state_dict(seed=2))
+    published = tmp_path / "published"
+    expected = convert_checkpoint(str(ckpt), preset=tiny_entry("https://example.invalid/t.pth", None),
+                                  output_dir=published)
+    hub_cache = tmp_path / "hub_cache"
+    hub_cache.mkdir()
+    fetched = []
+
+    def get_file(handle, name):
+        assert handle == "hf://someone/tiny_vitpose"
+        fetched.append(name)
+        return str(shutil.copy(published / name, hub_cache / name))
+
+    monkeypatch.setattr(preset_utils, "get_file", get_file)
+    monkeypatch.setattr(preset_utils, "check_file_exists", lambda handle, name: (published / name).is_file())
+    model = load_preset("hf://someone/tiny_vitpose")
+    assert {"config.json", "task.json", "model.weights.h5", "task.weights.h5"} <= set(fetched)
+    x = _images()
+    np.testing.assert_allclose(_heatmaps(model, x), _heatmaps(expected, x), rtol=0, atol=1e-6)

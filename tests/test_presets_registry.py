@@ -64,7 +64,7 @@ def test_every_entry_is_complete():
 def test_configs_match_the_variants():
     for e in _vitpose_entries():
         size = next(s for s in SIZES if f"_{s}" in e.name)
-        backbone = e.config["backbone"]
+        backbone = e.config  # flat: from_checkpoint_config arguments
         assert backbone["hidden_dim"] == WIDTHS[size], e.name
         assert backbone["num_layers"] == DEPTHS[size], e.name
         assert backbone["mlp_dim"] == 4 * WIDTHS[size], e.name

@@ -151,7 +151,7 @@ def test_vitpose_pp_config_and_keras_round_trip(tmp_path):
 
 def _load_preset(cls, directory, **kwargs):
     try:
-        import keras_pose.utils.preset_loading  # noqa: F401
+        import keras_pose.preset_loading  # noqa: F401
     except ImportError:
         import keras_hub
 
@@ -375,7 +375,7 @@ def test_convert_vitpose_plus_and_split_files(tmp_path):
     assert active.dataset == "ap10k"
     np.testing.assert_array_equal(_np(active(x)), _np(model.with_dataset("ap10k")(x)))
     # a per-dataset (plain ViTPose) preset fuses the expert
-    entry = {"task_class": "ViTPose", "dataset": "aic", "config": {"backbone": {"num_heads": 4}}}
+    entry = {"task_class": "ViTPose", "dataset": "aic", "config": {"num_heads": 4}}
     fused = convert(path, entry=entry)
     assert type(fused) is ViTPose and fused.keypoint_spec.name == "aic"
     np.testing.assert_allclose(_np(fused(x)), _np(model.with_dataset("aic")(x)), atol=1e-5)
@@ -397,7 +397,7 @@ def test_convert_vitpose_plus_and_split_files(tmp_path):
     # entry datasets disagreeing with the heads in the file
     from keras_pose.errors import CheckpointError
 
-    bad = {"task_class": "ViTPosePP", "config": {"backbone": {"num_heads": 4}, "datasets": ["coco", "aic"]}}
+    bad = {"task_class": "ViTPosePP", "config": {"num_heads": 4, "datasets": ["coco", "aic"]}}
     with pytest.raises(CheckpointError, match="2 datasets"):
         convert(path, entry=bad)
 
@@ -427,7 +427,7 @@ def test_convert_hf_vitpose_plus_single_head(tmp_path):
         "use_simple_decoder": False,
     }))
     entry = {"task_class": "ViTPosePP", "dataset": "coco",
-             "config": {"backbone": {"num_heads": 4}, "num_experts": 6, "part_features": 8, "datasets": ["coco"]}}
+             "config": {"num_heads": 4, "num_experts": 6, "part_features": 8, "datasets": ["coco"]}}
     model = convert(directory, entry=entry)
     assert type(model) is ViTPosePP and model.datasets == ["coco"] and model.backbone.num_experts == 6
     x = _images((1, 64, 48, 3), seed=6)

@@ -16,13 +16,11 @@ checkpoints reproduce the reference outputs to float32 round-off:
 
 BatchNorm uses torch's defaults: epsilon 1e-5 and momentum 0.1 in torch's
 convention, i.e. Keras `momentum=0.9` (Keras keeps `momentum` of the old
-moving average). All tensors are NHWC; kernels are HWIO. Weight helpers
-(`conv_kernel_from_torch`, `ConvModule.set_torch_weights`, ...) take
-PyTorch layouts (OIHW kernels) as NumPy arrays.
+moving average). All tensors are NHWC; kernels are HWIO. Loading PyTorch
+tensors into these layers is the converters' job (`keras_pose.conversion.port`).
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 TORCH_BN_EPSILON = 1e-5
@@ -51,52 +49,6 @@ def torch_padding(kernel_size, dilation_rate=1, padding="auto"):
     if padding == "auto" or padding is None:
         return (dh * (kh - 1) // 2, dw * (kw - 1) // 2)
     return _pair(padding, "padding")
-
-
-def conv_kernel_from_torch(weight):
-    """Torch conv weight (O, I, kh, kw) -> Keras Conv2D kernel (kh, kw, I, O)."""
-    weight = np.asarray(weight)
-    if weight.ndim != 4:
-        raise ValueError(f"expected a 4-D (O, I, kh, kw) conv weight, got shape {weight.shape}.")
-    return np.transpose(weight, (2, 3, 1, 0))
-
-
-def set_conv_weights(conv, weight, bias=None):
-    """Assign a torch Conv2d weight (O, I, kh, kw) and bias (O,) to a Keras Conv2D."""
-    values = [conv_kernel_from_torch(weight)]
-    if conv.use_bias:
-        if bias is None:
-            raise ValueError(f"layer {conv.name!r} has a bias but no bias tensor was given.")
-        values.append(np.asarray(bias))
-    elif bias is not None:
-        raise ValueError(f"layer {conv.name!r} has no bias but a bias tensor was given.")
-    _assign(conv, values)
-
-
-def set_batch_norm_weights(bn, weight, bias, running_mean, running_var):
-    """Assign torch BatchNorm2d tensors (C,) to a Keras BatchNormalization."""
-    values = []
-    if bn.scale:
-        values.append(np.asarray(weight))
-    if bn.center:
-        values.append(np.asarray(bias))
-    values += [np.asarray(running_mean), np.asarray(running_var)]
-    _assign(bn, values)
-
-
-def _assign(layer, values):
-    weights = layer.weights
-    if len(weights) != len(values):
-        raise ValueError(
-            f"layer {layer.name!r} has {len(weights)} weights but {len(values)} values were given."
-        )
-    for variable, value in zip(weights, values):
-        if tuple(variable.shape) != tuple(value.shape):
-            raise ValueError(
-                f"layer {layer.name!r}: weight {variable.path} has shape {tuple(variable.shape)}, "
-                f"the value has shape {tuple(value.shape)}."
-            )
-        variable.assign(value.astype(variable.dtype))
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -256,25 +208,6 @@ class ConvModule(keras.layers.Layer):
             out.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
         return (shape[0], out[0], out[1], self.filters)
 
-    def set_torch_weights(self, conv_weight, conv_bias=None, norm=None):
-        """Load PyTorch tensors (NumPy arrays).
-
-        Args:
-            conv_weight: (O, I / groups, kh, kw).
-            conv_bias: (O,) where the layer has a bias.
-            norm: {"weight", "bias", "running_mean", "running_var"} of the
-                BatchNorm2d where the layer has one.
-        """
-        set_conv_weights(self.conv, conv_weight, conv_bias)
-        if self.bn is not None:
-            if norm is None:
-                raise ValueError(f"layer {self.name!r} has a BatchNorm but no norm tensors were given.")
-            set_batch_norm_weights(
-                self.bn, norm["weight"], norm["bias"], norm["running_mean"], norm["running_var"]
-            )
-        elif norm is not None:
-            raise ValueError(f"layer {self.name!r} has no BatchNorm but norm tensors were given.")
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -429,24 +362,6 @@ class BasicResidualBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return self.conv1.compute_output_shape(input_shape)
 
-    def set_torch_weights(self, tensors):
-        """Load a torch BasicBlock's tensors.
-
-        Args:
-            tensors: {suffix: array} with torch suffixes "conv1.weight",
-                "bn1.weight", "bn1.bias", "bn1.running_mean",
-                "bn1.running_var", the same for conv2 / bn2 and, with a
-                projection, "downsample.0.weight" and "downsample.1.*".
-        """
-
-        def norm(prefix):
-            return {k: tensors[f"{prefix}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")}
-
-        self.conv1.set_torch_weights(tensors["conv1.weight"], norm=norm("bn1"))
-        self.conv2.set_torch_weights(tensors["conv2.weight"], norm=norm("bn2"))
-        if self.downsample is not None:
-            self.downsample.set_torch_weights(tensors["downsample.0.weight"], norm=norm("downsample.1"))
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -459,56 +374,3 @@ class BasicResidualBlock(keras.layers.Layer):
             }
         )
         return config
-
-
-# ---------------------------------------------------------------------------
-# Loading PyTorch state dicts
-# ---------------------------------------------------------------------------
-BATCH_NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
-
-
-def load_conv_module(layer, pop, conv_prefix, norm_prefix=None):
-    """Fill a `ConvModule` from torch tensors fetched by `pop`.
-
-    Args:
-        layer: a built `ConvModule`.
-        pop: `pop(key, shape) -> np.ndarray or None`, e.g. a converter's
-            `KeyAccountant.pop` (records missing / misshapen tensors and
-            returns None for them).
-        conv_prefix: the Conv2d's module path ("backbone.stem.0.conv");
-            "<conv_prefix>.weight" (O, I, kh, kw) and, if the layer has a
-            bias, "<conv_prefix>.bias" (O,) are read.
-        norm_prefix: the BatchNorm2d's module path ("backbone.stem.0.bn")
-            when the layer has a norm; "<norm_prefix>.weight", ".bias",
-            ".running_mean", ".running_var" (O,) are read.
-
-    Returns:
-        True if every tensor was found with the right shape and loaded.
-    """
-    kh, kw, cin, cout = (int(s) for s in layer.conv.kernel.shape)
-    weight = pop(f"{conv_prefix}.weight", (cout, cin, kh, kw))
-    bias = pop(f"{conv_prefix}.bias", (cout,)) if layer.use_bias else None
-    norm = None
-    if layer.bn is not None:
-        if norm_prefix is None:
-            raise ValueError(f"layer {layer.name!r} has a BatchNorm; give its norm_prefix.")
-        norm = {k: pop(f"{norm_prefix}.{k}", (cout,)) for k in BATCH_NORM_KEYS}
-    if weight is None or (layer.use_bias and bias is None) or (norm and any(v is None for v in norm.values())):
-        return False
-    layer.set_torch_weights(weight, bias, norm)
-    return True
-
-
-def load_basic_block(block, pop, prefix):
-    """Fill a `BasicResidualBlock` from a torch `BasicBlock` at `prefix`.
-
-    Reads "<prefix>.conv1.weight", "<prefix>.bn1.*", "<prefix>.conv2.weight",
-    "<prefix>.bn2.*" and, with a projection shortcut,
-    "<prefix>.downsample.0.weight", "<prefix>.downsample.1.*". Returns True
-    if everything was loaded.
-    """
-    ok = load_conv_module(block.conv1, pop, f"{prefix}.conv1", f"{prefix}.bn1")
-    ok = load_conv_module(block.conv2, pop, f"{prefix}.conv2", f"{prefix}.bn2") and ok
-    if block.downsample is not None:
-        ok = load_conv_module(block.downsample, pop, f"{prefix}.downsample.0", f"{prefix}.downsample.1") and ok
-    return ok

@@ -23,7 +23,7 @@ import keras
 import keras_hub
 import numpy as np
 
-from keras_pose.errors import BoxError, PresetError
+from keras_pose.errors import BoxError
 from keras_pose.losses import KeypointMSELoss, get_loss
 
 IMAGENET_PREPROCESSING = {
@@ -401,27 +401,11 @@ class TopDownPoseEstimator(keras_hub.models.Task):
                 JSON, no class named), or a missing or unreadable weights
                 file (named, with how to repair it).
         """
-        import os
+        import importlib
 
-        from keras_pose.utils.preset_loading import load_preset_weights, resolve_preset, task_class_of
-
-        directory = resolve_preset(preset, dataset=kwargs.get("dataset"))
-        task_class = task_class_of(directory)
-        if not issubclass(task_class, cls):
-            raise PresetError(
-                f"Preset {preset!r} holds a {task_class.__name__}, not a "
-                f"{cls.__name__}. Load it with keras_pose.{task_class.__name__}"
-                ".from_preset(...) or keras_pose.from_preset(...)."
-            )
-        from_preset = keras_hub.models.Task.from_preset.__func__
-        if not os.path.isdir(directory):  # a kaggle:// / hf:// handle: keras-hub fetches the files
-            return from_preset(task_class, directory, load_weights=load_weights, **kwargs)
-        # A local folder: build, then load the weight files here, so a missing
-        # or corrupt one is an error naming it (keras-hub keeps a random head).
-        task = from_preset(task_class, directory, load_weights=False, **kwargs)
-        if load_weights:
-            load_preset_weights(task, directory)
-        return task
+        # The loader is a higher layer (it reaches the converters): by name, as keras resolves classes.
+        loader = importlib.import_module("keras_pose.preset_loading")
+        return loader.load_preset(preset, cls=cls, load_weights=load_weights, **kwargs)
 
     # ------------------------------------------------------------------ config
     def get_config(self):

@@ -14,9 +14,11 @@ import difflib
 import math
 import numbers
 import os
+
 import re
 
 from keras_pose.errors import TrainConfigError
+from keras_pose.utils.paths import looks_like_path as _looks_like_path
 
 # A key without default: `merge_defaults` keeps it, `require` refuses it.
 REQUIRED = object()
@@ -221,12 +223,9 @@ def typed_value(value, default, key, kind=None):
     raise AssertionError(kind)
 
 
-# TODO(merge): use keras_pose.utils.paths.looks_like_path (the conversion developer's).
 def looks_like_path(value):
-    """Whether a string names a file rather than a registered name (has a slash, a file extension or a dot)."""
-    return isinstance(value, str) and (
-        "/" in value or os.sep in value or value.lower().endswith((".json", ".yaml", ".yml")) or value.startswith(".")
-    )
+    """Whether a string names a config/spec file rather than a registered name."""
+    return _looks_like_path(value, suffixes=(".json", ".yaml", ".yml"))
 
 
 def resolve_path(value, base_dir, must_exist, key, kind="file"):

@@ -29,10 +29,13 @@ from keras_pose.training.config_values import as_choice, fail, typed_value, unkn
 
 # Sizes of backbones whose constructor has no default for them, per backbone
 # class: ViT-S (the ViTPose-S recipe).
-# TODO(merge): use VIT_SIZES["S"] from keras_pose.models.vitpose (the conversion developer's table).
-_BACKBONE_DEFAULTS = {
-    "ViTPoseBackbone": {"hidden_dim": 384, "num_layers": 12, "num_heads": 12, "mlp_dim": 1536},
-}
+def _backbone_defaults(backbone_cls):
+    """Architecture defaults a config may leave out (ViTPose: the ViT-S widths, depth and heads)."""
+    if backbone_cls.__name__ == "ViTPoseBackbone":
+        from keras_pose.models.vitpose.vitpose_backbone import VIT_SIZES
+
+        return dict(VIT_SIZES["small"])
+    return {}
 
 
 # ------------------------------------------------------------ the registry
@@ -255,15 +258,10 @@ def _build_architecture(m, spec):
     """``TaskClass.from_checkpoint_config(image_size, keypoint_spec, **backbone args, **head args)``."""
     cls = task_class(m["architecture"])
     size = tuple(m["input_size"])
-    backbone_args = {**_BACKBONE_DEFAULTS.get(cls.backbone_cls.__name__, {}), **m["backbone"]}
+    backbone_args = {**_backbone_defaults(cls.backbone_cls), **m["backbone"]}
     head_args = {k: v for k, v in m["head"].items() if k != "loss"}
     name, backbone_name = _display_name(cls), _display_name(cls.backbone_cls)
     try:
-        if not hasattr(cls, "from_checkpoint_config"):
-            # TODO(merge): ViTPose gets from_checkpoint_config from the conversion developer; then remove this
-            # branch (every buildable class has the classmethod, the flat preset-config schema).
-            backbone = cls.backbone_cls(image_size=size, **backbone_args)
-            return cls(backbone, keypoint_spec=spec, **head_args)
         return cls.from_checkpoint_config(image_size=size, keypoint_spec=spec, **{**backbone_args, **head_args})
     except TypeError as e:
         raise TrainConfigError(

@@ -249,10 +249,13 @@ class CPN(TopDownPoseEstimator):
     @classmethod
     def from_checkpoint_config(
         cls,
-        depth=50,
+        *,
         image_size=(256, 192),
-        heatmap_size=None,
         keypoint_spec="coco",
+        dtype=None,
+        name=None,
+        depth=50,
+        heatmap_size=None,
         stackwise_num_blocks=None,
         stackwise_num_filters=(64, 128, 256, 512),
         global_channels=256,
@@ -260,10 +263,9 @@ class CPN(TopDownPoseEstimator):
         upsample_bias=False,
         preprocessing=None,
         decoding=None,
-        dtype=None,
         **kwargs,
     ):
-        """A freshly initialised CPN from flat settings (preset `config`).
+        """A freshly initialised CPN from flat settings (a preset's `config`, see `keras_pose.preset_entry`).
 
         Args:
             depth: ResNet depth (50, 101, 152).
@@ -275,8 +277,8 @@ class CPN(TopDownPoseEstimator):
             global_channels, refine_planes, upsample_bias: head settings.
             preprocessing, decoding: see `CPN`.
             dtype: dtype policy.
-            **kwargs: other `CPN` arguments (`name`, `loss`,
-                `refine_num_blocks`).
+            name: model name.
+            **kwargs: other `CPN` arguments (`loss`, `refine_num_blocks`).
         """
         if stackwise_num_blocks is None and depth not in RESNET_DEPTHS:
             raise ValueError(f"CPN depth must be one of {sorted(RESNET_DEPTHS)}, got {depth!r}.")
@@ -297,6 +299,7 @@ class CPN(TopDownPoseEstimator):
             upsample_bias=upsample_bias,
             preprocessing=preprocessing,
             decoding=decoding,
+            **({"name": name} if name else {}),
             **kwargs,
         )
 

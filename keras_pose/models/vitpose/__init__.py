@@ -1,6 +1,7 @@
 """ViTPose and ViTPose++ (Xu et al. 2022 / 2023): plain-ViT top-down pose estimators."""
 
 from keras_pose.models.vitpose.vitpose_backbone import (
+    VIT_SIZES,
     VITPOSE_PLUS_PART_FEATURES,
     VITPOSE_VARIANTS,
     ViTPoseBackbone,
@@ -29,6 +30,7 @@ __all__ = [
     "DATASET_NUM_KEYPOINTS",
     "ExactGELU",
     "VITPOSE_PLUS_DATASETS",
+    "VIT_SIZES",
     "VITPOSE_PLUS_PART_FEATURES",
     "VITPOSE_VARIANTS",
     "ViTPose",

@@ -9,21 +9,41 @@ from keras_pose.models.vitpose.vitpose_layers import (
     patch_grid_size,
 )
 
-# Standard widths of the released models. `num_heads` cannot be read from a
+# The ViT sizes of the released models (ViT-S / B / L / H): token width,
+# depth, attention heads and MLP width. `num_heads` cannot be read from a
 # checkpoint; converters take it from here by width when nothing else says.
-VITPOSE_VARIANTS = {
-    "ViTPose-S": {"hidden_dim": 384, "num_layers": 12, "num_heads": 12, "mlp_dim": 1536},
-    "ViTPose-B": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
-    "ViTPose-L": {"hidden_dim": 1024, "num_layers": 24, "num_heads": 16, "mlp_dim": 4096},
-    "ViTPose-H": {"hidden_dim": 1280, "num_layers": 32, "num_heads": 16, "mlp_dim": 5120},
+VIT_SIZES = {
+    "small": {"hidden_dim": 384, "num_layers": 12, "num_heads": 12, "mlp_dim": 1536},
+    "base": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
+    "large": {"hidden_dim": 1024, "num_layers": 24, "num_heads": 16, "mlp_dim": 4096},
+    "huge": {"hidden_dim": 1280, "num_layers": 32, "num_heads": 16, "mlp_dim": 5120},
 }
-# ViTPose++ expert widths (part_features) of the released S/B/L/H models.
+# The same table by variant name ("ViTPose-S", ...).
+VITPOSE_VARIANTS = {f"ViTPose-{size[0].upper()}": dict(sizes) for size, sizes in VIT_SIZES.items()}
+# ViTPose++ expert widths (part_features) of the released S/B/L/H models, by token width.
 VITPOSE_PLUS_PART_FEATURES = {384: 96, 768: 192, 1024: 256, 1280: 320}
+
+
+def vit_backbone(image_size, dtype=None, size=None, **kwargs):
+    """A `ViTPoseBackbone` from flat settings (a preset's `config`).
+
+    Args:
+        image_size: (H, W) input, pixels.
+        dtype: dtype policy.
+        size: optional "small" / "base" / "large" / "huge": the `VIT_SIZES`
+            widths, depth and heads (explicit keyword arguments win).
+        **kwargs: other `ViTPoseBackbone` arguments.
+    """
+    if size is not None:
+        if size not in VIT_SIZES:
+            raise ValueError(f"size must be one of {sorted(VIT_SIZES)}, got {size!r}.")
+        kwargs = {**VIT_SIZES[size], **kwargs}
+    return ViTPoseBackbone(image_size=tuple(image_size), dtype=dtype, **kwargs)
 
 
 def standard_num_heads(hidden_dim):
     """Attention heads of the released variant with this width (None if none)."""
-    for variant in VITPOSE_VARIANTS.values():
+    for variant in VIT_SIZES.values():
         if variant["hidden_dim"] == int(hidden_dim):
             return variant["num_heads"]
     return None

@@ -6,7 +6,12 @@ import keras
 import numpy as np
 
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
-from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
+from keras_pose.models.vitpose.vitpose_backbone import (
+    VIT_SIZES,
+    VITPOSE_PLUS_PART_FEATURES,
+    ViTPoseBackbone,
+    vit_backbone,
+)
 from keras_pose.models.vitpose.vitpose_layers import DECODERS, ViTPoseMultiDatasetHead
 
 # ViTPose++ dataset_index order and keypoint counts.
@@ -178,6 +183,70 @@ class ViTPosePP(TopDownPoseEstimator):
         self.keypoint_specs = keypoint_specs
         self.dataset_decodings = dataset_decodings
         object.__setattr__(self, "_dataset_views", {})
+
+    @classmethod
+    def from_checkpoint_config(
+        cls,
+        *,
+        image_size=(256, 192),
+        keypoint_spec=None,
+        datasets=None,
+        dataset=None,
+        dtype=None,
+        name=None,
+        preprocessing=None,
+        decoding=None,
+        decoder="classic",
+        deconv_filters=(256, 256),
+        num_keypoints=None,
+        keypoint_specs=None,
+        dataset_decodings=None,
+        loss=None,
+        **backbone_kwargs,
+    ):
+        """An untrained ViTPose++ from flat settings (a preset's `config`, see `keras_pose.preset_entry`).
+
+        Args:
+            image_size: (H, W) input, pixels.
+            keypoint_spec: the keypoint spec of the active dataset. When it
+                names one of `datasets` (a preset's `"keypoint_spec": "mpii"`)
+                and `dataset` is None, that dataset is the active one.
+            datasets: dataset names in dataset-index order (default: the six
+                ViTPose++ datasets).
+            dataset: the active dataset (default: see `keypoint_spec`, else
+                the first).
+            dtype, name: dtype policy and model name.
+            preprocessing, decoding, dataset_decodings, loss: see `ViTPosePP`.
+            decoder, deconv_filters, num_keypoints, keypoint_specs: the heads.
+            **backbone_kwargs: `ViTPoseBackbone` arguments, or `size`;
+                `num_experts` defaults to the number of datasets and
+                `part_features` to the released width's (`VITPOSE_PLUS_PART_FEATURES`).
+        """
+        datasets = list(datasets or VITPOSE_PLUS_DATASETS)
+        if isinstance(keypoint_spec, str) and keypoint_spec in datasets:
+            dataset = dataset or keypoint_spec
+            if keypoint_spec == dataset:
+                keypoint_spec = None  # the dataset's own spec (keypoint_specs)
+        hidden_dim = backbone_kwargs.get("hidden_dim", VIT_SIZES.get(backbone_kwargs.get("size"), {}).get("hidden_dim"))
+        backbone_kwargs.setdefault("num_experts", len(datasets))
+        if hidden_dim in VITPOSE_PLUS_PART_FEATURES:
+            backbone_kwargs.setdefault("part_features", VITPOSE_PLUS_PART_FEATURES[hidden_dim])
+        backbone = vit_backbone(image_size, dtype=dtype, **backbone_kwargs)
+        return cls(
+            backbone,
+            datasets=datasets,
+            num_keypoints=num_keypoints,
+            dataset=dataset,
+            decoder=decoder,
+            deconv_filters=deconv_filters,
+            keypoint_specs=keypoint_specs,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            dataset_decodings=dataset_decodings,
+            loss=loss,
+            **({"name": name} if name else {}),
+        )
 
     # ------------------------------------------------------------- datasets
     def _dataset_index_of(self, dataset):

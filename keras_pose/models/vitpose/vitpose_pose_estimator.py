@@ -3,7 +3,7 @@
 import keras
 
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator, resolve_num_keypoints
-from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
+from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone, vit_backbone
 from keras_pose.models.vitpose.vitpose_layers import DECODERS, make_head
 
 
@@ -76,6 +76,48 @@ class ViTPose(TopDownPoseEstimator):
         self.num_keypoints = num_keypoints
         self.decoder = decoder
         self.deconv_filters = deconv_filters
+
+    @classmethod
+    def from_checkpoint_config(
+        cls,
+        *,
+        image_size=(256, 192),
+        keypoint_spec="coco",
+        dtype=None,
+        name=None,
+        preprocessing=None,
+        decoding=None,
+        decoder="classic",
+        deconv_filters=(256, 256),
+        num_keypoints=None,
+        loss=None,
+        **backbone_kwargs,
+    ):
+        """An untrained ViTPose from flat settings (a preset's `config`, see `keras_pose.preset_entry`).
+
+        Args:
+            image_size: (H, W) input, pixels.
+            keypoint_spec: keypoint spec (its count = heatmap channels).
+            dtype: dtype policy.
+            name: model name.
+            preprocessing, decoding, loss: see `TopDownPoseEstimator`.
+            decoder, deconv_filters, num_keypoints: the head (see `ViTPose`).
+            **backbone_kwargs: `ViTPoseBackbone` arguments (`hidden_dim`,
+                `num_layers`, `num_heads`, `mlp_dim`, ...), or `size`
+                ("small" ... "huge", `VIT_SIZES`).
+        """
+        backbone = vit_backbone(image_size, dtype=dtype, **backbone_kwargs)
+        return cls(
+            backbone,
+            num_keypoints=num_keypoints,
+            decoder=decoder,
+            deconv_filters=deconv_filters,
+            keypoint_spec=keypoint_spec,
+            preprocessing=preprocessing,
+            decoding=decoding,
+            loss=loss,
+            **({"name": name} if name else {}),
+        )
 
     def get_config(self):
         config = super().get_config()

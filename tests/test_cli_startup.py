@@ -91,7 +91,7 @@ def test_import_keras_pose_imports_no_backend_on_jax():
 def test_lazy_public_names_are_the_real_objects():
     import keras_pose
     from keras_pose.models import ViTPose
-    from keras_pose.utils.preset_loading import load_preset
+    from keras_pose.preset_loading import load_preset
 
     assert keras_pose.ViTPose is ViTPose and keras_pose.from_preset is load_preset
     assert set(keras_pose.__all__) <= set(dir(keras_pose))

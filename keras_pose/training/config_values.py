@@ -14,7 +14,6 @@ import difflib
 import math
 import numbers
 import os
-
 import re
 
 from keras_pose.errors import TrainConfigError

@@ -64,6 +64,40 @@ class PosePreprocessor(keras_hub.models.Preprocessor):
     def _geometry_config(self):
         return {}
 
+    @classmethod
+    def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
+        """The preprocessor saved in a preset (its ``preprocessor.json``).
+
+        Args:
+            preset: a preset directory or keras-hub handle.
+            config_file: the file name (default ``preprocessor.json``).
+            **kwargs: config overrides.
+
+        Raises:
+            PresetError: the preset has no such file (presets saved before
+                the preprocessor existed: load the task, e.g.
+                ``keras_pose.from_preset(path).preprocessor``), or it holds
+                another class.
+        """
+        from keras_hub.src.utils.preset_utils import check_file_exists, load_json
+
+        from keras_pose.errors import PresetError
+
+        if not check_file_exists(preset, config_file):
+            raise PresetError(
+                f"Preset {preset!r} has no {config_file}: it was saved before presets carried their "
+                "preprocessor. Load the task (keras_pose.from_preset(preset).preprocessor), or save it again "
+                "with save_to_preset to add the file."
+            )
+        config = load_json(preset, config_file)
+        config["config"] = {**config.get("config", {}), **kwargs}
+        preprocessor = keras.saving.deserialize_keras_object(config)
+        if not isinstance(preprocessor, cls):
+            raise PresetError(
+                f"{config_file} of preset {preset!r} holds a {type(preprocessor).__name__}, not a {cls.__name__}."
+            )
+        return preprocessor
+
     def get_config(self):
         config = super().get_config()
         for key, value in self._geometry_config().items():

@@ -28,6 +28,7 @@ built by `register_codec` lets `get_codec` rebuild one from
 import numpy as np
 
 from keras_pose.errors import CodecError
+from keras_pose.utils.config_object import ConfigObject
 
 # Joints with a visibility below this get no target and weight 0 (COCO v = 1, 2 count).
 VISIBLE_THRESHOLD = 0.5
@@ -63,7 +64,7 @@ def register_codec(name=None):
     return decorate
 
 
-class PoseCodec:
+class PoseCodec(ConfigObject):
     """Base class of codecs (see the module docstring for the contract).
 
     Subclasses set `target_keys`, implement `encode`, `encode_tf`, `decode`
@@ -86,9 +87,6 @@ class PoseCodec:
         """Model outputs -> ``(keypoints (N, K, 2), scores (N, K))`` float32."""
         raise NotImplementedError
 
-    def get_config(self):
-        return {}
-
     @classmethod
     def from_config(cls, config):
         config = dict(config)
@@ -99,16 +97,6 @@ class PoseCodec:
                 "use keras_pose.codecs.get_codec(config)."
             )
         return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, repr(self)))
 
 
 def check_keypoints(keypoints, keypoints_visible):

@@ -23,6 +23,25 @@ def is_sequence(value):
     return isinstance(value, (list, tuple, np.ndarray)) and not isinstance(value, (str, bytes))
 
 
+def check_repeats(spec_name, items, key, describe, what, fix):
+    """Raise a KeypointSpecError listing the items whose ``key`` repeats an earlier item's.
+
+    ``describe(item, i, (j, earlier))`` words one repeat (``i`` its position,
+    ``j`` / ``earlier`` the first item with that key).
+    """
+    seen, repeats = {}, []
+    for i, item in enumerate(items):
+        k = key(item)
+        if k in seen:
+            repeats.append(describe(item, i, seen[k]))
+        else:
+            seen[k] = (i, item)
+    if repeats:
+        raise KeypointSpecError(
+            f"KeypointSpec '{spec_name}': {what}: " + "; ".join(repeats[:_MAX_LISTED]) + f". {fix}"
+        )
+
+
 def check_names(spec_name, keypoint_names):
     """The K keypoint names as a tuple: non-empty, unique strings."""
     if not is_sequence(keypoint_names):
@@ -45,19 +64,10 @@ def check_names(spec_name, keypoint_names):
             f"strings; entries (index, value) {listing(bad)} are not. "
             "Give every keypoint a unique name."
         )
-    seen = {}
-    duplicates = []
-    for i, n in enumerate(names):
-        if n in seen:
-            duplicates.append(f"{n!r} at indices {seen[n]} and {i}")
-        else:
-            seen[n] = i
-    if duplicates:
-        raise KeypointSpecError(
-            f"KeypointSpec '{spec_name}': duplicate keypoint names: "
-            + "; ".join(duplicates[:_MAX_LISTED])
-            + ". Keypoint names must be unique; rename the repeated entries."
-        )
+    check_repeats(
+        spec_name, names, key=lambda n: n, describe=lambda n, i, first: f"{n!r} at indices {first[0]} and {i}",
+        what="duplicate keypoint names", fix="Keypoint names must be unique; rename the repeated entries.",
+    )
     return tuple(names)
 
 def unknown_names(names, index):
@@ -111,20 +121,10 @@ def check_skeleton(spec_name, index, skeleton):
             f"KeypointSpec '{spec_name}': skeleton limbs {listing(loops)} "
             "connect a keypoint to itself. Remove them."
         )
-    seen = {}
-    duplicates = []
-    for i, (a, b) in enumerate(limbs):
-        key = frozenset((a, b))
-        if key in seen:
-            duplicates.append(f"{(a, b)!r} (limb {i}) repeats limb {seen[key]}")
-        else:
-            seen[key] = i
-    if duplicates:
-        raise KeypointSpecError(
-            f"KeypointSpec '{spec_name}': duplicate skeleton limbs: "
-            + "; ".join(duplicates[:_MAX_LISTED])
-            + ". Give each limb once."
-        )
+    check_repeats(
+        spec_name, limbs, key=frozenset, describe=lambda p, i, first: f"{p!r} (limb {i}) repeats limb {first[0]}",
+        what="duplicate skeleton limbs", fix="Give each limb once.",
+    )
     return tuple(limbs)
 
 def check_flip_pairs(spec_name, index, flip_pairs):
@@ -137,38 +137,17 @@ def check_flip_pairs(spec_name, index, flip_pairs):
             "a keypoint with itself. Leave centre keypoints (e.g. the nose) out "
             "of flip_pairs; unpaired keypoints map to themselves."
         )
-    seen_pairs = {}
-    duplicates = []
-    for p in pairs:
-        key = frozenset(p)
-        if key in seen_pairs:
-            duplicates.append(f"{p!r} repeats {seen_pairs[key]!r}")
-        else:
-            seen_pairs[key] = p
-    if duplicates:
-        raise KeypointSpecError(
-            f"KeypointSpec '{spec_name}': duplicate flip pairs: "
-            + "; ".join(duplicates[:_MAX_LISTED])
-            + ". List each (left, right) pair once; (a, b) and (b, a) are the "
-            "same pair."
-        )
-    owner = {}
-    conflicts = []
-    for p in pairs:
-        for n in p:
-            if n in owner:
-                conflicts.append(
-                    f"{n!r} is in both {owner[n]!r} and {p!r}"
-                )
-            else:
-                owner[n] = p
-    if conflicts:
-        raise KeypointSpecError(
-            f"KeypointSpec '{spec_name}': inconsistent flip pairs: "
-            + "; ".join(conflicts[:_MAX_LISTED])
-            + ". Each keypoint has at most one mirror, so it may appear in at "
-            "most one flip pair; keep the correct pair and remove the other."
-        )
+    check_repeats(
+        spec_name, pairs, key=frozenset, describe=lambda p, i, first: f"{p!r} repeats {first[1]!r}",
+        what="duplicate flip pairs", fix="List each (left, right) pair once; (a, b) and (b, a) are the same pair.",
+    )
+    check_repeats(
+        spec_name, [(n, p) for p in pairs for n in p], key=lambda entry: entry[0],
+        describe=lambda entry, i, first: f"{entry[0]!r} is in both {first[1][1]!r} and {entry[1]!r}",
+        what="inconsistent flip pairs",
+        fix="Each keypoint has at most one mirror, so it may appear in at most one flip pair; keep the correct "
+        "pair and remove the other.",
+    )
     return tuple(pairs)
 
 def check_per_keypoint(spec_name, keypoint_names, values, arg, positive, what):

@@ -38,6 +38,10 @@ class PosePreprocessor(keras_hub.models.Preprocessor):
     """
 
     image_converter_cls = PoseImageConverter
+    # The paradigm's geometry: the constructor argument / attribute name, its class, an example.
+    geometry_name = None
+    geometry_cls = None
+    geometry_example = ""
 
     def __init__(self, image_converter=None, **kwargs):
         super().__init__(**kwargs)
@@ -61,8 +65,21 @@ class PosePreprocessor(keras_hub.models.Preprocessor):
         x = self.image_converter(x)
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
+    def _set_geometry(self, value):
+        if not isinstance(value, self.geometry_cls):
+            raise PreprocessingError(
+                f"`{self.geometry_name}` must be a {self.geometry_cls.__name__}, got {type(value).__name__}; "
+                f"e.g. {self.geometry_example}."
+            )
+        object.__setattr__(self, self.geometry_name, value)
+
+    @property
+    def image_size(self):
+        """``(height, width)`` of the model input (the cropper's / resizer's)."""
+        return getattr(self, self.geometry_name).image_size
+
     def _geometry_config(self):
-        return {}
+        return {self.geometry_name: getattr(self, self.geometry_name)} if self.geometry_name else {}
 
     @classmethod
     def from_preset(cls, preset, config_file="preprocessor.json", **kwargs):
@@ -128,19 +145,13 @@ class TopDownPreprocessor(PosePreprocessor):
     ```
     """
 
+    geometry_name = "cropper"
+    geometry_cls = TopDownCropper
+    geometry_example = "TopDownCropper(image_size=(256, 192), padding=1.25, warp='udp')"
+
     def __init__(self, cropper, image_converter=None, **kwargs):
         super().__init__(image_converter=image_converter, **kwargs)
-        if not isinstance(cropper, TopDownCropper):
-            raise PreprocessingError(
-                f"`cropper` must be a TopDownCropper, got {type(cropper).__name__}; e.g. "
-                "TopDownCropper(image_size=(256, 192), padding=1.25, warp='udp')."
-            )
-        object.__setattr__(self, "cropper", cropper)
-
-    @property
-    def image_size(self):
-        """``(height, width)`` of the crops."""
-        return self.cropper.image_size
+        self._set_geometry(cropper)
 
     def crop_fill_value(self):
         """What fills a crop outside the image: 0, or the converter's mean for ``border="mean"``."""
@@ -160,9 +171,6 @@ class TopDownPreprocessor(PosePreprocessor):
         crops, centers, scales = self.cropper.crop(image, boxes, fill_value=self.crop_fill_value())
         return self.normalize(crops), centers, scales
 
-    def _geometry_config(self):
-        return {"cropper": self.cropper}
-
 
 @keras.saving.register_keras_serializable(package="keras_pose")
 class WholeImagePreprocessor(PosePreprocessor):
@@ -174,24 +182,15 @@ class WholeImagePreprocessor(PosePreprocessor):
         **kwargs: `keras_hub.models.Preprocessor` arguments.
     """
 
+    geometry_name = "resizer"
+    geometry_cls = WholeImageResizer
+    geometry_example = "WholeImageResizer(image_size=(640, 640), pad_value=114, pad_position='bottom_right')"
+
     def __init__(self, resizer, image_converter=None, **kwargs):
         super().__init__(image_converter=image_converter, **kwargs)
-        if not isinstance(resizer, WholeImageResizer):
-            raise PreprocessingError(
-                f"`resizer` must be a WholeImageResizer, got {type(resizer).__name__}; e.g. "
-                "WholeImageResizer(image_size=(640, 640), pad_value=114, pad_position='bottom_right')."
-            )
-        object.__setattr__(self, "resizer", resizer)
-
-    @property
-    def image_size(self):
-        """``(height, width)`` the images are fitted into."""
-        return self.resizer.image_size
+        self._set_geometry(resizer)
 
     def resize_image(self, image):
         """One RGB image -> ``(normalised float32 (H', W', 3) input, (2, 3) image -> input matrix)``."""
         array, matrix = self.resizer.resize(image)
         return self.normalize(array), matrix
-
-    def _geometry_config(self):
-        return {"resizer": self.resizer}

@@ -19,6 +19,7 @@ from keras_pose.geometry import check_warp
 from keras_pose.geometry import crop_to_image
 from keras_pose.geometry import get_warp_matrix
 from keras_pose.geometry import warp_image
+from keras_pose.utils.config_object import ConfigObject
 
 BORDERS = ("zeros", "mean")
 
@@ -34,7 +35,7 @@ def _positive(value, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
-class TopDownCropper:
+class TopDownCropper(ConfigObject):
     """The crop convention of a top-down model.
 
     Args:
@@ -121,13 +122,3 @@ class TopDownCropper:
             "border": self.border,
             "warp": self.warp,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self):
-        return f"TopDownCropper({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"

@@ -27,12 +27,13 @@ from keras_pose.errors import PreprocessingError
 from keras_pose.geometry import as_size
 from keras_pose.geometry import invert_affine
 from keras_pose.geometry import transform_points
+from keras_pose.utils.config_object import ConfigObject
 
 PAD_POSITIONS = ("center", "bottom_right")
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
-class WholeImageResizer:
+class WholeImageResizer(ConfigObject):
     """Resize (and letterbox) whole images for a bottom-up or one-stage model.
 
     Args:
@@ -119,13 +120,3 @@ class WholeImageResizer:
             "pad_position": self.pad_position,
             "size_multiple": self.size_multiple,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __repr__(self):
-        return f"WholeImageResizer({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"

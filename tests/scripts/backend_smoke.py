@@ -99,6 +99,8 @@ def main(out_path, families=None):
         model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
         history = model.fit(x, _targets(model, 2, rng), batch_size=1, epochs=1, steps_per_epoch=2, verbose=0)
         results[f"{name}/loss"] = np.asarray(history.history["loss"], np.float32)
+        # One step on a target dict (keras-hub's PipelineModel converts `y` with one convert_to_tensor).
+        results[f"{name}/train_on_batch"] = np.asarray(model.train_on_batch(x, _targets(model, 2, rng)), np.float32)
         # Mixed precision forward (bfloat16 compute, float32 heatmaps).
         if name not in MIXED_FAMILIES:
             print(name, "ok", flush=True)

@@ -14,17 +14,13 @@ outputs. Each loss returns per-sample values (batch mean after reduction).
 import keras
 
 from keras_pose.losses.cpn_loss import CPNLoss
+from keras_pose.losses.heatmap_losses import HEATMAP_LOSSES
 from keras_pose.losses.heatmap_losses import HeatmapLoss
 from keras_pose.losses.heatmap_losses import KeypointMSELoss
 from keras_pose.losses.heatmap_losses import KeypointOHKMMSELoss
 from keras_pose.losses.heatmap_losses import MultiOutputHeatmapLoss
 
-LOSSES = {
-    "keypoint_mse": KeypointMSELoss,
-    "keypoint_ohkm_mse": KeypointOHKMMSELoss,
-    "multi_output_heatmap": MultiOutputHeatmapLoss,
-    "cpn": CPNLoss,
-}
+LOSSES = {**HEATMAP_LOSSES, "multi_output_heatmap": MultiOutputHeatmapLoss, "cpn": CPNLoss}
 
 
 def get_loss(loss):

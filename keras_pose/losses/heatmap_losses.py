@@ -187,6 +187,18 @@ class KeypointOHKMMSELoss(HeatmapLoss):
         return config
 
 
+HEATMAP_LOSSES = {"keypoint_mse": KeypointMSELoss, "keypoint_ohkm_mse": KeypointOHKMMSELoss}
+
+
+def _heatmap_loss(loss):
+    """A `HeatmapLoss` from an instance, its serialized config or a `HEATMAP_LOSSES` name."""
+    if isinstance(loss, dict):
+        loss = keras.saving.deserialize_keras_object(loss)
+    elif isinstance(loss, str) and loss in HEATMAP_LOSSES:
+        loss = HEATMAP_LOSSES[loss]()
+    return loss
+
+
 @keras.saving.register_keras_serializable(package="keras_pose")
 class MultiOutputHeatmapLoss(keras.losses.Loss):
     """Gives each output of a multi-output model its own loss; sums them.
@@ -206,22 +218,21 @@ class MultiOutputHeatmapLoss(keras.losses.Loss):
     ```
 
     Args:
-        losses: list of `HeatmapLoss` objects (or their configs / names),
-            one per output, or a dict keyed like the output dict.
+        losses: list of `HeatmapLoss` objects (or their configs, or the
+            names "keypoint_mse" / "keypoint_ohkm_mse"), one per output, or a
+            dict keyed like the output dict.
         output_weights: optional per-output multipliers (default 1 each).
         **kwargs: `keras.losses.Loss` arguments.
     """
 
     def __init__(self, losses, output_weights=None, **kwargs):
-        from keras_pose.losses import get_loss
-
         super().__init__(**kwargs)
         if isinstance(losses, dict):
             self.keys = sorted(losses)
-            self.losses = [get_loss(losses[k]) for k in self.keys]
+            self.losses = [_heatmap_loss(losses[k]) for k in self.keys]
         else:
             self.keys = None
-            self.losses = [get_loss(loss) for loss in losses]
+            self.losses = [_heatmap_loss(loss) for loss in losses]
         if not self.losses:
             raise ValueError("MultiOutputHeatmapLoss needs at least one loss.")
         bad = [type(loss).__name__ for loss in self.losses if not isinstance(loss, HeatmapLoss)]

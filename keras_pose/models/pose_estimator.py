@@ -67,6 +67,20 @@ def is_single_image(images):
     )
 
 
+def _has_preset_loader():
+    """Whether this package has `keras_pose.preset_loading` (the conversion developer's loader).
+
+    TODO(merge): remove with the fallback. A module of that name from another
+    installation (an editable install's finder can supply one) does not count.
+    """
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("keras_pose.preset_loading")
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return spec is not None and spec.origin is not None and os.path.abspath(spec.origin).startswith(package_dir + os.sep)
+
+
 def _tensors(value):
     return None if value is None else tree.map_structure(ops.convert_to_tensor, value)
 
@@ -261,12 +275,9 @@ class PoseEstimator(keras_hub.models.Task):
             PresetError: unknown preset, a preset of another task class, a
                 damaged preset folder, or a missing or unreadable weights file.
         """
-        try:
-            loader = importlib.import_module("keras_pose.preset_loading")
-        except ModuleNotFoundError as error:  # TODO(merge): drop once keras_pose.preset_loading exists
-            if error.name != "keras_pose.preset_loading":
-                raise
+        if not _has_preset_loader():  # TODO(merge): drop with _from_preset_directory
             return cls._from_preset_directory(preset, load_weights=load_weights, **kwargs)
+        loader = importlib.import_module("keras_pose.preset_loading")
         return loader.load_preset(preset, cls=cls, load_weights=load_weights, **kwargs)
 
     @classmethod

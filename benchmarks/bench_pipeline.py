@@ -59,7 +59,7 @@ def bench_tf(num_crops, threads):
     tf = _configure_tf(threads)
     from keras_pose.codecs import UDPHeatmap
     from keras_pose.data import build_top_down_dataset
-    from keras_pose.models.top_down_pose_estimator import IMAGENET_PREPROCESSING
+    from keras_pose.preprocessing import IMAGENET_PREPROCESSING
 
     base_len = len(_dataset(1)[1])
     dataset, _ = _dataset(max(1, -(-num_crops // base_len)))
@@ -108,7 +108,7 @@ def bench_numpy(num_crops):
     from keras_pose.codecs import UDPHeatmap
     from keras_pose.geometry import fix_aspect_ratio, get_warp_matrix, transform_points, warp_image
     from keras_pose.keypoints import get_keypoint_spec
-    from keras_pose.models.top_down_pose_estimator import IMAGENET_PREPROCESSING
+    from keras_pose.preprocessing import IMAGENET_PREPROCESSING
 
     _, base = _dataset(1)
     spec = get_keypoint_spec("coco")
@@ -152,8 +152,8 @@ def bench_numpy(num_crops):
         matrix = get_warp_matrix(center, scale, IMAGE_SIZE, rot=rot, udp=True)
         crop = warp_image(np.ascontiguousarray(img), matrix, IMAGE_SIZE)
         crop = color_jitter(crop.astype(np.float32))
-        heatmaps, weights = codec.encode(transform_points(kps, matrix), vis)
-        return (crop - mean) / std, heatmaps, weights
+        targets = codec.encode(transform_points(kps, matrix), vis)
+        return (crop - mean) / std, targets["heatmaps"], targets["keypoint_weights"]
 
     gray = np.array([0.299, 0.587, 0.114], np.float32)
     yiq = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])

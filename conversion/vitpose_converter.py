@@ -255,7 +255,7 @@ def _spec_count(spec):
 
 def _plus_datasets(info, config, overrides, dataset, source):
     """Dataset names of a ViTPose++ file's heads, and their keypoint specs (checked)."""
-    from keras_pose.models.vitpose.vitpose_plus_pose_estimator import DATASET_NUM_KEYPOINTS, VITPOSE_PLUS_DATASETS
+    from keras_pose.models.vitpose.vitpose_plus_pose_estimator import VITPOSE_PLUS_DATASETS
 
     heads, head_ks = info["head_prefixes"], info["num_keypoints"]
     datasets = overrides.get("datasets") or config.get("datasets")
@@ -274,7 +274,7 @@ def _plus_datasets(info, config, overrides, dataset, source):
         raise CheckpointError(f"{source} has {len(datasets)} heads but only {info['num_experts']} experts per block.")
     specs = list(config.get("keypoint_specs") or datasets)
     for name, spec, k in zip(datasets, specs, head_ks):
-        expected = (DATASET_NUM_KEYPOINTS.get(spec) if isinstance(spec, str) else None) or _spec_count(spec)
+        expected = _spec_count(spec)
         if expected != k:
             raise CheckpointError(
                 f"Dataset {name!r}: its keypoint spec has {expected} keypoints but the checkpoint {source} "

@@ -70,3 +70,23 @@ class VideoReadError(ImageReadError):
 
 class ImageWriteError(KerasPoseError, ValueError):
     """An image cannot be written: OpenCV has no encoder for the extension, or the file cannot be created."""
+
+
+class GeometryError(KerasPoseError, ValueError):
+    """A geometry argument (box, center, scale, size, matrix, warp) is malformed."""
+
+
+class CodecError(KerasPoseError, ValueError):
+    """A codec argument or a heatmap / keypoint array is malformed."""
+
+
+class PreprocessingError(KerasPoseError, ValueError):
+    """A preprocessor setting (mean / std, channel order, crop padding, border, warp, resize) is invalid."""
+
+
+class PipelineError(KerasPoseError, ValueError):
+    """A tf.data pipeline argument is inconsistent (sizes, spec, codec)."""
+
+
+class ImageFileNotFoundError(ImageReadError, FileNotFoundError):
+    """An image file of the dataset does not exist."""

@@ -7,7 +7,7 @@ does not look for `PRESETS` here.
 
 import copy
 
-from keras_pose.models.top_down_pose_estimator import IMAGENET_PREPROCESSING
+from keras_pose.reference_constants import IMAGENET_PREPROCESSING
 
 APACHE = "Apache-2.0"
 MMPOSE_COCO_DETECTOR = (

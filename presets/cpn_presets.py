@@ -48,8 +48,8 @@ that would leave the image padded by ``max(H, W)``; on the golden crop
 1.7 grey levels on average (8.4 with a zero border).
 """
 
-from keras_pose.models.cpn.cpn_pose_estimator import CPN_PREPROCESSING
 from keras_pose.preset_entry import PresetEntry
+from keras_pose.reference_constants import CPN_PREPROCESSING
 
 REPO = "https://github.com/GengDavid/pytorch-cpn"
 GDRIVE = "https://drive.google.com/open?id="

@@ -23,8 +23,8 @@ num_stages=1, deconv_out_channels=None)` (one 1x1 conv), PoseDataPreprocessor
 
 import copy
 
-from keras_pose.models.hourglass.hourglass_backbone import HOURGLASS52
 from keras_pose.preset_entry import PresetEntry
+from keras_pose.reference_constants import HOURGLASS52
 from keras_pose.presets.common import (
     APACHE,
     MMPOSE_SOURCE,

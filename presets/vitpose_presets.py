@@ -35,7 +35,7 @@ release tables (ViTPose README, mmpose `vitpose_coco.md` /
 that produced them.
 """
 
-from keras_pose.models.vitpose.vitpose_backbone import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES
+from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES
 from keras_pose.preset_entry import PresetEntry
 from keras_pose.presets.common import APACHE, imagenet_preprocessing
 from keras_pose.presets.vitpose_records import (

@@ -4,7 +4,7 @@ Builders over the release facts (`vitpose_releases`); `vitpose_presets` assemble
 entries from them.
 """
 
-from keras_pose.models.vitpose.vitpose_backbone import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES
+from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES
 from keras_pose.presets.common import heatmap_decoding
 from keras_pose.presets.vitpose_releases import (
     COCO_DET,

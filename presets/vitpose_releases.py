@@ -5,7 +5,7 @@ Pure data, copied from the release tables (ViTPose README, mmpose `vitpose_coco.
 `PresetEntry` objects from it. Accuracy values are fractions (0.758 = 75.8 AP).
 """
 
-from keras_pose.models.vitpose.vitpose_backbone import VIT_SIZES
+from keras_pose.reference_constants import VIT_SIZES
 from keras_pose.presets.common import MMPOSE_COCO_DETECTOR
 
 VITPOSE_REPO = "https://github.com/ViTAE-Transformer/ViTPose"

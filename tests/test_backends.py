@@ -41,6 +41,7 @@ def test_forward_fit_and_mixed_precision_match_tensorflow(backend, tmp_path, ten
         assert np.abs(actual - reference).max() <= 1e-4 * scale, (family, np.abs(actual - reference).max())
         losses = results[f"{family}/loss"]
         assert losses.shape == (1,) and np.isfinite(losses).all(), (family, losses)
+        assert np.isfinite(results[f"{family}/train_on_batch"]).all(), family
         if f"{family}/mixed" not in results:
             continue
         mixed = results[f"{family}/mixed"]

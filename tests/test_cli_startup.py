@@ -67,9 +67,6 @@ def test_help_and_argument_errors_import_no_backend(argv):
     print(f"keras-pose {' '.join(argv)}: {min(times):.2f} s (best of {len(times)})")
 
 
-@pytest.mark.xfail(strict=True, reason="presets/cpn_presets.py imports keras_pose.models (CPN_PREPROCESSING), "
-                   "which imports keras-hub and TensorFlow; the preset restructure of issue 9 makes keras_pose.presets "
-                   "import only keras_pose.preset_entry. Remove this marker then.")
 def test_presets_imports_no_backend():
     heavy, wall, out, err = _probe("presets")
     assert "vitpose_base_coco_256x192" in out and err == ""

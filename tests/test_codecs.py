@@ -26,8 +26,19 @@ from keras_pose.geometry import box_xywh_to_center_scale
 from keras_pose.geometry import crop_to_image
 from keras_pose.geometry import get_warp_matrix
 from keras_pose.geometry import transform_points
+from keras_pose.preprocessing import default_warp
 
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+
+
+def encoded(targets):
+    """(heatmaps, keypoint_weights) of a codec's target dict."""
+    return targets["heatmaps"], targets["keypoint_weights"]
+
+
+def udp_warp(codec):
+    """The warp the codec's models are cropped with (UDP for UDPHeatmap)."""
+    return default_warp(codec) == "udp"
 
 
 def _codecs():
@@ -64,13 +75,13 @@ def _round_trip(codec, people):
     margin = (codec.blur_kernel_size - 1) // 2 + 1
     for box, xy, vis in people:
         center, scale = box_xywh_to_center_scale(box, codec.input_size)
-        crop = transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=codec.udp))
-        heatmaps, weights = codec.encode(crop, vis)
+        crop = transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=udp_warp(codec)))
+        heatmaps, weights = encoded(codec.encode(crop, vis))
         keypoints, scores = codec.decode(heatmaps[None])
         image_xy = crop_to_image(keypoints, center[None], scale[None], codec.input_size)[0]
         err = np.abs(image_xy - xy) * np.array([w_in, h_in]) / scale  # input px
         errors.append(err.max(-1))
-        hm_xy = crop * np.asarray(codec._input_to_heatmap())
+        hm_xy = crop * np.asarray(codec.input_to_heatmap())
         inner = (hm_xy >= margin).all(-1) & (hm_xy[:, 0] <= hw - 1 - margin) & (hm_xy[:, 1] <= hh - 1 - margin)
         near_border.append(~inner)
         weights_all.append(weights)
@@ -87,7 +98,7 @@ def _round_trip(codec, people):
 def test_msra_encode_integer_centred_gaussian_by_hand():
     codec = MSRAHeatmap((256, 192), (64, 48), sigma=2.0)
     # (50.3, 81.9) input px -> (12.575, 20.475) heatmap px -> pixel (13, 20).
-    heatmaps, weights = codec.encode(np.array([[50.3, 81.9]]), np.array([1.0]))
+    heatmaps, weights = encoded(codec.encode(np.array([[50.3, 81.9]]), np.array([1.0])))
     assert heatmaps.shape == (64, 48, 1) and heatmaps.dtype == np.float32
     hm = heatmaps[..., 0]
     assert hm[20, 13] == 1.0 and np.unravel_index(hm.argmax(), hm.shape) == (20, 13)
@@ -102,7 +113,7 @@ def test_msra_encode_integer_centred_gaussian_by_hand():
 def test_udp_encode_subpixel_gaussian_by_hand():
     codec = UDPHeatmap((256, 192), (64, 48), sigma=2.0)
     kp = np.array([[100.0, 37.0]])
-    heatmaps, _ = codec.encode(kp)
+    heatmaps, _ = encoded(codec.encode(kp))
     hm = heatmaps[..., 0]
     x, y = 100.0 * 47 / 191, 37.0 * 63 / 255  # (24.607, 9.141)
     ys, xs = np.mgrid[0:64, 0:48]
@@ -113,7 +124,7 @@ def test_udp_encode_subpixel_gaussian_by_hand():
 
 def test_dark_encode_unwindowed_gaussian():
     codec = MSRAHeatmap((256, 192), (64, 48), sigma=2.0, unbiased=True)
-    heatmaps, _ = codec.encode(np.array([[50.3, 81.9]]))
+    heatmaps, _ = encoded(codec.encode(np.array([[50.3, 81.9]])))
     ys, xs = np.mgrid[0:64, 0:48]
     expected = np.exp(-((xs - 50.3 / 4) ** 2 + (ys - 81.9 / 4) ** 2) / 8.0)
     np.testing.assert_allclose(heatmaps[..., 0], expected, atol=1e-7)
@@ -124,7 +135,7 @@ def test_invisible_and_outside_joints_get_zero_weight(name):
     codec = _codecs()[name]
     kp = np.array([[96.0, 128.0], [96.0, 128.0], [-40.0, 50.0], [100.0, 400.0], [3.0, 3.0], [-2.0, 10.0]])
     vis = np.array([2.0, 0.0, 1.0, 1.0, 1.0, 0.3])
-    heatmaps, weights = codec.encode(kp, vis)
+    heatmaps, weights = encoded(codec.encode(kp, vis))
     # COCO v=2 -> 1; v=0, off-map and v<0.5 -> 0.
     np.testing.assert_array_equal(weights, [1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     assert heatmaps[..., 0].max() == pytest.approx(1.0, abs=0.05)
@@ -133,7 +144,7 @@ def test_invisible_and_outside_joints_get_zero_weight(name):
     # Joint partly outside (x = -2 input px) keeps its in-map tail.
     assert heatmaps[..., 4].max() > 0.5
     # Default: all visible.
-    _, weights = codec.encode(kp[:1])
+    _, weights = encoded(codec.encode(kp[:1]))
     np.testing.assert_array_equal(weights, [1.0])
 
 
@@ -143,13 +154,13 @@ def test_encode_tf_equals_encode(name, coco_people):
     encode_graph = tf.function(codec.encode_tf)
     for box, xy, vis in coco_people:
         center, scale = box_xywh_to_center_scale(box, codec.input_size)
-        crop = transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=codec.udp))
+        crop = transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=udp_warp(codec)))
         crop[0] = [-1.3, 2.5]  # exercise rounding of negative and .5 positions
-        hm_np, w_np = codec.encode(crop, vis)
-        hm_tf, w_tf = encode_graph(tf.constant(crop, tf.float32), tf.constant(vis, tf.float32))
+        hm_np, w_np = encoded(codec.encode(crop, vis))
+        hm_tf, w_tf = encoded(encode_graph(tf.constant(crop, tf.float32), tf.constant(vis, tf.float32)))
         assert hm_tf.dtype == tf.float32 and tuple(hm_tf.shape) == hm_np.shape
         # Compare on the float32 input the graph saw.
-        hm_np32, w_np32 = codec.encode(crop.astype(np.float32), vis)
+        hm_np32, w_np32 = encoded(codec.encode(crop.astype(np.float32), vis))
         np.testing.assert_allclose(hm_tf.numpy(), hm_np32, atol=1e-6, rtol=0)
         np.testing.assert_array_equal(w_tf.numpy(), w_np32)
         np.testing.assert_allclose(hm_np32, hm_np, atol=1e-5)
@@ -160,9 +171,15 @@ def test_encode_tf_in_tf_data_pipeline():
     kps = np.random.default_rng(0).uniform(0, 190, size=(4, 17, 2)).astype(np.float32)
     vis = np.ones((4, 17), np.float32)
     ds = tf.data.Dataset.from_tensor_slices((kps, vis)).map(codec.encode_tf).batch(2)
-    batches = list(ds)
+    batches = [encoded(b) for b in ds]
     assert batches[0][0].shape == (2, 64, 48, 17) and batches[0][1].shape == (2, 17)
-    np.testing.assert_allclose(batches[1][0].numpy()[1], codec.encode(kps[3], vis[3])[0], atol=1e-6)
+    np.testing.assert_allclose(batches[1][0].numpy()[1], codec.encode(kps[3], vis[3])["heatmaps"], atol=1e-6)
+    # Several people at once: the same targets as one at a time.
+    many = codec.encode(kps, vis)
+    assert many["heatmaps"].shape == (4, 64, 48, 17) and many["keypoint_weights"].shape == (4, 17)
+    np.testing.assert_array_equal(many["heatmaps"][2], codec.encode(kps[2], vis[2])["heatmaps"])
+    many_tf = codec.encode_tf(tf.constant(kps), tf.constant(vis))
+    np.testing.assert_allclose(many_tf["heatmaps"].numpy(), many["heatmaps"], atol=1e-6)
 
 
 # --- decoding ----------------------------------------------------------------
@@ -306,10 +323,10 @@ def test_flip_heatmaps_mirror_swap_and_shift():
 def _flipped_pair(codec, box, xy, vis):
     h_in, w_in = codec.input_size
     center, scale = box_xywh_to_center_scale(box, codec.input_size)
-    crop = transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=codec.udp))
-    heatmaps, weights = codec.encode(crop, vis)
+    crop = transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=udp_warp(codec)))
+    heatmaps, weights = encoded(codec.encode(crop, vis))
     crop_f, vis_f = flip_keypoints(crop, vis, COCO_FLIP, w_in)
-    heatmaps_f, _ = codec.encode(crop_f, vis_f)  # a perfect model on the mirrored crop
+    heatmaps_f, _ = encoded(codec.encode(crop_f, vis_f))  # a perfect model on the mirrored crop
     return heatmaps, heatmaps_f, weights, crop
 
 
@@ -358,7 +375,7 @@ def test_config_round_trip(name):
     config = codec.get_config()
     json.dumps(config)
     clone = type(codec).from_config(config)
-    assert clone == codec and clone.udp == codec.udp
+    assert clone == codec and clone.heatmap_span == codec.heatmap_span
     assert get_codec(serialize_codec(codec)) == codec
     assert get_codec(codec) is codec
     assert clone.input_size == codec.input_size and isinstance(clone.input_size, tuple)
@@ -366,8 +383,9 @@ def test_config_round_trip(name):
 
 def test_get_codec_and_bad_arguments():
     codec = get_codec({"type": "UDPHeatmap", "input_size": [256, 192], "heatmap_size": [64, 48]})
-    assert isinstance(codec, UDPHeatmap) and codec.udp and codec.dark_variant == "mmpose"
-    assert not get_codec({"type": "MSRAHeatmap", "input_size": (256, 192), "heatmap_size": (64, 48)}).udp
+    assert isinstance(codec, UDPHeatmap) and codec.heatmap_span == (47, 63) and codec.dark_variant == "mmpose"
+    msra = get_codec({"type": "MSRAHeatmap", "input_size": (256, 192), "heatmap_size": (64, 48)})
+    assert msra.heatmap_span == (48, 64) and default_warp(msra) == "standard" and default_warp(codec) == "udp"
     with pytest.raises(CodecError, match="unknown codec type"):
         get_codec({"type": "SimCC"})
     with pytest.raises(CodecError, match="bad arguments"):
@@ -379,6 +397,37 @@ def test_get_codec_and_bad_arguments():
     with pytest.raises(CodecError, match="input_size"):
         MSRAHeatmap(256, (64, 48))
     with pytest.raises(CodecError, match="keypoints"):
-        MSRAHeatmap((256, 192), (64, 48)).encode(np.zeros((1, 17, 2)))
+        MSRAHeatmap((256, 192), (64, 48)).encode(np.zeros((2, 1, 17, 2)))
     with pytest.raises(CodecError, match="not MSRAHeatmap"):
         MSRAHeatmap.from_config({"type": "UDPHeatmap", "input_size": (256, 192), "heatmap_size": (64, 48)})
+
+
+@pytest.mark.parametrize("name", ["msra", "msra_dark", "udp", "udp_hf"])
+def test_multi_instance_round_trip_on_real_people(name, coco_people):
+    """All 12 COCO sample people encoded at once (N, K, 2) -> targets -> decode -> image pixels."""
+    codec = _codecs()[name]
+    h_in, w_in = codec.input_size
+    centers, scales, crops, vis = [], [], [], []
+    for box, xy, v in coco_people:
+        center, scale = box_xywh_to_center_scale(box, codec.input_size)
+        crops.append(transform_points(xy, get_warp_matrix(center, scale, codec.input_size, udp=udp_warp(codec))))
+        centers.append(center)
+        scales.append(scale)
+        vis.append(v)
+    crops, vis = np.stack(crops), np.stack(vis)
+    targets = codec.encode(crops, vis)
+    n = len(coco_people)
+    assert targets["heatmaps"].shape == (n, *codec.heatmap_size, 17) and targets["keypoint_weights"].shape == (n, 17)
+    for i in (0, n - 1):  # the same targets as one person at a time
+        single = codec.encode(crops[i], vis[i])
+        np.testing.assert_array_equal(targets["heatmaps"][i], single["heatmaps"])
+        np.testing.assert_array_equal(targets["keypoint_weights"][i], single["keypoint_weights"])
+    keypoints, scores = codec.decode(targets)  # an outputs dict decodes like the array
+    assert keypoints.shape == (n, 17, 2) and scores.shape == (n, 17)
+    image_xy = crop_to_image(keypoints, np.stack(centers), np.stack(scales), codec.input_size)
+    gt = np.stack([xy for _, xy, _ in coco_people])
+    err = np.abs(image_xy - gt) * np.array([w_in, h_in]) / np.stack(scales)[:, None, :]  # input px
+    ok = targets["keypoint_weights"] > 0
+    assert ok.sum() > 100
+    # Within a quarter heatmap pixel (MSRA's quarter-offset decoder) of the annotation, input px.
+    assert err[ok].max() <= 0.25 * w_in / codec.heatmap_size[1] + 1.0, err[ok].max()

@@ -7,7 +7,6 @@ of the codec's vectorised code.
 """
 
 import json
-import types
 
 import cv2
 import numpy as np
@@ -28,6 +27,7 @@ from keras_pose.geometry import box_xywh_to_center_scale
 from keras_pose.geometry import crop_to_image
 from keras_pose.geometry import get_warp_matrix
 from keras_pose.geometry import transform_points
+from keras_pose.preprocessing import default_warp
 
 # pytorch-cpn config.py `symmetry` (COCO left/right pairs).
 CPN_SYMMETRY = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
@@ -176,7 +176,8 @@ def test_encode_levels_match_pytorch_cpn_generate_heatmap(size):
         ]
     )
     vis = np.array([2, 2, 2, 2, 2, 2, 0, 1.0])
-    levels, weights = codec.encode_levels(kp, vis)
+    targets = codec.encode(kp, vis)
+    levels, weights = targets["heatmaps_levels"], targets["keypoint_weights"]
     np.testing.assert_array_equal(weights, [1, 1, 1, 1, 0, 0, 0, 1])
     assert len(levels) == 4
     for kernel, level in zip(codec.kernel_sizes, levels):
@@ -188,22 +189,25 @@ def test_encode_levels_match_pytorch_cpn_generate_heatmap(size):
             expected = _ref_generate_heatmap(kp[j], (h, w), kernel)
             np.testing.assert_allclose(level[..., j], expected, rtol=0, atol=255 * 1e-6)
             assert level[..., j].max() == pytest.approx(255.0)
-    refine, refine_weights = codec.encode(kp, vis)
-    np.testing.assert_array_equal(refine, levels[-1])
-    np.testing.assert_array_equal(refine_weights, weights)
+    np.testing.assert_array_equal(targets["heatmaps"], levels[-1])
+    # Several crops at once give each crop's targets.
+    both = codec.encode(np.stack([kp, kp[::-1]]), np.stack([vis, vis[::-1]]))
+    assert both["heatmaps"].shape == (2, h, w, 8) and len(both["heatmaps_levels"]) == 4
+    np.testing.assert_array_equal(both["heatmaps_levels"][0][0], levels[0])
+    np.testing.assert_array_equal(both["heatmaps"][1], codec.encode(kp[::-1], vis[::-1])["heatmaps"])
 
 
 def test_encode_by_hand_7x7_target():
     codec = _codec()
     # (50.3, 81.9) -> heatmap pixel (12, 20); 7x7 OpenCV kernel [1, 3.5, 7, 9, 7, 3.5, 1] / 32.
-    hm = codec.encode(np.array([[50.3, 81.9]]))[0][..., 0]
+    hm = codec.encode(np.array([[50.3, 81.9]]))["heatmaps"][..., 0]
     g = np.array([1, 3.5, 7, 9, 7, 3.5, 1]) / 32
     expected = np.zeros((64, 48))
     expected[17:24, 9:16] = np.outer(g, g) / g[3] ** 2 * 255
     np.testing.assert_allclose(hm, expected, rtol=0, atol=1e-4)
     # At heatmap pixel 1, OpenCV's reflect-101 border adds the mirrored tail
     # to pixel 0: 2 * 7/32 > 9/32 + 3.5/32, so the target peaks at pixel 0.
-    hm = codec.encode(np.array([[4.0, 80.0]]))[0][..., 0]
+    hm = codec.encode(np.array([[4.0, 80.0]]))["heatmaps"][..., 0]
     assert np.unravel_index(hm.argmax(), hm.shape) == (20, 0)
     # Columns 0, 1, 2 (x 1/32): 7 + 7, 9 + 3.5, 7 + 1.
     np.testing.assert_allclose(hm[20, :3], [255.0, 255 * 12.5 / 14, 255 * 8 / 14], rtol=1e-6)
@@ -216,19 +220,22 @@ def test_encode_tf_equals_encode(size):
     W, H = codec.input_size[1], codec.input_size[0]
     kp = np.concatenate([rng.uniform(-20, [W + 20, H + 20], size=(15, 2)), [[0, 0], [W - 1e-3, H - 1e-3]]])
     vis = rng.choice([0.0, 1.0, 2.0], size=17)
-    heatmaps, weights = codec.encode(kp, vis)
+    targets = codec.encode(kp, vis)
+    heatmaps, weights = targets["heatmaps"], targets["keypoint_weights"]
     fn = tf.function(codec.encode_tf)
-    heatmaps_tf, weights_tf = fn(tf.constant(kp, tf.float32), tf.constant(vis))
-    np.testing.assert_allclose(heatmaps_tf.numpy(), heatmaps, rtol=0, atol=1e-4 * 255)
-    np.testing.assert_array_equal(weights_tf.numpy(), weights)
-    levels, _ = codec.encode_levels(kp.astype(np.float32), vis)
-    levels_tf, weights_tf = codec.encode_levels_tf(kp.astype(np.float32), vis)
+    targets_tf = fn(tf.constant(kp, tf.float32), tf.constant(vis))
+    np.testing.assert_allclose(targets_tf["heatmaps"].numpy(), heatmaps, rtol=0, atol=1e-4 * 255)
+    np.testing.assert_array_equal(targets_tf["keypoint_weights"].numpy(), weights)
+    levels = codec.encode(kp.astype(np.float32), vis)["heatmaps_levels"]
+    levels_tf = codec.encode_tf(kp.astype(np.float32), vis)["heatmaps_levels"]
     for a, b in zip(levels_tf, levels):
         np.testing.assert_allclose(a.numpy(), b, rtol=0, atol=1e-4 * 255)
     # Default visibility (all visible) inside a tf.data map.
     ds = tf.data.Dataset.from_tensor_slices(kp[None].astype(np.float32)).map(codec.encode_tf)
-    hm_ds, w_ds = next(iter(ds))
-    hm_np, w_np = codec.encode(kp.astype(np.float32))
+    element = next(iter(ds))
+    hm_ds, w_ds = element["heatmaps"], element["keypoint_weights"]
+    plain = codec.encode(kp.astype(np.float32))
+    hm_np, w_np = plain["heatmaps"], plain["keypoint_weights"]
     np.testing.assert_allclose(hm_ds.numpy(), hm_np, rtol=0, atol=1e-4 * 255)
     np.testing.assert_array_equal(w_ds.numpy(), w_np)
     np.testing.assert_array_equal(w_np, _inside(kp.astype(np.float32), W, H).astype(np.float32))
@@ -362,9 +369,10 @@ def test_round_trip_on_coco_people(coco_dataset, size):
     errors, inner = [], []
     for inst in coco_dataset:
         center, scale = box_xywh_to_center_scale(inst.bbox, codec.input_size, padding=(1.2, 1.3))
-        matrix = get_warp_matrix(center, scale, codec.input_size, udp=codec.udp)
+        matrix = get_warp_matrix(center, scale, codec.input_size, udp=default_warp(codec) == "udp")
         crop = transform_points(inst.keypoints, matrix)
-        heatmaps, weights = codec.encode(crop, inst.keypoints_visible)
+        targets = codec.encode(crop, inst.keypoints_visible)
+        heatmaps, weights = targets["heatmaps"], targets["keypoint_weights"]
         labelled = inst.keypoints_visible > 0
         np.testing.assert_array_equal(weights > 0, labelled & _inside(crop, W, H))
         keypoints, scores = codec.decode(heatmaps[None])
@@ -394,7 +402,8 @@ def test_round_trip_at_the_crop_border(size):
     edges += [np.stack([np.full_like(t, v), t * H], -1) for v in (0.2, 4.7, 8.1, W - 0.2, W - 5.9)]
     points = np.concatenate(edges)  # > 128 maps in one decode call (OpenCV's channel limit)
     assert len(points) > 500
-    heatmaps, weights = codec.encode(points)
+    targets = codec.encode(points)
+    heatmaps, weights = targets["heatmaps"], targets["keypoint_weights"]
     assert weights.all()
     keypoints, _ = codec.decode(heatmaps)
     err = np.abs(keypoints - points)
@@ -418,7 +427,7 @@ def test_config_round_trip():
     assert CPNHeatmap.from_config(codec.get_config()) == codec
     assert get_codec(codec) is codec
     assert CODECS["CPNHeatmap"] is CPNHeatmap
-    assert codec.udp is False
+    assert default_warp(codec) == "standard" and codec.heatmap_span == (72, 96)
     assert codec.sigma == pytest.approx(1.7) and codec.stride == (4.0, 4.0)
     assert "CPNHeatmap(" in repr(codec)
     with pytest.raises(CodecError, match="MSRAHeatmap"):
@@ -486,7 +495,7 @@ def test_crop_people_with_cpn_decoding_matches_pytorch_cpn_crop():
     """`crop_people` with the preset's padding_xy and mean border vs the golden
     pytorch-cpn crop (test-mode MscocoMulti.augmentationCropImage)."""
     from keras_pose.models.cpn.cpn_pose_estimator import CPN_PREPROCESSING
-    from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+    from keras_pose.preprocessing import resolve_top_down_settings
     from keras_pose.presets.cpn_presets import PRESETS
     from keras_pose.utils.image_io import read_image
 
@@ -499,15 +508,13 @@ def test_crop_people_with_cpn_decoding_matches_pytorch_cpn_crop():
     golden = np.round((golden + (CPN_MEANS / 255).astype(np.float32)) * 255)
 
     def crop(decoding):
-        fake = types.SimpleNamespace(
-            decoding=decoding,
-            preprocessing=dict(CPN_PREPROCESSING),
-            image_size=(256, 192),
-            codec=get_codec(decoding["codec"]),
-            normalize_images=lambda x: np.asarray(x, np.float32),
+        preprocessor, _, _ = resolve_top_down_settings(
+            (256, 192), (64, 48), preprocessing=dict(CPN_PREPROCESSING), decoding=decoding
         )
-        crops, centers, scales = TopDownPoseEstimator.crop_people(fake, image, np.array([[280, 44, 219, 347.0]]))
-        return crops[0], centers[0], scales[0]
+        crops, centers, scales = preprocessor.cropper.crop(
+            image, np.array([[280, 44, 219, 347.0]]), fill_value=preprocessor.crop_fill_value()
+        )
+        return crops[0].astype(np.float32), centers[0], scales[0]
 
     ours, center, scale = crop(entry.decoding)
     np.testing.assert_allclose(scale, [338.325, 451.1], rtol=1e-6)

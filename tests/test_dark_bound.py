@@ -64,10 +64,11 @@ def test_codec_decode_of_noisy_heatmaps_stays_in_the_crop():
     ):
         keypoints, _ = codec.decode(hm)
         locs, _ = get_heatmap_maximum(hm)
-        if codec.udp:
+        if isinstance(codec, UDPHeatmap):
             per_px = np.array([192 / 47, 256 / 63])
         else:
             per_px = np.array([4.0, 4.0])
+        np.testing.assert_allclose(per_px, np.array([192, 256]) / np.array(codec.heatmap_span))
         start = locs * per_px
         # One heatmap pixel in each direction, in input pixels.
         assert (np.abs(keypoints - start) <= per_px + 1e-3).all()

@@ -319,7 +319,7 @@ def test_argmax_decode_tf_matches_codec_maximum():
     for codec in (MSRAHeatmap((32, 24), (8, 6)), UDPHeatmap((32, 24), (8, 6))):
         keypoints, scores = argmax_decode_tf(keras.ops.convert_to_tensor(heatmaps), codec)
         locs, vals = get_heatmap_maximum(heatmaps)
-        scale = (24 / 6, 32 / 8) if not codec.udp else (24 / 5, 32 / 7)
+        scale = (24 / 6, 32 / 8) if isinstance(codec, MSRAHeatmap) else (24 / 5, 32 / 7)
         np.testing.assert_allclose(np.asarray(keypoints), locs * np.array(scale), rtol=1e-6, atol=1e-5)
         np.testing.assert_array_equal(np.asarray(scores), vals)
         np.testing.assert_allclose(np.asarray(keypoints)[1, 1], np.array([3, 2]) * np.array(scale), rtol=1e-6)
@@ -395,7 +395,9 @@ def test_metadata_contents(tmp_path):
     assert meta["keypoints"]["skeleton"] == [list(p) for p in spec.skeleton_indices]
     assert meta["keypoints"]["flip_indices"] == list(spec.flip_indices)
     assert np.array_equal(meta["keypoints"]["keypoint_colors"], spec.keypoint_colors)
-    assert meta["decoding"] == fam.model.decoding
+    assert meta["decoding"] == fam.model.decoding == fam.model.export_decoding()
+    restored = keras.saving.deserialize_keras_object(meta["preprocessing"]["preprocessor"])
+    assert restored.cropper == fam.model.preprocessor.cropper and meta["decoding"]["warp"] == restored.cropper.warp
     assert [o["name"] for o in meta["outputs"]] == ["heatmaps", "keypoints", "scores"]
     assert meta["outputs"][0]["shape"] == [1, 16, 12, 17] and meta["outputs"][1]["shape"] == [1, 17, 2]
     assert meta["heatmaps_output"] == "heatmaps"

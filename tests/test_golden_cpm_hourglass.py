@@ -151,7 +151,11 @@ def test_golden_cpm_hourglass(family, case, tmp_path):
     path = write_checkpoint(family, case, tmp_path / "checkpoint")
     entry = _entry(case)
     model = convert_and_load(family, path, entry, tmp_path / "preset")
-    assert model.decoding == entry.decoding and model.preprocessing == entry.preprocessing
+    # The preset's settings survive (as the task holds them: the old dicts translated once).
+    from keras_pose.preprocessing import legacy_decoding, resolve_top_down_settings
+
+    settings = resolve_top_down_settings(model.image_size, model.heatmap_size, decoding=entry.decoding)
+    assert model.decoding == legacy_decoding(*settings) and model.preprocessing == entry.preprocessing
     _check(family, case, model)
 
 

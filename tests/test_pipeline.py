@@ -26,6 +26,7 @@ from keras_pose.geometry import (
     warp_image,
 )
 from keras_pose.keypoints import get_keypoint_spec
+from keras_pose.preprocessing import PoseImageConverter, TopDownCropper, TopDownPreprocessor
 from keras_pose.utils.image_io import read_image
 
 SIZE = (256, 192)
@@ -128,7 +129,8 @@ def test_eval_crops_and_targets_match_opencv_coco_and_mpii(udp, coco, mpii, imag
             kps = transform_points(inst.keypoints, m)
             np.testing.assert_allclose(meta["keypoints"][i], kps, atol=1e-3)
             # The codec's NumPy encoding of the OpenCV-transformed keypoints.
-            hm_ref, w_ref = codec.encode(kps, np.minimum(inst.keypoints_visible, 1))
+            ref = codec.encode(kps, np.minimum(inst.keypoints_visible, 1))
+            hm_ref, w_ref = ref["heatmaps"], ref["keypoint_weights"]
             assert_same_targets(y["heatmaps"][i], y["keypoint_weights"][i], hm_ref, w_ref)
             assert w_ref.sum() > 0
 
@@ -143,14 +145,17 @@ def test_preprocessing_and_model_dataset(coco):
     fake = types.SimpleNamespace(
         codec=codec,
         image_size=SIZE,
-        preprocessing=pre,
-        decoding={"padding": 1.25},
+        preprocessor=TopDownPreprocessor(
+            cropper=TopDownCropper(SIZE, padding=1.25, warp="udp"), image_converter=PoseImageConverter(**pre)
+        ),
         keypoint_spec=get_keypoint_spec("coco"),
-        _heatmap_size=lambda: (64, 48),
+        heatmap_size=(64, 48),
     )
     (xm, _, _), = elements(model_dataset(fake, coco[:3], batch_size=8, training=False))
     np.testing.assert_array_equal(xm, x)
-    fake._heatmap_size = lambda: (32, 24)
+    with pytest.raises(PipelineError, match="preprocessor"):
+        build_top_down_dataset(coco[:3], codec, preprocessor=fake.preprocessor, padding=1.3)
+    fake.heatmap_size = (32, 24)
     with pytest.raises(PipelineError, match="heatmap"):
         model_dataset(fake, coco[:3])
 
@@ -194,8 +199,8 @@ def test_flip_swaps_left_and_right(coco, images):
         ls, rs = spec.index("left_shoulder"), spec.index("right_shoulder")
         if inst.keypoints_visible[rs] > 0:
             np.testing.assert_allclose(meta["keypoints"][ls], transform_points(mirrored[rs], m), atol=1e-3)
-        hm, w = codec.encode(expected, np.minimum(meta["keypoints_visible"], 1))
-        assert_same_targets(y["heatmaps"], y["keypoint_weights"], hm, w)
+        ref = codec.encode(expected, np.minimum(meta["keypoints_visible"], 1))
+        assert_same_targets(y["heatmaps"], y["keypoint_weights"], ref["heatmaps"], ref["keypoint_weights"])
 
 
 @pytest.mark.parametrize("upper_prob, expected_half", [(1.0, 1), (0.0, 2)])

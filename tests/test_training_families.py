@@ -142,7 +142,8 @@ def test_pipeline_per_level_targets_for_cpn():
     levels = targets["heatmaps_levels"]
     assert isinstance(levels, tuple) and len(levels) == 4
     for i in range(4):
-        expected, weights = codec.encode_levels(meta["keypoints"][i].numpy(), meta["keypoints_visible"][i].numpy())
+        encoded = codec.encode(meta["keypoints"][i].numpy(), meta["keypoints_visible"][i].numpy())
+        expected, weights = encoded["heatmaps_levels"], encoded["keypoint_weights"]
         for level, exp in zip(levels, expected):
             np.testing.assert_allclose(level[i].numpy(), exp, atol=1e-3)  # peak 255
         np.testing.assert_array_equal(targets["keypoint_weights"][i].numpy(), weights)
@@ -200,13 +201,12 @@ def test_hourglass_overfits_coco_sample_crops():
 def test_cpn_overfits_coco_sample_crops():
     """CPN (ResNet 1-1-1-1), GlobalNet L2 on per-level targets + RefineNet OHKM, CPNHeatmap decoding."""
     from keras_pose.models.cpn import CPN, CPNBackbone, CPNLoss
-    from keras_pose.models.cpn.cpn_pose_estimator import cpn_decoding
 
     keras.utils.set_random_seed(0)
     backbone = CPNBackbone(
         stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_filters=[64, 32, 32, 32], image_shape=(128, 96, 3)
     )
-    decoding = cpn_decoding((128, 96), (32, 24))
+    decoding = CPN.default_decoding((128, 96), (32, 24))
     # pytorch-cpn's codec (blurred-pixel targets, its test-time decoding) with
     # the GlobalNet kernels scaled to the 32x24 maps (15, 11, 9, 7 at 64x48)
     # and peak 1 instead of 255.

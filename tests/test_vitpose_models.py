@@ -12,6 +12,7 @@ from keras_pose.models.vitpose import (
     ViTPosePP,
     exact_gelu,
 )
+from keras_pose.preprocessing import legacy_decoding, resolve_top_down_settings
 
 TINY = {"hidden_dim": 32, "num_layers": 2, "num_heads": 4, "mlp_dim": 64}
 TINY_PP = {**TINY, "num_experts": 6, "part_features": 8}
@@ -177,7 +178,10 @@ def test_dataset_decodings_follow_the_active_dataset():
     }
     backbone = ViTPoseBackbone(image_size=(64, 48), **TINY_PP)
     model = ViTPosePP(backbone, deconv_filters=(16, 16), dataset_decodings={"aic": msra})
-    assert model.decoding["codec"]["type"] == "UDPHeatmap"
+    assert model.decoding["codec"]["type"] == "UDPHeatmap" and model.decoding["warp"] == "udp"
+    # The old-style dict as the task holds it: full codec config, the warp its codec implies.
+    msra = legacy_decoding(*resolve_top_down_settings((64, 48), (16, 12), decoding=msra))
+    assert msra["codec"]["unbiased"] is False and msra["warp"] == "standard"
     assert model.with_dataset("aic").decoding == msra
     assert model.with_dataset("mpii").decoding == model.decoding
     assert model.fuse_experts("aic").decoding == msra

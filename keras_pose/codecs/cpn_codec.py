@@ -21,7 +21,7 @@ subtract the padding, clip to ``[0, w - 1] x [0, h - 1]``, and map heatmap px
 ``heatmap / 255 + 0.5`` of the *unnormalised* map at the rounded location.
 
 Coordinate frames (CONTRIBUTING.md): ``encode`` takes keypoints in the
-standard (``udp = False``) crop; ``decode`` returns box-frame input pixels
+standard-warp crop (``TopDownCropper(warp="standard")``); ``decode`` returns box-frame input pixels
 (``u`` in 0..W maps to ``x = cx - sw / 2 + u * sw / W``), which is exactly
 CPN's ``(4 x + 2) / W * (x2 - x1) + x1`` for a crop box ``[x1, x2]``; map them
 to the image with ``keras_pose.geometry.crop_to_image``.
@@ -40,10 +40,12 @@ batched. ``input_size`` and ``heatmap_size`` are ``(height, width)``.
 import cv2
 import numpy as np
 
-from keras_pose.codecs.heatmap_codecs import _VISIBLE_THRESHOLD
-from keras_pose.codecs.heatmap_codecs import _as_size
-from keras_pose.codecs.heatmap_codecs import _HeatmapCodec
-from keras_pose.codecs.refinement import CodecError
+from keras_pose.codecs.array_ops import NUMPY_OPS
+from keras_pose.codecs.base import VISIBLE_THRESHOLD
+from keras_pose.codecs.base import register_codec
+from keras_pose.codecs.heatmap_codecs import HeatmapCodec
+from keras_pose.codecs.refinement import check_odd_kernel
+from keras_pose.errors import CodecError
 
 # OpenCV 3.x / 4.x small_gaussian_tab (getGaussianKernel with sigma <= 0).
 _OPENCV_SMALL_KERNELS = {
@@ -52,6 +54,10 @@ _OPENCV_SMALL_KERNELS = {
     5: (0.0625, 0.25, 0.375, 0.25, 0.0625),
     7: (0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125),
 }
+_KERNEL_HINT = (
+    "pytorch-cpn uses kernel sizes (15, 11, 9, 7) at 256x192, (23, 17, 13, 9) at 384x288 and a 21 px "
+    "decoding blur"
+)
 
 
 def opencv_gaussian_kernel(ksize):
@@ -65,7 +71,7 @@ def opencv_gaussian_kernel(ksize):
         ``ksize <= 7``, else ``exp(-x^2 / (2 sigma^2))`` with ``sigma = 0.3 *
         ((ksize - 1) / 2 - 1) + 0.8``, normalised to sum 1.
     """
-    ksize = _check_odd(ksize, "kernel size")
+    ksize = check_odd_kernel(ksize, "kernel size", _KERNEL_HINT)
     if ksize in _OPENCV_SMALL_KERNELS:
         k = np.asarray(_OPENCV_SMALL_KERNELS[ksize], dtype=np.float32).astype(np.float64)
     else:
@@ -75,32 +81,18 @@ def opencv_gaussian_kernel(ksize):
     return k * (1.0 / k.sum())
 
 
-def _check_odd(value, name):
-    try:
-        ok = int(value) == value and value >= 1 and int(value) % 2 == 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise CodecError(
-            f"`{name}` must be a positive odd integer, got {value!r} (pytorch-cpn uses "
-            "kernel sizes (15, 11, 9, 7) at 256x192, (23, 17, 13, 9) at 384x288 and a 21 "
-            "px decoding blur)."
-        )
-    return int(value)
-
-
-def _reflect101_delta_1d(index, length, kernel, xp=np):
+def _reflect101_delta_1d(index, length, kernel, xp=NUMPY_OPS):
     """1-D ``BORDER_REFLECT_101`` convolution of unit impulses with ``kernel``.
 
     Args:
-        index: ``(K,)`` impulse positions (float64 holding integers; any
+        index: ``(N, K)`` impulse positions (float64 holding integers; any
             value, masked by the caller when outside ``0..length-1``).
         length: signal length (> kernel radius).
         kernel: float64 ``(2r + 1,)`` kernel (symmetric).
-        xp: ``numpy`` or ``tensorflow`` namespace.
+        xp: `NUMPY_OPS` or `tensorflow_ops()`.
 
     Returns:
-        float64 ``(length, K)``: ``out[i] = g(i - c) + [c > 0] g(i + c) +
+        float64 ``(length, N, K)``: ``out[i] = g(i - c) + [c > 0] g(i + c) +
         [c < L - 1] g(2 (L - 1) - c - i)`` with ``g(d) = kernel[d + r]`` for
         ``|d| <= r``, else 0; the three terms are the impulse and its two
         single reflections (enough because ``r < length``).
@@ -108,36 +100,25 @@ def _reflect101_delta_1d(index, length, kernel, xp=np):
     r = (len(kernel) - 1) // 2
     padded = np.concatenate([np.zeros(1), np.asarray(kernel, np.float64), np.zeros(1)])
 
-    def g(d):
-        # d -> kernel value; |d| > r -> 0 via the zero guards at both ends.
-        idx = d + (r + 1)
-        if xp is np:
-            idx = np.clip(idx, 0, 2 * r + 2).astype(np.int64)
-            return padded[idx]
-        import tensorflow as tf
+    def g(d):  # d -> kernel value; |d| > r -> 0 via the zero guards at both ends
+        return xp.gather(padded, xp.clip(d + (r + 1), 0.0, float(2 * r + 2)))
 
-        idx = tf.cast(tf.clip_by_value(idx, 0.0, float(2 * r + 2)), tf.int32)
-        return tf.gather(tf.constant(padded, tf.float64), idx)
-
-    if xp is np:
-        i = np.arange(length, dtype=np.float64)[:, None]
-        c = np.asarray(index, np.float64)[None, :]
-        zero = np.zeros_like(i + c)
-        left = np.where(c > 0, g(i + c), zero)
-        right = np.where(c < length - 1, g(2.0 * (length - 1) - c - i), zero)
-        return g(i - c) + left + right
-    import tensorflow as tf
-
-    i = tf.range(length, dtype=tf.float64)[:, None]
-    c = tf.cast(index, tf.float64)[None, :]
-    zero = tf.zeros_like(i + c)
-    left = tf.where(c > 0, g(i + c), zero)
-    right = tf.where(c < length - 1, g(2.0 * (length - 1) - c - i), zero)
+    i = xp.arange(length)[:, None, None]
+    c = index[None]
+    zero = xp.zeros_like(i + c)
+    left = xp.where(c > 0, g(i + c), zero)
+    right = xp.where(c < length - 1, g(2.0 * (length - 1) - c - i), zero)
     return g(i - c) + left + right
 
 
-class CPNHeatmap(_HeatmapCodec):
+@register_codec("CPNHeatmap")
+class CPNHeatmap(HeatmapCodec):
     """pytorch-cpn targets (blurred single pixel, peak 255) and test-time decoding.
+
+    Targets (`encode`): ``"heatmaps"`` (the RefineNet target, the last of
+    ``kernel_sizes``), ``"keypoint_weights"`` and ``"heatmaps_levels"``, a
+    tuple with one target per GlobalNet level (``kernel_sizes`` order), which
+    `keras_pose.losses.CPNLoss` trains the levels on.
 
     Args:
         input_size: model input ``(height, width)``.
@@ -146,7 +127,7 @@ class CPNHeatmap(_HeatmapCodec):
         kernel_sizes: odd ``cv2.GaussianBlur`` kernel of each GlobalNet
             level's target, coarsest level first (the order of the CPN
             model's ``global_0`` .. ``global_3`` and of ``CPNLoss``'s
-            ``heatmaps_levels``); RefineNet (``encode``) uses the last.
+            ``heatmaps_levels``); RefineNet (``"heatmaps"``) uses the last.
             pytorch-cpn: ``(15, 11, 9, 7)`` at 256x192 (``config.py`` gk15 ..
             gk7), ``(23, 17, 13, 9)`` at 384x288.
         target_peak: value of each target's maximum (255).
@@ -158,11 +139,11 @@ class CPNHeatmap(_HeatmapCodec):
         score_offset: keypoint score ``= heatmap / target_peak +
             score_offset`` (0.5).
 
-    ``udp = False``: use the standard warp. ``sigma`` (read-only) is the
-    OpenCV sigma of the RefineNet kernel, for reference only.
+    Trained on standard-warp crops. ``sigma`` (read-only) is the OpenCV
+    sigma of the RefineNet kernel, for reference only.
     """
 
-    udp = False
+    target_keys = ("heatmaps", "keypoint_weights", "heatmaps_levels")
 
     def __init__(
         self,
@@ -175,8 +156,7 @@ class CPNHeatmap(_HeatmapCodec):
         shift=0.25,
         score_offset=0.5,
     ):
-        self.input_size = _as_size(input_size, "input_size")
-        self.heatmap_size = _as_size(heatmap_size, "heatmap_size")
+        super().__init__(input_size, heatmap_size)
         if isinstance(kernel_sizes, (int, np.integer)):
             kernel_sizes = (kernel_sizes,)
         try:
@@ -188,7 +168,7 @@ class CPNHeatmap(_HeatmapCodec):
             ) from None
         if not kernel_sizes:
             raise CodecError("`kernel_sizes` must name at least one kernel, e.g. (15, 11, 9, 7).")
-        self.kernel_sizes = tuple(_check_odd(k, "kernel_sizes") for k in kernel_sizes)
+        self.kernel_sizes = tuple(check_odd_kernel(k, "kernel_sizes", _KERNEL_HINT) for k in kernel_sizes)
         h, w = self.heatmap_size
         too_big = [k for k in self.kernel_sizes if (k - 1) // 2 >= min(h, w)]
         if too_big:
@@ -199,7 +179,7 @@ class CPNHeatmap(_HeatmapCodec):
         self.target_peak = float(target_peak)
         if not self.target_peak > 0:
             raise CodecError(f"`target_peak` must be positive, got {target_peak!r} (255 in pytorch-cpn).")
-        self.blur_kernel_size = _check_odd(blur_kernel_size, "blur_kernel_size")
+        self.blur_kernel_size = check_odd_kernel(blur_kernel_size, "blur_kernel_size", _KERNEL_HINT)
         self.blur_border = int(blur_border)
         if self.blur_border != blur_border or self.blur_border < 0:
             raise CodecError(f"`blur_border` must be a non-negative integer, got {blur_border!r} (10).")
@@ -219,109 +199,37 @@ class CPNHeatmap(_HeatmapCodec):
         (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
         return (iw / hw, ih / hh)
 
-    def _input_to_heatmap(self):
-        (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
-        return (hw / iw, hh / ih)
-
     # --- encode ---------------------------------------------------------------
-    def _pixels_and_weights(self, kp, vis):
-        """Integer heatmap pixels ``floor(p / stride)`` and target weights."""
-        h, w = self.heatmap_size
-        pix = np.floor(kp * np.asarray(self._input_to_heatmap(), np.float64))
-        finite = np.isfinite(pix).all(-1)
-        pix = np.where(finite[:, None], pix, -1.0)
-        inside = (pix[:, 0] >= 0) & (pix[:, 0] < w) & (pix[:, 1] >= 0) & (pix[:, 1] < h)
-        keep = (vis >= _VISIBLE_THRESHOLD) & inside & finite
-        weights = np.where(keep, np.clip(vis, 0.0, 1.0), 0.0).astype(np.float32)
-        return pix, keep, weights
+    def targets(self, kp, visible, xp):
+        """Targets of ``N`` crops: a 1 at heatmap pixel ``floor(p / stride)``, blurred, peak `target_peak`.
 
-    def _target(self, pix, keep, kernel_size):
-        h, w = self.heatmap_size
-        kernel = self._kernels[kernel_size]
-        bx = _reflect101_delta_1d(pix[:, 0], w, kernel)  # (w, K)
-        by = _reflect101_delta_1d(pix[:, 1], h, kernel)  # (h, K)
-        maps = by[:, None, :] * bx[None, :, :]
-        peak = bx.max(axis=0) * by.max(axis=0)
-        peak = np.where(keep, peak, 1.0)
-        maps = maps / (peak / self.target_peak)
-        return np.where(keep[None, None, :], maps, 0.0).astype(np.float32)
-
-    def encode_levels(self, keypoints, keypoints_visible=None):
-        """One target per GlobalNet level (``kernel_sizes`` order).
-
-        Args:
-            keypoints: ``(K, 2)`` ``(x, y)`` crop (model input) pixels from
-                the standard warp.
-            keypoints_visible: ``(K,)``; joints below 0.5 (COCO ``v = 0``)
-                get an empty map and weight 0. Defaults to all visible.
-
-        Returns:
-            ``(levels, keypoint_weights)``: a list of float32 ``(h, w, K)``
-            maps (peak ``target_peak``), one per kernel, for
-            ``y_true["heatmaps_levels"]``; float32 ``(K,)`` weights
-            ``min(visible, 1)``, 0 for unlabelled joints and joints outside
-            the crop (``floor(p / stride)`` off the map; pytorch-cpn zeroes
-            their visibility). pytorch-cpn's GlobalNet loss additionally
-            drops ``v = 1`` (labelled, occluded) joints (``valid > 1.1``),
-            its RefineNet loss keeps them (``valid > 0.1``).
+        Weights are ``min(visible, 1)``, 0 for unlabelled joints and joints
+        outside the crop (``floor(p / stride)`` off the map; pytorch-cpn
+        zeroes their visibility). pytorch-cpn's GlobalNet loss additionally
+        drops ``v = 1`` (labelled, occluded) joints (``valid > 1.1``), its
+        RefineNet loss keeps them (``valid > 0.1``).
         """
-        kp, vis = self._check_encode_args(keypoints, keypoints_visible)
-        pix, keep, weights = self._pixels_and_weights(kp, vis)
-        levels = [self._target(pix, keep, k) for k in self.kernel_sizes]
-        return levels, weights
-
-    def encode(self, keypoints, keypoints_visible=None):
-        """The RefineNet target (last of ``kernel_sizes``).
-
-        Args / Returns: see :meth:`encode_levels`; returns ``(heatmaps (h, w,
-        K) float32, keypoint_weights (K,) float32)``.
-        """
-        kp, vis = self._check_encode_args(keypoints, keypoints_visible)
-        pix, keep, weights = self._pixels_and_weights(kp, vis)
-        return self._target(pix, keep, self.kernel_sizes[-1]), weights
-
-    def _encode_tf(self, keypoints, keypoints_visible, kernel_sizes):
-        import tensorflow as tf
-
         h, w = self.heatmap_size
-        kp = tf.reshape(tf.cast(tf.convert_to_tensor(keypoints), tf.float64), [-1, 2])
-        if keypoints_visible is None:
-            vis = tf.ones(tf.shape(kp)[:1], dtype=tf.float64)
-        else:
-            vis = tf.reshape(tf.cast(tf.convert_to_tensor(keypoints_visible), tf.float64), [-1])
-        pix = tf.floor(kp * tf.constant(self._input_to_heatmap(), tf.float64))
-        finite = tf.reduce_all(tf.math.is_finite(pix), axis=-1)
-        pix = tf.where(finite[:, None], pix, -tf.ones_like(pix))
-        x, y = pix[:, 0], pix[:, 1]
+        (ih, iw) = self.input_size
+        pix = xp.floor(kp * np.array([w / iw, h / ih], np.float64))
+        finite = xp.all(xp.isfinite(pix), axis=-1)
+        pix = xp.where(finite[..., None], pix, -xp.ones_like(pix))
+        x, y = pix[..., 0], pix[..., 1]
         inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        keep = (vis >= _VISIBLE_THRESHOLD) & inside & finite
-        weights = tf.cast(tf.where(keep, tf.clip_by_value(vis, 0.0, 1.0), tf.zeros_like(vis)), tf.float32)
+        keep = (visible >= VISIBLE_THRESHOLD) & inside & finite
+        weights = xp.cast(xp.where(keep, xp.clip(visible, 0.0, 1.0), xp.zeros_like(visible)), xp.float32)
         levels = []
-        for k in kernel_sizes:
+        for k in self.kernel_sizes:
             kernel = self._kernels[k]
-            bx = _reflect101_delta_1d(x, w, kernel, xp=tf)
-            by = _reflect101_delta_1d(y, h, kernel, xp=tf)
-            maps = by[:, None, :] * bx[None, :, :]
-            peak = tf.reduce_max(bx, axis=0) * tf.reduce_max(by, axis=0)
-            peak = tf.where(keep, peak, tf.ones_like(peak))
-            maps = maps / (peak / self.target_peak)
-            maps = tf.where(keep[None, None, :], maps, tf.zeros_like(maps))
-            levels.append(tf.cast(maps, tf.float32))
-        return levels, weights
-
-    def encode_tf(self, keypoints, keypoints_visible=None):
-        """TensorFlow version of :meth:`encode` (graph compatible, for tf.data).
-
-        Returns ``(heatmaps (h, w, K) float32, keypoint_weights (K,)
-        float32)`` tensors equal to :meth:`encode` (float64 math; within
-        1e-9 of the 255 peak).
-        """
-        levels, weights = self._encode_tf(keypoints, keypoints_visible, self.kernel_sizes[-1:])
-        return levels[0], weights
-
-    def encode_levels_tf(self, keypoints, keypoints_visible=None):
-        """TensorFlow version of :meth:`encode_levels`: ``(list of (h, w, K), (K,))``."""
-        return self._encode_tf(keypoints, keypoints_visible, self.kernel_sizes)
+            bx = xp.transpose(_reflect101_delta_1d(x, w, kernel, xp), (1, 0, 2))  # (N, w, K)
+            by = xp.transpose(_reflect101_delta_1d(y, h, kernel, xp), (1, 0, 2))  # (N, h, K)
+            maps = by[:, :, None, :] * bx[:, None, :, :]
+            peak = xp.reduce_max(bx, axis=1) * xp.reduce_max(by, axis=1)
+            peak = xp.where(keep, peak, xp.ones_like(peak))
+            maps = maps / (peak / self.target_peak)[:, None, None, :]
+            maps = xp.where(keep[:, None, None, :], maps, xp.zeros_like(maps))
+            levels.append(xp.cast(maps, xp.float32))
+        return {"heatmaps": levels[-1], "keypoint_weights": weights, "heatmaps_levels": tuple(levels)}
 
     # --- decode ---------------------------------------------------------------
     def _blur(self, maps):
@@ -335,23 +243,21 @@ class CPNHeatmap(_HeatmapCodec):
             out[..., start : start + step] = res.reshape(chunk.shape)
         return out
 
-    def decode(self, heatmaps):
-        """pytorch-cpn test-time decoding.
+    def decode_heatmaps(self, hm):
+        """pytorch-cpn test-time decoding (`decode` checks the input and calls this).
 
         Args:
-            heatmaps: ``(N, h, w, K)`` or ``(h, w, K)`` model heatmaps (after
-                the flip-test average, as CPN's ``score_map``).
+            hm: ``(N, h, w, K)`` float32 model heatmaps (after the flip-test
+                average, as CPN's ``score_map``).
 
         Returns:
             ``(keypoints, scores)``: float32 ``(N, K, 2)`` box-frame input
             pixels ``(x + 0.5) * stride`` and float32 ``(N, K)`` keypoint
             scores ``heatmap / target_peak + score_offset`` at the rounded
-            location (CPN's ``r0``); ``(K, 2)`` / ``(K,)`` unbatched. A map
-            whose maximum is 0 gives NaN after the normalisation, as in
-            pytorch-cpn; its keypoint then lands at the padded map's origin
-            (clipped to heatmap pixel (0, 0)).
+            location (CPN's ``r0``). A map whose maximum is 0 gives NaN after
+            the normalisation, as in pytorch-cpn; its keypoint then lands at
+            the padded map's origin (clipped to heatmap pixel (0, 0)).
         """
-        hm, unbatched = self._check_decode_args(heatmaps)
         n, h, w, k = hm.shape
         b = self.blur_border
         # Normalise each map by its maximum in float32, as CPN does in place.
@@ -386,19 +292,19 @@ class CPNHeatmap(_HeatmapCodec):
         sx, sy = self.stride
         keypoints = np.stack([(x + 0.5) * sx, (y + 0.5) * sy], axis=-1).reshape(n, k, 2).astype(np.float32)
         scores = scores.reshape(n, k).astype(np.float32)
-        if unbatched:
-            return keypoints[0], scores[0]
         return keypoints, scores
 
     # --- config ---------------------------------------------------------------
     def get_config(self):
-        return {
-            "input_size": list(self.input_size),
-            "heatmap_size": list(self.heatmap_size),
-            "kernel_sizes": list(self.kernel_sizes),
-            "target_peak": self.target_peak,
-            "blur_kernel_size": self.blur_kernel_size,
-            "blur_border": self.blur_border,
-            "shift": self.shift,
-            "score_offset": self.score_offset,
-        }
+        config = super().get_config()
+        config.update(
+            {
+                "kernel_sizes": list(self.kernel_sizes),
+                "target_peak": self.target_peak,
+                "blur_kernel_size": self.blur_kernel_size,
+                "blur_border": self.blur_border,
+                "shift": self.shift,
+                "score_offset": self.score_offset,
+            }
+        )
+        return config

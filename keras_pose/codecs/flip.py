@@ -17,7 +17,7 @@ it is offset by ``1 / stride - 1`` heatmap px in x; ``shift_heatmap=True``
 
 import numpy as np
 
-from keras_pose.codecs.refinement import CodecError
+from keras_pose.errors import CodecError
 
 
 def _check_indices(flip_indices, k):

@@ -1,13 +1,17 @@
 """Top-down heatmap codecs: Gaussian target encoding and keypoint decoding.
 
-A codec turns keypoints in model-input pixels into training targets
-(``encode`` with NumPy, ``encode_tf`` with TensorFlow ops for ``tf.data``)
-and model heatmaps back into keypoints (``decode``, NumPy + OpenCV).
+A heatmap codec turns the keypoints of ``N`` crops, in model-input pixels,
+into training targets (``encode`` with NumPy, ``encode_tf`` with TensorFlow
+ops for ``tf.data``, both from one definition, `gaussian_heatmaps`) and model
+heatmaps back into keypoints (``decode``, NumPy + OpenCV); see
+`keras_pose.codecs.base` for the interface.
 
 Coordinate frames (see CONTRIBUTING.md and ``keras_pose.geometry``):
 
-- ``encode`` takes keypoints in the crop produced by the *matching* warp,
-  ``get_warp_matrix(..., udp=codec.udp)`` followed by ``transform_points``;
+- ``encode`` takes keypoints in the crop produced by the warp the model was
+  trained with (``warp="udp"`` for ``UDPHeatmap``, ``"standard"`` for
+  ``MSRAHeatmap`` in every released model; the cropper holds that setting)
+  followed by ``transform_points``;
 - ``decode`` returns keypoints in the *box frame* (``u`` in 0..W maps to
   ``x = cx - sw / 2 + u * sw / W``) for both codecs; map them to the image
   with ``keras_pose.geometry.crop_to_image``.
@@ -23,36 +27,22 @@ batched. ``input_size`` and ``heatmap_size`` are ``(height, width)``.
 
 import numpy as np
 
+from keras_pose.codecs.array_ops import NUMPY_OPS
+from keras_pose.codecs.array_ops import tensorflow_ops
+from keras_pose.codecs.base import VISIBLE_THRESHOLD
+from keras_pose.codecs.base import PoseCodec
+from keras_pose.codecs.base import check_keypoints
+from keras_pose.codecs.base import check_keypoints_tf
+from keras_pose.codecs.base import register_codec
+from keras_pose.codecs.base import unbatch_targets
 from keras_pose.codecs.refinement import DARK_VARIANTS
-from keras_pose.codecs.refinement import CodecError
+from keras_pose.codecs.refinement import check_odd_kernel
 from keras_pose.codecs.refinement import get_heatmap_maximum
 from keras_pose.codecs.refinement import refine_keypoints
 from keras_pose.codecs.refinement import refine_keypoints_dark
 from keras_pose.codecs.refinement import refine_keypoints_dark_udp
-
-_VISIBLE_THRESHOLD = 0.5
-
-
-def _as_size(size, name):
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise CodecError(
-            f"`{name}` must be a (height, width) pair of positive integers, got "
-            f"{size!r}; e.g. input_size=(256, 192), heatmap_size=(64, 48)."
-        ) from None
-    if h <= 1 or w <= 1:
-        raise CodecError(f"`{name}` must be at least (2, 2), got {size!r}.")
-    return (h, w)
-
-
-def _check_kernel(kernel):
-    if int(kernel) != kernel or kernel < 1 or kernel % 2 != 1:
-        raise CodecError(
-            f"`blur_kernel_size` must be a positive odd integer, got {kernel!r} "
-            "(11 for sigma 2, 17 for sigma 3)."
-        )
-    return int(kernel)
+from keras_pose.errors import CodecError
+from keras_pose.geometry import as_size
 
 
 def _check_sigma(sigma):
@@ -62,23 +52,28 @@ def _check_sigma(sigma):
     return sigma
 
 
-def _gaussian_numpy(kp_hm, visible, heatmap_size, sigma, mode):
-    """Shared NumPy encoder.
+def gaussian_heatmaps(kp_hm, visible, heatmap_size, sigma, mode, xp=NUMPY_OPS):
+    """Gaussian targets of ``N`` instances (the one definition for NumPy and TF).
 
     Args:
-        kp_hm: ``(K, 2)`` float64 keypoints in heatmap pixels.
-        visible: ``(K,)`` float64 visibility.
+        kp_hm: ``(N, K, 2)`` float64 keypoints in heatmap pixels.
+        visible: ``(N, K)`` float64 visibility.
         heatmap_size: ``(h, w)``.
         sigma: Gaussian sigma in heatmap px.
-        mode: ``"msra"`` (integer-centred, windowed), ``"udp"`` (sub-pixel
-            centre, windowed) or ``"dark"`` (sub-pixel centre, full map).
+        mode: ``"msra"`` (integer-centred, windowed; mmpose
+            ``generate_gaussian_heatmaps``), ``"udp"`` (sub-pixel centre,
+            windowed; ``generate_udp_gaussian_heatmaps``) or ``"dark"``
+            (sub-pixel centre, full map; ``generate_unbiased_gaussian_heatmaps``).
+        xp: `keras_pose.codecs.array_ops.NUMPY_OPS` or `tensorflow_ops()`.
 
     Returns:
-        ``(heatmaps (h, w, K) float32, weights (K,) float32)``.
+        ``(heatmaps (N, h, w, K) float32, weights (N, K) float32)``: peak 1;
+        weight ``min(visible, 1)``, 0 for joints below the visibility
+        threshold, non-finite or with their window outside the map.
     """
     h, w = heatmap_size
     radius = 3.0 * sigma
-    x, y = kp_hm[:, 0], kp_hm[:, 1]
+    x, y = kp_hm[..., 0], kp_hm[..., 1]
     if mode == "dark":
         left, top = x - radius, y - radius
         right, bottom = x + radius + 1, y + radius + 1
@@ -86,170 +81,109 @@ def _gaussian_numpy(kp_hm, visible, heatmap_size, sigma, mode):
     else:
         # Integer pixel of the keypoint and the (2r+1)-wide window around
         # it; int() truncation toward zero as in mmpose.
-        mu_x, mu_y = np.trunc(x + 0.5), np.trunc(y + 0.5)
-        left, top = np.trunc(mu_x - radius), np.trunc(mu_y - radius)
-        right, bottom = np.trunc(mu_x + radius + 1), np.trunc(mu_y + radius + 1)
-        half = np.floor(radius + 0.5)  # (2r + 1) // 2
+        mu_x, mu_y = xp.trunc(x + 0.5), xp.trunc(y + 0.5)
+        left, top = xp.trunc(mu_x - radius), xp.trunc(mu_y - radius)
+        right, bottom = xp.trunc(mu_x + radius + 1), xp.trunc(mu_y + radius + 1)
+        half = float(np.floor(radius + 0.5))  # (2r + 1) // 2
         cx, cy = left + half, top + half
         if mode == "udp":
             cx, cy = cx + (x - mu_x), cy + (y - mu_y)
-        extent = np.ceil(2 * radius + 1)  # length of the Gaussian patch
-        right = np.minimum(right, left + extent)
-        bottom = np.minimum(bottom, top + extent)
-    labelled = visible >= _VISIBLE_THRESHOLD
+        extent = float(np.ceil(2 * radius + 1))  # length of the Gaussian patch
+        right = xp.minimum(right, left + extent)
+        bottom = xp.minimum(bottom, top + extent)
+    labelled = visible >= VISIBLE_THRESHOLD
     inside = ~((left >= w) | (top >= h) | (right < 0) | (bottom < 0))
-    keep = labelled & inside & np.isfinite(x) & np.isfinite(y)
+    keep = labelled & inside & xp.isfinite(x) & xp.isfinite(y)
 
-    gx = np.arange(w, dtype=np.float64)[None, :, None]
-    gy = np.arange(h, dtype=np.float64)[:, None, None]
-    d2 = (gx - cx[None, None, :]) ** 2 + (gy - cy[None, None, :]) ** 2
-    g = np.exp(-d2 / (2.0 * sigma**2))
-    mask = keep[None, None, :]
+    def per_map(value):  # (N, K) -> (N, 1, 1, K), broadcast over the map
+        return value[:, None, None, :]
+
+    gx = xp.arange(w)[None, None, :, None]
+    gy = xp.arange(h)[None, :, None, None]
+    g = xp.exp(-((gx - per_map(cx)) ** 2 + (gy - per_map(cy)) ** 2) / (2.0 * sigma**2))
+    mask = per_map(keep)
     if mode != "dark":
         mask = (
             mask
-            & (gx >= left[None, None, :])
-            & (gx < right[None, None, :])
-            & (gy >= top[None, None, :])
-            & (gy < bottom[None, None, :])
+            & (gx >= per_map(left))
+            & (gx < per_map(right))
+            & (gy >= per_map(top))
+            & (gy < per_map(bottom))
         )
-    heatmaps = np.where(mask, g, 0.0).astype(np.float32)
-    weights = np.where(keep, np.clip(visible, 0.0, 1.0), 0.0).astype(np.float32)
+    heatmaps = xp.cast(xp.where(mask, g, xp.zeros_like(g)), xp.float32)
+    weights = xp.cast(xp.where(keep, xp.clip(visible, 0.0, 1.0), xp.zeros_like(visible)), xp.float32)
     return heatmaps, weights
 
 
-def _gaussian_tf(kp_hm, visible, heatmap_size, sigma, mode):
-    """TensorFlow twin of :func:`_gaussian_numpy` (float64 math)."""
-    import tensorflow as tf
+class HeatmapCodec(PoseCodec):
+    """Base of the top-down heatmap codecs: sizes, argument checks, encode / decode plumbing.
 
-    h, w = heatmap_size
-    radius = 3.0 * sigma
-    x, y = kp_hm[:, 0], kp_hm[:, 1]
-    if mode == "dark":
-        left, top = x - radius, y - radius
-        right, bottom = x + radius + 1, y + radius + 1
-        cx, cy = x, y
-    else:
-        def trunc(v):  # toward zero, like int() / np.trunc
-            return tf.sign(v) * tf.floor(tf.abs(v))
+    Subclasses implement `targets(kp, visible, xp)` (batched float64 input
+    pixels -> dict of targets), `refine(locs, heatmaps)` and
+    `heatmap_to_input(locs)` (or override `decode_heatmaps`).
 
-        mu_x, mu_y = trunc(x + 0.5), trunc(y + 0.5)
-        left, top = trunc(mu_x - radius), trunc(mu_y - radius)
-        right, bottom = trunc(mu_x + radius + 1), trunc(mu_y + radius + 1)
-        half = float(np.floor(radius + 0.5))
-        cx, cy = left + half, top + half
-        if mode == "udp":
-            cx, cy = cx + (x - mu_x), cy + (y - mu_y)
-        extent = float(np.ceil(2 * radius + 1))
-        right = tf.minimum(right, left + extent)
-        bottom = tf.minimum(bottom, top + extent)
-    labelled = visible >= _VISIBLE_THRESHOLD
-    outside = (left >= w) | (top >= h) | (right < 0) | (bottom < 0)
-    finite = tf.math.is_finite(x) & tf.math.is_finite(y)
-    keep = labelled & tf.logical_not(outside) & finite
+    Args:
+        input_size: model input ``(height, width)``.
+        heatmap_size: heatmap ``(height, width)``.
+    """
 
-    gx = tf.range(w, dtype=tf.float64)[None, :, None]
-    gy = tf.range(h, dtype=tf.float64)[:, None, None]
-    d2 = tf.square(gx - cx[None, None, :]) + tf.square(gy - cy[None, None, :])
-    g = tf.exp(-d2 / (2.0 * sigma**2))
-    mask = keep[None, None, :]
-    if mode != "dark":
-        mask = (
-            mask
-            & (gx >= left[None, None, :])
-            & (gx < right[None, None, :])
-            & (gy >= top[None, None, :])
-            & (gy < bottom[None, None, :])
-        )
-    heatmaps = tf.cast(tf.where(mask, g, tf.zeros_like(g)), tf.float32)
-    weights = tf.where(keep, tf.clip_by_value(visible, 0.0, 1.0), tf.zeros_like(visible))
-    return heatmaps, tf.cast(weights, tf.float32)
+    target_keys = ("heatmaps", "keypoint_weights")
 
+    def __init__(self, input_size, heatmap_size):
+        self.input_size = as_size(input_size, "input_size", minimum=2, error=CodecError)
+        self.heatmap_size = as_size(heatmap_size, "heatmap_size", minimum=2, error=CodecError)
 
-class _HeatmapCodec:
-    """Shared plumbing of the Gaussian heatmap codecs."""
+    @property
+    def heatmap_span(self):
+        """``(w_span, h_span)``: heatmap px spanning the input width / height.
 
-    udp = False
-
-    def __init__(self, input_size, heatmap_size, sigma=2.0, blur_kernel_size=11):
-        self.input_size = _as_size(input_size, "input_size")
-        self.heatmap_size = _as_size(heatmap_size, "heatmap_size")
-        self.sigma = _check_sigma(sigma)
-        self.blur_kernel_size = _check_kernel(blur_kernel_size)
-
-    # --- coordinate scaling (subclasses define the factor) -----------------
-    def _input_to_heatmap(self):
-        """Factor ``(fx, fy)``: heatmap px = input px * factor (float64)."""
-        raise NotImplementedError
-
-    def _encode_mode(self):
-        raise NotImplementedError
+        ``decode`` maps a heatmap location ``x`` to input px ``x * W /
+        w_span``: ``(w, h)`` for codecs on pixel edges (MSRA, CPN), ``(w - 1,
+        h - 1)`` for UDP (pixel centres). Export's in-graph argmax decoding
+        uses it.
+        """
+        return (self.heatmap_size[1], self.heatmap_size[0])
 
     # --- encode ---------------------------------------------------------------
-    def _check_encode_args(self, keypoints, keypoints_visible):
-        kp = np.asarray(keypoints, dtype=np.float64)
-        if kp.ndim != 2 or kp.shape[-1] != 2:
-            raise CodecError(
-                f"`keypoints` must be (K, 2) (x, y) input pixels of one person, got "
-                f"shape {kp.shape}. Encode one instance at a time."
-            )
-        if keypoints_visible is None:
-            vis = np.ones(kp.shape[0], dtype=np.float64)
-        else:
-            vis = np.asarray(keypoints_visible, dtype=np.float64)
-            if vis.shape == (kp.shape[0], 1):
-                vis = vis[:, 0]
-            if vis.shape != (kp.shape[0],):
-                raise CodecError(
-                    f"`keypoints_visible` must be ({kp.shape[0]},) to match keypoints "
-                    f"{kp.shape}, got {vis.shape}."
-                )
-        return kp, vis
+    def targets(self, kp, visible, xp):
+        raise NotImplementedError
 
     def encode(self, keypoints, keypoints_visible=None):
-        """Encode one person's keypoints as Gaussian heatmaps.
+        """Encode the keypoints of ``N`` crops.
 
         Args:
-            keypoints: ``(K, 2)`` ``(x, y)`` in crop (model input) pixels, as
-                produced by the warp matching ``self.udp``.
-            keypoints_visible: ``(K,)`` visibility; joints with a value below
-                0.5 get an empty heatmap and weight 0 (a COCO ``v`` of 1 or 2
-                counts as visible). Defaults to all visible.
+            keypoints: ``(N, K, 2)`` (or ``(K, 2)``) ``(x, y)`` in crop
+                (model input) pixels.
+            keypoints_visible: ``(N, K)`` (or ``(K,)``) visibility; joints
+                below 0.5 get an empty map and weight 0 (a COCO ``v`` of 1 or
+                2 counts as visible). Defaults to all visible.
 
         Returns:
-            ``(heatmaps, keypoint_weights)``: float32 ``(h, w, K)`` maps with
-            peak value 1, and float32 ``(K,)`` weights: ``min(visible, 1)``,
-            or 0 for unlabelled joints and joints whose Gaussian window lies
-            entirely outside the heatmap.
+            dict of float32 targets keyed by `target_keys`, e.g.
+            ``"heatmaps"`` ``(N, h, w, K)`` and ``"keypoint_weights"``
+            ``(N, K)`` (no ``N`` axis for unbatched input).
         """
-        kp, vis = self._check_encode_args(keypoints, keypoints_visible)
-        kp_hm = kp * np.asarray(self._input_to_heatmap(), dtype=np.float64)
-        return _gaussian_numpy(kp_hm, vis, self.heatmap_size, self.sigma, self._encode_mode())
+        kp, vis, unbatched = check_keypoints(keypoints, keypoints_visible)
+        return unbatch_targets(self.targets(kp, vis, NUMPY_OPS), unbatched)
 
     def encode_tf(self, keypoints, keypoints_visible=None):
-        """TensorFlow version of :meth:`encode` (graph compatible, for tf.data).
+        """TensorFlow version of `encode` (graph compatible, for tf.data).
 
         Args:
-            keypoints: ``(K, 2)`` tensor, input pixels.
-            keypoints_visible: ``(K,)`` tensor or None.
+            keypoints: ``(N, K, 2)`` or ``(K, 2)`` tensor, input pixels
+                (static rank).
+            keypoints_visible: matching tensor or None.
 
         Returns:
-            ``(heatmaps (h, w, K) float32, keypoint_weights (K,) float32)``
-            tensors, equal to :meth:`encode` within 1e-6.
+            dict of float32 tensors equal to `encode` within 1e-6.
         """
-        import tensorflow as tf
-
-        kp = tf.cast(tf.convert_to_tensor(keypoints), tf.float64)
-        kp = tf.reshape(kp, [-1, 2])
-        if keypoints_visible is None:
-            vis = tf.ones(tf.shape(kp)[:1], dtype=tf.float64)
-        else:
-            vis = tf.reshape(tf.cast(tf.convert_to_tensor(keypoints_visible), tf.float64), [-1])
-        factor = tf.constant(self._input_to_heatmap(), dtype=tf.float64)
-        return _gaussian_tf(kp * factor, vis, self.heatmap_size, self.sigma, self._encode_mode())
+        kp, vis, unbatched = check_keypoints_tf(keypoints, keypoints_visible)
+        return unbatch_targets(self.targets(kp, vis, tensorflow_ops()), unbatched)
 
     # --- decode ---------------------------------------------------------------
-    def _check_decode_args(self, heatmaps):
+    def check_heatmaps(self, outputs):
+        """``(N, h, w, K)`` float32 heatmaps from an array or an outputs dict, and whether unbatched."""
+        heatmaps = outputs["heatmaps"] if isinstance(outputs, dict) else outputs
         hm = np.asarray(heatmaps, dtype=np.float32)
         unbatched = hm.ndim == 3
         if unbatched:
@@ -267,17 +201,24 @@ class _HeatmapCodec:
             )
         return hm, unbatched
 
-    def _refine(self, locs, heatmaps):
+    def refine(self, locs, heatmaps):
         raise NotImplementedError
 
-    def _heatmap_to_input(self, locs):
+    def heatmap_to_input(self, locs):
         raise NotImplementedError
 
-    def decode(self, heatmaps):
+    def decode_heatmaps(self, heatmaps):
+        """``(N, h, w, K)`` float32 heatmaps -> ``(keypoints (N, K, 2), scores (N, K))``."""
+        locs, scores = get_heatmap_maximum(heatmaps)
+        locs = self.refine(locs, heatmaps)
+        return self.heatmap_to_input(locs).astype(np.float32), scores
+
+    def decode(self, outputs):
         """Decode heatmaps to keypoints.
 
         Args:
-            heatmaps: ``(N, h, w, K)`` or ``(h, w, K)`` model heatmaps.
+            outputs: ``(N, h, w, K)`` or ``(h, w, K)`` model heatmaps, or a
+                dict holding them under ``"heatmaps"``.
 
         Returns:
             ``(keypoints, scores)``: float32 ``(N, K, 2)`` box-frame input
@@ -286,46 +227,49 @@ class _HeatmapCodec:
             maximum is ``<= 0`` start from heatmap location ``(-1, -1)`` as in
             mmpose; treat them as missing (their score says so).
         """
-        hm, unbatched = self._check_decode_args(heatmaps)
-        locs, scores = get_heatmap_maximum(hm)
-        locs = self._refine(locs, hm)
-        keypoints = self._heatmap_to_input(locs).astype(np.float32)
+        hm, unbatched = self.check_heatmaps(outputs)
+        keypoints, scores = self.decode_heatmaps(hm)
         if unbatched:
             return keypoints[0], scores[0]
         return keypoints, scores
 
-    # --- config ---------------------------------------------------------------
     def get_config(self):
-        return {
-            "input_size": list(self.input_size),
-            "heatmap_size": list(self.heatmap_size),
-            "sigma": self.sigma,
-            "blur_kernel_size": self.blur_kernel_size,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        type_name = config.pop("type", cls.__name__)
-        if type_name != cls.__name__:
-            raise CodecError(
-                f"config is for codec type {type_name!r}, not {cls.__name__}; "
-                "use keras_pose.codecs.get_codec(config)."
-            )
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, repr(self)))
+        return {"input_size": list(self.input_size), "heatmap_size": list(self.heatmap_size)}
 
 
-class MSRAHeatmap(_HeatmapCodec):
+class GaussianHeatmapCodec(HeatmapCodec):
+    """Gaussian targets (peak 1) with an argmax + refinement decoder.
+
+    Args:
+        input_size, heatmap_size: see `HeatmapCodec`.
+        sigma: Gaussian sigma in heatmap pixels.
+        blur_kernel_size: odd kernel of the DARK blur (11 for sigma 2).
+    """
+
+    encode_mode = None
+
+    def __init__(self, input_size, heatmap_size, sigma=2.0, blur_kernel_size=11):
+        super().__init__(input_size, heatmap_size)
+        self.sigma = _check_sigma(sigma)
+        self.blur_kernel_size = check_odd_kernel(blur_kernel_size, hint="11 for sigma 2, 17 for sigma 3")
+
+    def input_to_heatmap(self):
+        """Factor ``(fx, fy)``: heatmap px = input px * factor (float64)."""
+        raise NotImplementedError
+
+    def targets(self, kp, visible, xp):
+        factor = np.asarray(self.input_to_heatmap(), dtype=np.float64)
+        heatmaps, weights = gaussian_heatmaps(kp * factor, visible, self.heatmap_size, self.sigma, self.encode_mode, xp)
+        return {"heatmaps": heatmaps, "keypoint_weights": weights}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"sigma": self.sigma, "blur_kernel_size": self.blur_kernel_size})
+        return config
+
+
+@register_codec("MSRAHeatmap")
+class MSRAHeatmap(GaussianHeatmapCodec):
     """mmpose 1.x ``MSRAHeatmap`` (SimpleBaseline / HRNet targets).
 
     Encoding: heatmap px = input px * heatmap / input. ``unbiased=False``
@@ -337,8 +281,7 @@ class MSRAHeatmap(_HeatmapCodec):
     Decoding: argmax, then ``unbiased=True``: DARK Newton refinement
     (``refine_keypoints_dark``, blur kernel ``blur_kernel_size``) or
     ``unbiased=False``: the quarter-pixel shift (``refine_keypoints``); then
-    input px = heatmap px * input / heatmap. Pairs with the standard warp
-    (``udp = False``).
+    input px = heatmap px * input / heatmap. Trained on standard-warp crops.
 
     Args:
         input_size: model input ``(height, width)``.
@@ -348,25 +291,21 @@ class MSRAHeatmap(_HeatmapCodec):
         blur_kernel_size: odd kernel of the DARK blur (11 for sigma 2).
     """
 
-    udp = False
-
     def __init__(self, input_size, heatmap_size, sigma=2.0, unbiased=False, blur_kernel_size=11):
         super().__init__(input_size, heatmap_size, sigma, blur_kernel_size)
         self.unbiased = bool(unbiased)
+        self.encode_mode = "dark" if self.unbiased else "msra"
 
-    def _input_to_heatmap(self):
+    def input_to_heatmap(self):
         (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
         return (hw / iw, hh / ih)
 
-    def _encode_mode(self):
-        return "dark" if self.unbiased else "msra"
-
-    def _refine(self, locs, heatmaps):
+    def refine(self, locs, heatmaps):
         if self.unbiased:
             return refine_keypoints_dark(locs, heatmaps, self.blur_kernel_size)
         return refine_keypoints(locs, heatmaps)
 
-    def _heatmap_to_input(self, locs):
+    def heatmap_to_input(self, locs):
         (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
         factor = np.array([iw / hw, ih / hh], dtype=np.float32)  # mmpose: float32
         return locs * factor
@@ -377,7 +316,8 @@ class MSRAHeatmap(_HeatmapCodec):
         return config
 
 
-class UDPHeatmap(_HeatmapCodec):
+@register_codec("UDPHeatmap")
+class UDPHeatmap(GaussianHeatmapCodec):
     """mmpose 1.x ``UDPHeatmap`` with ``heatmap_type='gaussian'``.
 
     Encoding: heatmap px = input px * (heatmap - 1) / (input - 1); a
@@ -385,8 +325,8 @@ class UDPHeatmap(_HeatmapCodec):
     3 sigma window around the rounded pixel (``generate_udp_gaussian_heatmaps``).
 
     Decoding: argmax, DARK-UDP Newton step (``refine_keypoints_dark_udp``),
-    then ``u = x_hm / (w - 1) * W`` (box frame). Pairs with the UDP warp
-    (``udp = True``).
+    then ``u = x_hm / (w - 1) * W`` (box frame). Trained on UDP-warp crops
+    (``TopDownCropper(warp="udp")``).
 
     Args:
         input_size: model input ``(height, width)``.
@@ -400,7 +340,7 @@ class UDPHeatmap(_HeatmapCodec):
             no rescaling). Only decoding differs.
     """
 
-    udp = True
+    encode_mode = "udp"
 
     def __init__(self, input_size, heatmap_size, sigma=2.0, blur_kernel_size=11, dark_variant="mmpose"):
         super().__init__(input_size, heatmap_size, sigma, blur_kernel_size)
@@ -411,19 +351,19 @@ class UDPHeatmap(_HeatmapCodec):
             )
         self.dark_variant = dark_variant
 
-    def _input_to_heatmap(self):
+    @property
+    def heatmap_span(self):
+        (hh, hw) = self.heatmap_size
+        return (hw - 1, hh - 1)
+
+    def input_to_heatmap(self):
         (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
         return ((hw - 1) / (iw - 1), (hh - 1) / (ih - 1))
 
-    def _encode_mode(self):
-        return "udp"
+    def refine(self, locs, heatmaps):
+        return refine_keypoints_dark_udp(locs, heatmaps, self.blur_kernel_size, variant=self.dark_variant)
 
-    def _refine(self, locs, heatmaps):
-        return refine_keypoints_dark_udp(
-            locs, heatmaps, self.blur_kernel_size, variant=self.dark_variant
-        )
-
-    def _heatmap_to_input(self, locs):
+    def heatmap_to_input(self, locs):
         (ih, iw), (hh, hw) = self.input_size, self.heatmap_size
         return locs.astype(np.float64) / np.array([hw - 1, hh - 1]) * np.array([iw, ih])
 
@@ -431,43 +371,3 @@ class UDPHeatmap(_HeatmapCodec):
         config = super().get_config()
         config["dark_variant"] = self.dark_variant
         return config
-
-
-CODECS = {"MSRAHeatmap": MSRAHeatmap, "UDPHeatmap": UDPHeatmap}
-
-
-def serialize_codec(codec):
-    """``{"type": <class name>, **codec.get_config()}``, the form ``get_codec`` reads."""
-    return {"type": type(codec).__name__, **codec.get_config()}
-
-
-def get_codec(config_or_instance):
-    """Build a codec.
-
-    Args:
-        config_or_instance: a codec instance (returned as is), or a dict
-            ``{"type": "MSRAHeatmap" | "UDPHeatmap", **constructor kwargs}``
-            (the output of :func:`serialize_codec`).
-
-    Returns:
-        the codec.
-    """
-    if isinstance(config_or_instance, _HeatmapCodec):
-        return config_or_instance
-    if not isinstance(config_or_instance, dict):
-        raise CodecError(
-            "get_codec expects a codec instance or a dict like "
-            "{'type': 'UDPHeatmap', 'input_size': (256, 192), 'heatmap_size': (64, 48)}, "
-            f"got {type(config_or_instance).__name__}."
-        )
-    config = dict(config_or_instance)
-    type_name = config.pop("type", None)
-    if type_name not in CODECS:
-        raise CodecError(
-            f"unknown codec type {type_name!r}; the config needs 'type' set to one of "
-            f"{sorted(CODECS)}."
-        )
-    try:
-        return CODECS[type_name](**config)
-    except TypeError as e:
-        raise CodecError(f"bad arguments for {type_name}: {e}. Config: {config_or_instance!r}") from None

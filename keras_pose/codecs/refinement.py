@@ -27,15 +27,11 @@ than ``max_offset`` from its argmax.
 import cv2
 import numpy as np
 
-from keras_pose.errors import KerasPoseError
+from keras_pose.errors import CodecError
 
 DARK_VARIANTS = ("mmpose", "hf")
 # Longest DARK / DARK-UDP Newton step, in heatmap pixels (see module docstring).
 MAX_DARK_OFFSET = 1.0
-
-
-class CodecError(KerasPoseError, ValueError):
-    """A codec argument or a heatmap / keypoint array is malformed."""
 
 
 def _as_heatmaps(heatmaps, name="heatmaps"):
@@ -60,13 +56,15 @@ def _as_keypoints(keypoints, heatmaps):
     return kp
 
 
-def _check_kernel(kernel):
-    if int(kernel) != kernel or kernel < 1 or kernel % 2 != 1:
-        raise CodecError(
-            f"`blur_kernel_size` must be a positive odd integer, got {kernel!r} "
-            "(11 for heatmap sigma 2, 17 for sigma 3)."
-        )
-    return int(kernel)
+def check_odd_kernel(value, name="blur_kernel_size", hint="11 for heatmap sigma 2, 17 for sigma 3"):
+    """``value`` as an int if it is a positive odd integer, else a CodecError naming ``name``."""
+    try:
+        ok = int(value) == value and value >= 1 and int(value) % 2 == 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise CodecError(f"`{name}` must be a positive odd integer, got {value!r} ({hint}).")
+    return int(value)
 
 
 def get_heatmap_maximum(heatmaps):
@@ -143,7 +141,7 @@ def gaussian_blur_mmpose(maps, kernel=11):
     Returns:
         float32 ``(M, H, W)``.
     """
-    kernel = _check_kernel(kernel)
+    kernel = check_odd_kernel(kernel)
     maps = np.asarray(maps, dtype=np.float32)
     border = (kernel - 1) // 2
     out = np.empty_like(maps)
@@ -327,7 +325,7 @@ def refine_keypoints_dark_udp(keypoints, heatmaps, blur_kernel_size=11, variant=
     """
     if variant not in DARK_VARIANTS:
         raise CodecError(f"`variant` must be one of {DARK_VARIANTS}, got {variant!r}.")
-    kernel = _check_kernel(blur_kernel_size)
+    kernel = check_odd_kernel(blur_kernel_size)
     max_offset = _check_max_offset(max_offset)
     hm = _as_heatmaps(heatmaps)
     kp = _as_keypoints(keypoints, hm).copy()

@@ -125,7 +125,8 @@ def warp_image_tf(image, matrix, output_size, fill_value=0.0):
         image: ``(H_img, W_img, C)`` tensor, any real dtype.
         matrix: ``(2, 3)`` image -> crop matrix (:func:`get_warp_matrix_tf`).
         output_size: ``(height, width)`` of the crop (Python ints).
-        fill_value: value outside the image (constant border).
+        fill_value: value outside the image (constant border): a scalar, or
+            one value per channel (as OpenCV's ``borderValue``).
 
     Returns:
         float32 ``(height, width, C)``.
@@ -134,21 +135,29 @@ def warp_image_tf(image, matrix, output_size, fill_value=0.0):
     to *input* ones, so the inverse matrix is passed; both it and OpenCV put
     pixel centres at integer coordinates. OpenCV quantises the bilinear
     weights to 1/32 pixel and rounds uint8 results, so the two agree to about
-    one intensity level in the interior.
+    one intensity level in the interior. A per-channel fill is blended the
+    way OpenCV blends its border: the image is warped with a zero border
+    next to a channel of ones, and ``(1 - warped ones) * fill`` is added.
     """
     h_out, w_out = (int(v) for v in output_size)
     inv = tf.cast(invert_affine_tf(tf.cast(matrix, tf.float64)), tf.float32)
     transform = tf.concat([tf.reshape(inv, [6]), tf.zeros([2], tf.float32)], axis=0)
     image = tf.cast(image, tf.float32)
+    fill = [float(v) for v in (fill_value if isinstance(fill_value, (list, tuple)) else [fill_value])]
+    per_channel = len(set(fill)) > 1
+    if per_channel:
+        image = tf.concat([image, tf.ones_like(image[..., :1])], axis=-1)
     out = tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None],
         transforms=transform[None],
         output_shape=tf.constant([h_out, w_out], tf.int32),
-        fill_value=tf.cast(fill_value, tf.float32),
+        fill_value=tf.constant(0.0 if per_channel else fill[0], tf.float32),
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
-    )
-    return out[0]
+    )[0]
+    if per_channel:
+        out = out[..., :-1] + (1.0 - out[..., -1:]) * tf.constant(fill, tf.float32)
+    return out
 
 
 def horizontal_flip_matrix_tf(image_width):

@@ -4,12 +4,13 @@ One element per annotated person: the image is decoded in the graph (and
 turned upright per its EXIF orientation, read from the file headers when the
 pipeline is built, so the pixels equal ``keras_pose.utils.image_io.read_image``
 and annotations are in the upright frame, as COCO's are), the
-person box becomes a crop (centre / size, padding 1.25, aspect fixed to the
-input), the mmpose 1.x augmentations perturb that crop (training), the image
-is warped once (bilinear, standard or UDP affine, exactly the OpenCV crop of
-``keras_pose.geometry``), the keypoints are mapped with the same matrix and
-encoded by the codec's ``encode_tf``, and the crop is normalised per the
-model's ``preprocessing``.
+person box becomes a crop (centre / size, the cropper's padding, aspect fixed
+to the input), the mmpose 1.x augmentations perturb that crop (training), the
+image is warped once (bilinear, the cropper's standard or UDP affine and
+border fill, exactly the OpenCV crop of ``keras_pose.geometry``), the
+keypoints are mapped with the same matrix and encoded by the codec's
+``encode_tf``, and the crop is normalised by the image converter: the
+parameters of the model's `keras_pose.preprocessing.TopDownPreprocessor`.
 
 ```python
 from keras_pose.data import model_dataset
@@ -24,10 +25,10 @@ Elements are ``(images, targets)`` -- ``images`` ``(B, H, W, 3)`` float32
 normalised, ``targets = {"heatmaps": (B, h, w, K), "keypoint_weights":
 (B, K)}`` float32 -- or ``(images, targets, meta)`` in evaluation mode (see
 :func:`build_top_down_dataset`), usable by ``model.fit`` on every Keras
-backend. With ``heatmap_levels=True`` (codecs with ``encode_levels_tf``, e.g.
-``CPNHeatmap``) the targets also hold ``"heatmaps_levels"``, one
+backend. With ``heatmap_levels=True`` (codecs with a ``"heatmaps_levels"``
+target, e.g. ``CPNHeatmap``) the targets also hold ``"heatmaps_levels"``, one
 ``(B, h, w, K)`` map per GlobalNet level (coarsest first), which
-``keras_pose.models.cpn.CPNLoss`` trains the GlobalNet levels on.
+``keras_pose.losses.CPNLoss`` trains the GlobalNet levels on.
 """
 
 import numpy as np
@@ -35,7 +36,7 @@ import tensorflow as tf
 
 from keras_pose.data import affine_tf
 from keras_pose.data import augmentations as aug
-from keras_pose.errors import ImageReadError, KerasPoseError
+from keras_pose.errors import ImageFileNotFoundError, PipelineError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -54,14 +55,6 @@ META_KEYS = (
     "keypoints",
     "keypoints_visible",
 )
-
-
-class PipelineError(KerasPoseError, ValueError):
-    """A top-down pipeline argument is inconsistent (sizes, spec, codec)."""
-
-
-class ImageFileNotFoundError(ImageReadError, FileNotFoundError):
-    """An image file of the dataset does not exist."""
 
 
 def _instances_of(dataset):
@@ -265,27 +258,44 @@ def _resolve_spec(dataset, keypoint_spec, num_keypoints):
     return spec
 
 
-def _normalizer(preprocessing):
-    if preprocessing is None:
-        return None
-    order = preprocessing.get("channel_order", "rgb")
-    if order not in ("rgb", "bgr"):
-        raise PipelineError(f"preprocessing['channel_order'] must be 'rgb' or 'bgr', got {order!r}.")
-    mean = tf.constant(np.asarray(preprocessing.get("mean", [0.0, 0.0, 0.0]), np.float32).reshape(3))
-    std = tf.constant(np.asarray(preprocessing.get("std", [1.0, 1.0, 1.0]), np.float32).reshape(3))
+def _resolve_preprocessor(preprocessor, codec, image_size, preprocessing, padding, use_udp):
+    """The `TopDownPreprocessor` whose parameters the pipeline applies (and whether it normalises).
 
-    def normalize(image):
-        if order == "bgr":
-            image = image[..., ::-1]
-        return (image - mean) / std
+    Without a preprocessor, one is built from the old-style arguments
+    (``preprocessing`` dict, ``padding`` factor, ``use_udp``; the warp
+    defaults to the codec's, see `keras_pose.preprocessing.default_warp`).
+    """
+    from keras_pose.preprocessing import PoseImageConverter, TopDownCropper, TopDownPreprocessor, default_warp
 
-    return normalize
+    if preprocessor is not None:
+        given = [n for n, v in (("preprocessing", preprocessing), ("padding", padding), ("use_udp", use_udp)) if v is not None]
+        if given:
+            raise PipelineError(
+                f"Pass either `preprocessor` or the old-style {given} (the preprocessor holds them); "
+                "e.g. model_dataset(model, data) uses model.preprocessor."
+            )
+        if not isinstance(preprocessor, TopDownPreprocessor):
+            raise PipelineError(f"`preprocessor` must be a TopDownPreprocessor, got {type(preprocessor).__name__}.")
+        if tuple(preprocessor.image_size) != tuple(image_size):
+            raise PipelineError(
+                f"The preprocessor crops {tuple(preprocessor.image_size)} (h, w) but the codec encodes for "
+                f"input_size={tuple(image_size)}; build both for the model input size."
+            )
+        return preprocessor, True
+    warp = default_warp(codec) if use_udp is None else ("udp" if use_udp else "standard")
+    cropper = TopDownCropper(image_size, padding=1.25 if padding is None else padding, warp=warp)
+    try:
+        converter = PoseImageConverter(**(preprocessing or {}))
+    except (TypeError, ValueError) as error:
+        raise PipelineError(f"Bad `preprocessing` {preprocessing!r}: {error}") from None
+    return TopDownPreprocessor(cropper=cropper, image_converter=converter), preprocessing is not None
 
 
 def build_top_down_dataset(
     dataset,
     codec,
     image_size=None,
+    preprocessor=None,
     preprocessing=None,
     batch_size=32,
     training=True,
@@ -295,7 +305,7 @@ def build_top_down_dataset(
     repeat=False,
     num_parallel_calls=AUTOTUNE,
     use_udp=None,
-    padding=1.25,
+    padding=None,
     cache_images=False,
     drop_remainder=False,
     keypoint_spec=None,
@@ -309,13 +319,19 @@ def build_top_down_dataset(
     Args:
         dataset: a ``PoseDataset`` (``keras_pose.datasets``) or a list of
             ``PoseInstance``; one element per instance.
-        codec: a heatmap codec (``MSRAHeatmap`` / ``UDPHeatmap``) or its
-            config dict; its ``encode_tf`` makes the targets.
+        codec: a heatmap codec (``MSRAHeatmap``, ``UDPHeatmap``,
+            ``CPNHeatmap``) or its config dict; its ``encode_tf`` makes the
+            targets.
         image_size: crop ``(height, width)``; defaults to
             ``codec.input_size`` (and must equal it).
+        preprocessor: a `TopDownPreprocessor`: its cropper (padding or
+            per-axis padding, border fill, warp) makes the crops and its
+            image converter normalises them (`model_dataset` passes the
+            model's). Without one, the old-style ``preprocessing``,
+            ``padding`` and ``use_udp`` describe them.
         preprocessing: ``{"mean", "std", "channel_order"}`` (mean/std in
-            0..255, per channel in the network's order); ``None`` leaves the
-            crop RGB float32 in 0..255.
+            0..255, per channel in the network's order); ``None`` (and no
+            ``preprocessor``) leaves the crop RGB float32 in 0..255.
         batch_size: elements per batch; ``None`` for unbatched elements.
         training: True: augment (per ``augment``), shuffle, return
             ``(images, targets)``. False: no augmentation, no shuffle, and
@@ -330,9 +346,10 @@ def build_top_down_dataset(
         shuffle: shuffle the instances each epoch (training only).
         repeat: repeat forever (use ``steps_per_epoch`` in ``fit``).
         num_parallel_calls: parallelism of the per-instance map.
-        use_udp: warp convention; defaults to ``codec.udp`` (which the
-            targets assume -- keep the default unless you know better).
-        padding: box enlargement factor (mmpose ``GetBBoxCenterScale``).
+        use_udp: warp convention without a preprocessor; defaults to the
+            codec's (UDP for ``UDPHeatmap``, which its targets assume).
+        padding: box enlargement factor without a preprocessor (mmpose
+            ``GetBBoxCenterScale``; default 1.25).
         cache_images: False (read files every time), "encoded" (keep the
             file bytes in memory) or True / "decoded" (keep the decoded
             pixels in memory; small datasets only, < 2 GB).
@@ -354,10 +371,10 @@ def build_top_down_dataset(
             spec's ``joint_weights`` (mmpose ``use_dataset_keypoint_weights``).
         prefetch: prefetch buffer (batches); ``None``/0 for none.
         heatmap_levels: also add ``targets["heatmaps_levels"]``, a tuple
-            of float32 ``(B, h, w, K)`` targets from the codec's
-            ``encode_levels_tf`` (``CPNHeatmap``: one per GlobalNet level,
-            coarsest kernel first; ``CPNLoss`` reads them). Needs a codec
-            with ``encode_levels_tf``. ``targets["heatmaps"]`` is unchanged.
+            of float32 ``(B, h, w, K)`` targets the codec encodes
+            (``CPNHeatmap``: one per GlobalNet level, coarsest kernel first;
+            ``CPNLoss`` reads them). Needs a codec with that target.
+            ``targets["heatmaps"]`` is unchanged.
 
     Returns:
         ``tf.data.Dataset`` of ``(images, targets)`` or
@@ -374,7 +391,10 @@ def build_top_down_dataset(
             f"image_size={image_size} (h, w) but the codec encodes for input_size="
             f"{tuple(codec.input_size)}; build the codec for the model input size."
         )
-    use_udp = bool(codec.udp if use_udp is None else use_udp)
+    preprocessor, normalize = _resolve_preprocessor(preprocessor, codec, image_size, preprocessing, padding, use_udp)
+    cropper = preprocessor.cropper
+    converter = preprocessor.image_converter
+    fill_value = preprocessor.crop_fill_value()
     if return_meta is None:
         return_meta = not training
     instances = _instances_of(dataset)
@@ -392,9 +412,9 @@ def build_top_down_dataset(
                 f"disable them: augment={{{', '.join(repr(s) + ': None' for s in needs)}}}."
             )
     heatmap_levels = bool(heatmap_levels)
-    if heatmap_levels and not hasattr(codec, "encode_levels_tf"):
+    if heatmap_levels and "heatmaps_levels" not in codec.target_keys:
         raise PipelineError(
-            f"heatmap_levels=True needs a codec with per-level targets (encode_levels_tf, e.g. "
+            f"heatmap_levels=True needs a codec with per-level targets (\"heatmaps_levels\", e.g. "
             f"CPNHeatmap); {type(codec).__name__} has one target. Use heatmap_levels=False or a "
             "CPNHeatmap codec."
         )
@@ -406,9 +426,9 @@ def build_top_down_dataset(
 
     records, paths = _records(instances, num_keypoints)
     source = _ImageSource(paths, cache_images)
-    normalize = _normalizer(preprocessing)
     h_in, w_in = image_size
     aspect = w_in / h_in
+    padding = tf.constant(cropper.crop_padding, tf.float64)
 
     def make_element(record, rand):
         image = source(record["image_index"])
@@ -417,7 +437,7 @@ def build_top_down_dataset(
         bbox = tf.cast(record["bbox"], tf.float64)
         keypoints = tf.cast(record["keypoints"], tf.float64)
         visible = record["keypoints_visible"]
-        # mmpose GetBBoxCenterScale(padding): the aspect ratio is fixed at the warp.
+        # mmpose GetBBoxCenterScale(padding) (or per axis): the aspect ratio is fixed at the warp.
         center = bbox[:2] + 0.5 * bbox[2:]
         scale = bbox[2:] * padding
         rot = tf.constant(0.0, tf.float64)
@@ -443,7 +463,7 @@ def build_top_down_dataset(
             if "bbox_transform" in stages:
                 center, scale, rot = aug.random_bbox_transform(seeds[2], center, scale, **stages["bbox_transform"])
         scale = affine_tf.fix_aspect_ratio_tf(scale, aspect)
-        matrix = affine_tf.get_warp_matrix_tf(center, scale, image_size, rot=rot, udp=use_udp)
+        matrix = affine_tf.get_warp_matrix_tf(center, scale, image_size, rot=rot, udp=cropper.udp)
         image_matrix = matrix
         if "flip" in stages:
             image_matrix = tf.cond(
@@ -456,24 +476,24 @@ def build_top_down_dataset(
                 ),
                 lambda: matrix,
             )
-        crop = affine_tf.warp_image_tf(image, image_matrix, image_size)
+        crop = affine_tf.warp_image_tf(image, image_matrix, image_size, fill_value=fill_value)
         crop_kps = affine_tf.transform_points_tf(keypoints, matrix, dtype=tf.float64)
         if "color_jitter" in stages:
             crop = aug.color_jitter(seeds[3], crop, **stages["color_jitter"])
-        heatmaps, weights = codec.encode_tf(crop_kps, tf.minimum(visible, 1.0))
+        encoded = codec.encode_tf(crop_kps, tf.minimum(visible, 1.0))
+        heatmaps, weights = encoded["heatmaps"], encoded["keypoint_weights"]
         if joint_weights is not None:
             weights = weights * joint_weights
         heatmaps = tf.ensure_shape(heatmaps, [*codec.heatmap_size, num_keypoints])
         weights = tf.ensure_shape(weights, [num_keypoints])
-        if normalize is not None:
-            crop = normalize(crop)
+        if normalize:
+            crop = converter.normalize_tf(crop)
         crop = tf.ensure_shape(crop, [h_in, w_in, 3])
         targets = {"heatmaps": heatmaps, "keypoint_weights": weights}
         if heatmap_levels:
             # A tuple: tf.data would stack a list into one tensor.
-            levels, _ = codec.encode_levels_tf(crop_kps, tf.minimum(visible, 1.0))
             targets["heatmaps_levels"] = tuple(
-                tf.ensure_shape(level, [*codec.heatmap_size, num_keypoints]) for level in levels
+                tf.ensure_shape(level, [*codec.heatmap_size, num_keypoints]) for level in encoded["heatmaps_levels"]
             )
         if not return_meta:
             return crop, targets
@@ -515,24 +535,23 @@ def build_top_down_dataset(
 def model_dataset(model, dataset, **kwargs):
     """:func:`build_top_down_dataset` configured from a ``TopDownPoseEstimator``.
 
-    Takes the model's codec (``model.codec``), input size, ``preprocessing``,
-    box ``padding`` (``model.decoding["padding"]``) and keypoint spec (flip
-    pairs, upper/lower body); ``kwargs`` override or add any argument
-    (``batch_size``, ``training``, ``augment``, ``seed``, ``repeat``, ...).
+    Takes the model's codec (``model.codec``), preprocessor (crop padding,
+    border, warp, normalisation) and keypoint spec (flip pairs, upper/lower
+    body); ``kwargs`` override or add any argument (``batch_size``,
+    ``training``, ``augment``, ``seed``, ``repeat``, ...).
     """
     params = {
         "codec": model.codec,
         "image_size": tuple(model.image_size),
-        "preprocessing": getattr(model, "preprocessing", None),
-        "padding": float(getattr(model, "decoding", {}).get("padding", 1.25)),
+        "preprocessor": model.preprocessor,
         "keypoint_spec": getattr(model, "keypoint_spec", None),
     }
     params.update(kwargs)
-    heatmap_size = tuple(model._heatmap_size()) if hasattr(model, "_heatmap_size") else None
+    heatmap_size = tuple(model.heatmap_size) if hasattr(model, "heatmap_size") else None
     codec_hm = tuple(params["codec"].heatmap_size) if hasattr(params["codec"], "heatmap_size") else None
     if heatmap_size and codec_hm and heatmap_size != codec_hm:
         raise PipelineError(
-            f"the model outputs {heatmap_size} heatmaps but its codec encodes {codec_hm}; fix "
-            "model.decoding['codec']['heatmap_size']."
+            f"the model outputs {heatmap_size} heatmaps but its codec encodes {codec_hm}; build the model "
+            "with a codec for its heatmap size (codec=..., or decoding['codec']['heatmap_size'])."
         )
     return build_top_down_dataset(dataset, **params)

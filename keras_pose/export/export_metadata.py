@@ -18,12 +18,15 @@ Schema (``"schema": "keras_pose.export/1"``)::
     image_size          [H, W]; heatmap_size [h, w]
     preprocessing       {"mean", "std" (0..255 units, network channel order),
                          "channel_order" "rgb" | "bgr",
-                         "formula" "(pixel - mean) / std"}
+                         "formula" "(pixel - mean) / std", "pixel_range",
+                         "preprocessor" (the task's preprocessor config,
+                         keras serialized: converter and cropper)}
     keypoints           {"spec", "names", "skeleton" (index pairs),
                          "flip_indices", "keypoint_colors", "limb_colors",
                          "sigmas"}
-    decoding            the model's `decoding` dict: "codec", "padding",
-                         "flip_test", "shift_heatmap" (+ family extras)
+    decoding            the task's `export_decoding()`: "codec", "padding"
+                         (+ "padding_xy", "border"), "warp", "flip_test",
+                         "shift_heatmap"
     outputs             [{"name", "shape", "dtype", "kind" "heatmaps" |
                          "keypoints" | "scores", "quantization"?}]
     heatmaps_output     name of the final heatmaps output
@@ -80,6 +83,18 @@ def read_metadata(path):
         )
     with open(target) as f:
         return json.load(f)
+
+
+def preprocessing_metadata(preprocessor):
+    """The preprocessing section of the metadata from a task's preprocessor."""
+    import keras
+
+    return {
+        **preprocessor.image_converter.legacy_config(),
+        "formula": "(pixel - mean) / std",
+        "pixel_range": [0, 255],
+        "preprocessor": keras.saving.serialize_keras_object(preprocessor),
+    }
 
 
 def keypoint_metadata(spec):

@@ -286,7 +286,9 @@ def _check_quantization(quantization):
 
 def _check_model(model):
     missing = [
-        a for a in ("image_size", "codec", "keypoint_spec", "heatmaps_from_outputs", "preprocessing", "decoding")
+        a
+        for a in ("image_size", "codec", "keypoint_spec", "heatmaps_from_outputs", "preprocessor", "serving_outputs",
+                  "export_decoding")
         if not hasattr(model, a)
     ]
     if missing:
@@ -504,8 +506,8 @@ def build_serving_function(model, batch_size=1, include_decode=False, all_output
                 outputs[name] = tf.cast(tensor, tf.float32)
             heatmaps = outputs[heatmaps_name]
         else:
-            heatmaps = tf.cast(model.heatmaps_from_outputs(raw), tf.float32)
-            outputs["heatmaps"] = heatmaps
+            outputs.update(model.serving_outputs(raw))
+            heatmaps = outputs["heatmaps"]
         if include_decode:
             keypoints, scores = argmax_decode_tf(heatmaps, codec)
             outputs["keypoints"] = keypoints
@@ -903,7 +905,7 @@ def _build_metadata(model, fmt, path, model_bytes, runner, options):
             "method": "argmax",
             "refinement": None,
             "scale": [float(v) for v in decode_scale(codec)],
-            "udp": bool(codec.udp),
+            "udp": tuple(codec.heatmap_span) != (codec.heatmap_size[1], codec.heatmap_size[0]),
             "missing_location": [-1.0, -1.0],
             "frame": "input pixels, box frame (keras_pose.geometry.crop_to_image maps them to the image)",
             "keypoints_output": "keypoints",
@@ -928,9 +930,9 @@ def _build_metadata(model, fmt, path, model_bytes, runner, options):
         },
         "image_size": [int(h), int(w)],
         "heatmap_size": [int(v) for v in codec.heatmap_size],
-        "preprocessing": {**dict(model.preprocessing), "formula": "(pixel - mean) / std", "pixel_range": [0, 255]},
+        "preprocessing": export_metadata.preprocessing_metadata(model.preprocessor),
         "keypoints": export_metadata.keypoint_metadata(model.keypoint_spec),
-        "decoding": dict(model.decoding),
+        "decoding": model.export_decoding(),
         "outputs": outputs,
         "heatmaps_output": options["heatmaps_output"],
         "all_outputs": bool(options["all_outputs"]),

@@ -41,10 +41,8 @@ def decode_scale(codec):
         ``(W / (w - 1), H / (h - 1))`` for UDP codecs.
     """
     codec = get_codec(codec)
-    (ih, iw), (hh, hw) = codec.input_size, codec.heatmap_size
-    if codec.udp:
-        return (iw / (hw - 1), ih / (hh - 1))
-    return (iw / hw, ih / hh)
+    (ih, iw), (dx, dy) = codec.input_size, codec.heatmap_span
+    return (iw / dx, ih / dy)
 
 
 def argmax_decode_numpy(heatmaps, codec):
@@ -62,8 +60,8 @@ def argmax_decode_numpy(heatmaps, codec):
 
     locs, scores = get_heatmap_maximum(np.asarray(heatmaps, np.float32))
     codec = get_codec(codec)
-    (ih, iw), (hh, hw) = codec.input_size, codec.heatmap_size
-    d = np.array([hw - 1, hh - 1] if codec.udp else [hw, hh], np.float64)
+    (ih, iw) = codec.input_size
+    d = np.array(codec.heatmap_span, np.float64)
     keypoints = locs.astype(np.float64) * np.array([iw, ih], np.float64) / d
     return keypoints.astype(np.float32), scores.astype(np.float32)
 
@@ -91,10 +89,10 @@ def argmax_decode_tf(heatmaps, codec):
             "build the codec with the model's heatmap_size."
         )
     k = int(shape[-1])
-    (ih, iw), (hh, hw) = codec.input_size, codec.heatmap_size
+    (ih, iw) = codec.input_size
     # x * W / d with integer W and d: exact in float16 constants and one
     # correctly rounded float32 division (the codecs compute in float64).
-    dx, dy = (hw - 1, hh - 1) if codec.udp else (hw, hh)
+    dx, dy = codec.heatmap_span
     with tf.name_scope(DECODE_SCOPE):
         heatmaps = tf.cast(heatmaps, tf.float32)
         # (B, h*w, K): flat index y * w + x, so the first maximum along axis 1

@@ -21,6 +21,10 @@ Two warp conventions exist, as in mmpose 1.x:
   the box edges go to the pixel centres ``0`` and ``W - 1``:
   ``x_out = (W - 1) / sw * (x - cx + sw / 2)``.
 
+Which one a model uses is a setting of its top-down cropper
+(`keras_pose.preprocessing.TopDownCropper`, ``warp="standard" | "udp"``);
+``check_warp`` turns that name into the ``udp`` flag of the functions here.
+
 All math is float64; returned arrays are float32.
 """
 
@@ -29,26 +33,49 @@ import math
 import cv2
 import numpy as np
 
-from keras_pose.errors import KerasPoseError
+from keras_pose.errors import GeometryError
 
 
-class GeometryError(KerasPoseError, ValueError):
-    """A geometry argument (box, center, scale, size, matrix) is malformed."""
+WARPS = ("standard", "udp")
 
 
-def _as_size(size, name):
-    """Validate a ``(height, width)`` pair and return it as two ints."""
+def check_warp(warp):
+    """``True`` for the UDP warp, ``False`` for the standard one.
+
+    Args:
+        warp: ``"standard"`` (mmpose ``get_warp_matrix``) or ``"udp"``
+            (mmpose ``get_udp_warp_matrix``).
+
+    Raises:
+        GeometryError: any other value.
+    """
+    if warp not in WARPS:
+        raise GeometryError(
+            f"`warp` must be one of {WARPS}, got {warp!r}: 'udp' for models trained on UDP crops "
+            "(UDPHeatmap codecs, ViTPose), 'standard' for the others."
+        )
+    return warp == "udp"
+
+
+def as_size(size, name, minimum=1, error=GeometryError):
+    """A ``(height, width)`` pair as two ints, each at least ``minimum``.
+
+    Args:
+        size: the pair to check.
+        name: the argument's name, for the message.
+        minimum: smallest allowed height / width.
+        error: the exception class raised (callers in other modules pass
+            their own, e.g. `CodecError`).
+    """
     try:
         h, w = (int(v) for v in size)
     except (TypeError, ValueError):
-        raise GeometryError(
+        raise error(
             f"`{name}` must be a (height, width) pair of positive integers, "
             f"got {size!r}. Pass e.g. {name}=(256, 192)."
         ) from None
-    if h <= 0 or w <= 0:
-        raise GeometryError(
-            f"`{name}` must be positive (height, width), got {size!r}."
-        )
+    if h < minimum or w < minimum:
+        raise error(f"`{name}` must be at least ({minimum}, {minimum}) (height, width), got {size!r}.")
     return h, w
 
 
@@ -139,7 +166,7 @@ def box_xywh_to_center_scale(boxes, input_size, padding=1.25):
     Returns:
         ``(centers, scales)``: float32 arrays ``(..., 2)`` in image pixels.
     """
-    h_in, w_in = _as_size(input_size, "input_size")
+    h_in, w_in = as_size(input_size, "input_size")
     padding = _as_padding(padding)
     b = np.asarray(boxes, dtype=np.float64)
     if b.ndim == 0 or b.shape[-1] not in (4, 5):
@@ -187,7 +214,7 @@ def get_warp_matrix(
     Returns:
         float32 ``(2, 3)`` matrix for ``cv2.warpAffine`` / ``transform_points``.
     """
-    h_out, w_out = _as_size(output_size, "output_size")
+    h_out, w_out = as_size(output_size, "output_size")
     c = _as_pair_array(center, "center").reshape(-1)
     s = _as_pair_array(scale, "scale").reshape(-1)
     if c.shape != (2,) or s.shape != (2,):
@@ -238,7 +265,7 @@ def warp_image(image, matrix, output_size, border_value=0):
     Returns:
         the crop, ``(height, width[, C])``, same dtype as ``image``.
     """
-    h_out, w_out = _as_size(output_size, "output_size")
+    h_out, w_out = as_size(output_size, "output_size")
     m = _as_matrix(matrix)
     image = np.asarray(image)
     if image.ndim not in (2, 3):
@@ -292,7 +319,7 @@ def crop_to_image(keypoints, centers, scales, input_size):
     Returns:
         float32 array with the shape of ``keypoints``, image pixels.
     """
-    h_in, w_in = _as_size(input_size, "input_size")
+    h_in, w_in = as_size(input_size, "input_size")
     kp = _as_pair_array(keypoints, "keypoints")
     c = _as_pair_array(centers, "centers")
     s = _as_pair_array(scales, "scales")

@@ -14,7 +14,7 @@ from keras_pose.keypoints.builtin_specs import builtin_keypoint_spec
 from keras_pose.keypoints.builtin_specs import get_keypoint_spec
 from keras_pose.keypoints.builtin_specs import list_keypoint_specs
 from keras_pose.keypoints.keypoint_spec import KeypointSpec
-from keras_pose.keypoints.keypoint_spec import infer_flip_pairs
+from keras_pose.keypoints.spec_defaults import infer_flip_pairs
 
 __all__ = [
     "KeypointSpec",

@@ -28,17 +28,18 @@ spec.flip_indices   # [0, 2, 1]
 ```
 """
 
-import colorsys
-import json
-import math
-import numbers
-import os
-import re
-
 import numpy as np
 
 from keras_pose.errors import KeypointSpecError
-from keras_pose.utils.file_utils import atomic_write
+from keras_pose.keypoints import spec_io
+from keras_pose.keypoints.spec_defaults import default_palette
+from keras_pose.keypoints.spec_validation import check_colors
+from keras_pose.keypoints.spec_validation import check_flip_pairs
+from keras_pose.keypoints.spec_validation import check_name_subset
+from keras_pose.keypoints.spec_validation import check_names
+from keras_pose.keypoints.spec_validation import check_per_keypoint
+from keras_pose.keypoints.spec_validation import check_skeleton
+from keras_pose.keypoints.spec_validation import listing
 
 _CONFIG_KEYS = (
     "name",
@@ -53,123 +54,6 @@ _CONFIG_KEYS = (
     "joint_weights",
     "description",
 )
-
-_MAX_LISTED = 8  # how many offending entries an error message lists
-
-
-def _listing(items):
-    """Render offending entries for an error message (at most _MAX_LISTED)."""
-    items = list(items)
-    shown = ", ".join(repr(i) for i in items[:_MAX_LISTED])
-    if len(items) > _MAX_LISTED:
-        shown += f", ... ({len(items) - _MAX_LISTED} more)"
-    return shown
-
-
-def _is_sequence(value):
-    return isinstance(value, (list, tuple, np.ndarray)) and not isinstance(value, (str, bytes))
-
-
-# ----------------------------------------------------------------------------
-# Flip-pair inference from names.
-# ----------------------------------------------------------------------------
-
-# A name is split into alternating (word, separator) parts. Words are split at
-# non-alphanumeric characters and at lower->upper camel-case boundaries, so
-# "L_F_Paw" -> L, F, Paw; "Right Shoulder" -> Right, Shoulder;
-# "leftEye" -> left, Eye.
-_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[A-Za-z]")
-_SIDE_WORDS = {"left": "right", "right": "left", "l": "r", "r": "l"}
-
-
-def _match_case(word, template):
-    if template.isupper():
-        return word.upper()
-    if template[:1].isupper():
-        return word[:1].upper() + word[1:]
-    return word
-
-
-def _mirror_name(name):
-    """The name with every left/right side token swapped, or None if it has none.
-
-    Side tokens are whole words "left"/"right" or single letters "l"/"r" (any
-    case), e.g. "left_eye" <-> "right_eye", "L_F_Paw" <-> "R_F_Paw",
-    "Left Shoulder" <-> "Right Shoulder", "leftHand" <-> "rightHand".
-    """
-    pieces = []
-    pos = 0
-    swapped = False
-    for match in _WORD_RE.finditer(name):
-        word = match.group(0)
-        pieces.append(name[pos : match.start()])
-        other = _SIDE_WORDS.get(word.lower())
-        if other is not None:
-            pieces.append(_match_case(other, word))
-            swapped = True
-        else:
-            pieces.append(word)
-        pos = match.end()
-    pieces.append(name[pos:])
-    return "".join(pieces) if swapped else None
-
-
-def infer_flip_pairs(keypoint_names):
-    """Infer left/right flip pairs from keypoint names.
-
-    Two keypoints are a pair when their names differ only in a side token:
-    "left"/"right" or "l"/"r" as a whole word (separated by `_`, `-`, space,
-    `.` or a camel-case boundary), in any letter case. Examples:
-    "left_eye"/"right_eye", "L_F_Paw"/"R_F_Paw", "Left Shoulder"/"Right
-    Shoulder". A name without a partner is left unpaired.
-
-    Args:
-        keypoint_names: the K keypoint names.
-
-    Returns:
-        list of `(name, mirror_name)` tuples in order of the first member's
-        position in `keypoint_names`.
-    """
-    names = list(keypoint_names)
-    present = set(names)
-    pairs = []
-    used = set()
-    for name in names:
-        if name in used:
-            continue
-        mirror = _mirror_name(name)
-        if mirror is None or mirror == name or mirror not in present or mirror in used:
-            continue
-        pairs.append((name, mirror))
-        used.update((name, mirror))
-    return pairs
-
-
-# ----------------------------------------------------------------------------
-# Default colours.
-# ----------------------------------------------------------------------------
-
-
-def default_palette(n, offset=0.0):
-    """`n` distinct RGB colours, evenly spaced in hue (deterministic).
-
-    Args:
-        n: number of colours.
-        offset: hue offset in turns (0..1).
-
-    Returns:
-        list of n `(r, g, b)` int tuples in 0..255.
-    """
-    colours = []
-    for i in range(n):
-        r, g, b = colorsys.hsv_to_rgb((offset + i / max(n, 1)) % 1.0, 0.85, 1.0)
-        colours.append((int(round(r * 255)), int(round(g * 255)), int(round(b * 255))))
-    return colours
-
-
-# ----------------------------------------------------------------------------
-# KeypointSpec.
-# ----------------------------------------------------------------------------
 
 
 class KeypointSpec:
@@ -226,30 +110,25 @@ class KeypointSpec:
                 "Pass a short identifier such as 'my_dataset'."
             )
         self._name = name
-        self._keypoint_names = self._check_names(name, keypoint_names)
+        self._keypoint_names = check_names(name, keypoint_names)
         self._index = {n: i for i, n in enumerate(self._keypoint_names)}
-        self._skeleton = self._check_skeleton(skeleton)
-        self._flip_pairs = self._check_flip_pairs(flip_pairs)
-        self._sigmas = self._check_per_keypoint(
-            sigmas, "sigmas", positive=True, what="OKS sigma"
-        )
-        self._joint_weights = self._check_per_keypoint(
-            joint_weights, "joint_weights", positive=False, what="loss weight"
+        self._skeleton = check_skeleton(name, self._index, skeleton)
+        self._flip_pairs = check_flip_pairs(name, self._index, flip_pairs)
+        names = self._keypoint_names
+        self._sigmas = check_per_keypoint(name, names, sigmas, "sigmas", positive=True, what="OKS sigma")
+        self._joint_weights = check_per_keypoint(
+            name, names, joint_weights, "joint_weights", positive=False, what="loss weight"
         )
         k = len(self._keypoint_names)
-        self._keypoint_colors = self._check_colors(
-            keypoint_colors, k, "keypoint_colors", "keypoint"
-        )
-        self._limb_colors = self._check_colors(
-            limb_colors, len(self._skeleton), "limb_colors", "skeleton limb"
-        )
-        self._upper_body_names = self._check_name_subset(upper_body_names, "upper_body_names")
-        self._lower_body_names = self._check_name_subset(lower_body_names, "lower_body_names")
+        self._keypoint_colors = check_colors(name, keypoint_colors, k, "keypoint_colors", "keypoint")
+        self._limb_colors = check_colors(name, limb_colors, len(self._skeleton), "limb_colors", "skeleton limb")
+        self._upper_body_names = check_name_subset(name, self._index, names, upper_body_names, "upper_body_names")
+        self._lower_body_names = check_name_subset(name, self._index, names, lower_body_names, "lower_body_names")
         if self._upper_body_names is not None and self._lower_body_names is not None:
             both = [n for n in self._upper_body_names if n in set(self._lower_body_names)]
             if both:
                 raise KeypointSpecError(
-                    f"KeypointSpec '{name}': keypoints {_listing(both)} are in both "
+                    f"KeypointSpec '{name}': keypoints {listing(both)} are in both "
                     "upper_body_names and lower_body_names. Put each keypoint in at "
                     "most one half."
                 )
@@ -266,251 +145,6 @@ class KeypointSpec:
             )
         self._description = description
         self._derive()
-
-    # -- validation helpers --------------------------------------------------
-
-    @staticmethod
-    def _check_names(spec_name, keypoint_names):
-        if not _is_sequence(keypoint_names):
-            raise KeypointSpecError(
-                f"KeypointSpec '{spec_name}': keypoint_names must be a list of "
-                f"strings, got {type(keypoint_names).__name__}."
-            )
-        names = list(keypoint_names)
-        if not names:
-            raise KeypointSpecError(
-                f"KeypointSpec '{spec_name}': keypoint_names is empty. Give the "
-                "names of the K keypoints in model output order."
-            )
-        bad = [
-            (i, n) for i, n in enumerate(names) if not isinstance(n, str) or not n.strip()
-        ]
-        if bad:
-            raise KeypointSpecError(
-                f"KeypointSpec '{spec_name}': keypoint names must be non-empty "
-                f"strings; entries (index, value) {_listing(bad)} are not. "
-                "Give every keypoint a unique name."
-            )
-        seen = {}
-        duplicates = []
-        for i, n in enumerate(names):
-            if n in seen:
-                duplicates.append(f"{n!r} at indices {seen[n]} and {i}")
-            else:
-                seen[n] = i
-        if duplicates:
-            raise KeypointSpecError(
-                f"KeypointSpec '{spec_name}': duplicate keypoint names: "
-                + "; ".join(duplicates[:_MAX_LISTED])
-                + ". Keypoint names must be unique; rename the repeated entries."
-            )
-        return tuple(names)
-
-    def _unknown(self, names):
-        return [n for n in names if not isinstance(n, str) or n not in self._index]
-
-    def _check_pairs(self, pairs, arg):
-        if pairs is None:
-            pairs = ()
-        if not _is_sequence(pairs):
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} must be a list of "
-                f"(name_a, name_b) pairs, got {type(pairs).__name__}."
-            )
-        out = []
-        malformed = []
-        for entry in pairs:
-            if not _is_sequence(entry) or len(entry) != 2:
-                malformed.append(entry)
-            else:
-                out.append((entry[0], entry[1]))
-        if malformed:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} entries must be pairs of two "
-                f"keypoint names; got {_listing(malformed)}."
-            )
-        non_str = [p for p in out if not all(isinstance(x, str) for x in p)]
-        if non_str:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} entries {_listing(non_str)} are "
-                "not keypoint names. Pairs are given by name; convert 0-based "
-                "indices with [(names[i], names[j]) for i, j in pairs]."
-            )
-        unknown = sorted({n for p in out for n in self._unknown(p)})
-        if unknown:
-            bad = [p for p in out if self._unknown(p)]
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} refers to unknown keypoint "
-                f"names {_listing(unknown)} (in {_listing(bad)}). Every name must "
-                f"be one of keypoint_names: {_listing(self._keypoint_names)}."
-            )
-        return out
-
-    def _check_skeleton(self, skeleton):
-        limbs = self._check_pairs(skeleton, "skeleton")
-        loops = [p for p in limbs if p[0] == p[1]]
-        if loops:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': skeleton limbs {_listing(loops)} "
-                "connect a keypoint to itself. Remove them."
-            )
-        seen = {}
-        duplicates = []
-        for i, (a, b) in enumerate(limbs):
-            key = frozenset((a, b))
-            if key in seen:
-                duplicates.append(f"{(a, b)!r} (limb {i}) repeats limb {seen[key]}")
-            else:
-                seen[key] = i
-        if duplicates:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': duplicate skeleton limbs: "
-                + "; ".join(duplicates[:_MAX_LISTED])
-                + ". Give each limb once."
-            )
-        return tuple(limbs)
-
-    def _check_flip_pairs(self, flip_pairs):
-        pairs = self._check_pairs(flip_pairs, "flip_pairs")
-        self_flips = [p for p in pairs if p[0] == p[1]]
-        if self_flips:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': flip pairs {_listing(self_flips)} flip "
-                "a keypoint with itself. Leave centre keypoints (e.g. the nose) out "
-                "of flip_pairs; unpaired keypoints map to themselves."
-            )
-        seen_pairs = {}
-        duplicates = []
-        for p in pairs:
-            key = frozenset(p)
-            if key in seen_pairs:
-                duplicates.append(f"{p!r} repeats {seen_pairs[key]!r}")
-            else:
-                seen_pairs[key] = p
-        if duplicates:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': duplicate flip pairs: "
-                + "; ".join(duplicates[:_MAX_LISTED])
-                + ". List each (left, right) pair once; (a, b) and (b, a) are the "
-                "same pair."
-            )
-        owner = {}
-        conflicts = []
-        for p in pairs:
-            for n in p:
-                if n in owner:
-                    conflicts.append(
-                        f"{n!r} is in both {owner[n]!r} and {p!r}"
-                    )
-                else:
-                    owner[n] = p
-        if conflicts:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': inconsistent flip pairs: "
-                + "; ".join(conflicts[:_MAX_LISTED])
-                + ". Each keypoint has at most one mirror, so it may appear in at "
-                "most one flip pair; keep the correct pair and remove the other."
-            )
-        return tuple(pairs)
-
-    def _check_per_keypoint(self, values, arg, positive, what):
-        if values is None:
-            return None
-        if not _is_sequence(values):
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} must be a list of "
-                f"{len(self._keypoint_names)} numbers or None, got "
-                f"{type(values).__name__}."
-            )
-        values = list(np.asarray(values).reshape(-1).tolist()) if isinstance(
-            values, np.ndarray
-        ) else list(values)
-        k = len(self._keypoint_names)
-        if len(values) != k:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} has {len(values)} entries but "
-                f"there are {k} keypoints. Give one {what} per keypoint, in "
-                "keypoint_names order."
-            )
-        bad = []
-        out = []
-        for i, v in enumerate(values):
-            ok = isinstance(v, numbers.Real) and not isinstance(v, bool)
-            fv = float(v) if ok else float("nan")
-            if not ok or not math.isfinite(fv) or (fv <= 0 if positive else fv < 0):
-                bad.append(f"{self._keypoint_names[i]!r}={v!r}")
-            out.append(fv)
-        if bad:
-            rule = "positive" if positive else "non-negative"
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': every {what} must be a finite, "
-                f"{rule} number; {arg} has {_listing(bad)}."
-            )
-        return tuple(out)
-
-    def _check_colors(self, colors, count, arg, what):
-        if colors is None:
-            return None
-        if isinstance(colors, np.ndarray):
-            colors = colors.tolist()
-        if not _is_sequence(colors):
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} must be a list of (r, g, b) "
-                f"colours or None, got {type(colors).__name__}."
-            )
-        colors = list(colors)
-        if len(colors) != count:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} has {len(colors)} colours but "
-                f"there are {count} {what}s. Give one (r, g, b) colour per {what}, "
-                "or None for the default palette."
-            )
-        out = []
-        bad = []
-        for i, c in enumerate(colors):
-            if isinstance(c, np.ndarray):
-                c = c.tolist()
-            ok = _is_sequence(c) and len(c) == 3
-            if ok:
-                for v in c:
-                    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-                        ok = False
-                    elif not (float(v).is_integer() and 0 <= v <= 255):
-                        ok = False
-            if not ok:
-                bad.append(f"#{i}={c!r}")
-            else:
-                out.append(tuple(int(v) for v in c))
-        if bad:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} entries {_listing(bad)} are not "
-                "RGB colours; each colour must be three integers in 0..255."
-            )
-        return tuple(out)
-
-    def _check_name_subset(self, names, arg):
-        if names is None:
-            return None
-        if not _is_sequence(names):
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} must be a list of keypoint "
-                f"names or None, got {type(names).__name__}."
-            )
-        names = list(names)
-        unknown = self._unknown(names)
-        if unknown:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} contains unknown keypoint names "
-                f"{_listing(unknown)}. Every name must be one of keypoint_names: "
-                f"{_listing(self._keypoint_names)}."
-            )
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise KeypointSpecError(
-                f"KeypointSpec '{self._name}': {arg} lists {_listing(duplicates)} more "
-                "than once. List each keypoint once."
-            )
-        return tuple(names)
 
     def _derive(self):
         k = len(self._keypoint_names)
@@ -663,7 +297,7 @@ class KeypointSpec:
             import difflib
 
             close = difflib.get_close_matches(str(name), self._keypoint_names, n=3)
-            hint = f" Did you mean {_listing(close)}?" if close else ""
+            hint = f" Did you mean {listing(close)}?" if close else ""
             raise KeypointSpecError(
                 f"KeypointSpec '{self._name}' has no keypoint {name!r}.{hint}"
             ) from None
@@ -707,13 +341,13 @@ class KeypointSpec:
         unknown = sorted(set(config) - set(_CONFIG_KEYS))
         if unknown:
             raise KeypointSpecError(
-                f"KeypointSpec config has unknown keys {_listing(unknown)}; "
-                f"allowed keys are {_listing(_CONFIG_KEYS)}."
+                f"KeypointSpec config has unknown keys {listing(unknown)}; "
+                f"allowed keys are {listing(_CONFIG_KEYS)}."
             )
         missing = [k for k in ("name", "keypoint_names") if k not in config]
         if missing:
             raise KeypointSpecError(
-                f"KeypointSpec config is missing required keys {_listing(missing)}."
+                f"KeypointSpec config is missing required keys {listing(missing)}."
             )
         return cls(**config)
 
@@ -728,168 +362,37 @@ class KeypointSpec:
 
     def to_json(self, path):
         """Write the config to a JSON file, atomically."""
-        with atomic_write(path, "w") as f:
-            json.dump(self.get_config(), f, indent=2)
-            f.write("\n")
+        spec_io.write_json(self, path)
 
     def to_yaml(self, path):
         """Write the config to a YAML file, atomically."""
-        import yaml
-
-        with atomic_write(path, "w") as f:
-            yaml.safe_dump(self.get_config(), f, sort_keys=False, default_flow_style=None)
+        spec_io.write_yaml(self, path)
 
     def save(self, path):
         """Write to `path`: YAML for .yaml/.yml, JSON otherwise."""
-        if os.fspath(path).lower().endswith((".yaml", ".yml")):
-            self.to_yaml(path)
-        else:
-            self.to_json(path)
+        spec_io.save(self, path)
 
     @classmethod
     def from_file(cls, path):
-        """Load a spec from a .json / .yaml / .yml file.
-
-        The file holds either a spec config (as written by `to_json`) or a
-        COCO-format annotation file whose `categories` carry `keypoints` (and
-        a 1-based `skeleton`); then the spec is built with
-        `from_coco_category` (flip pairs inferred from left/right names).
+        """Load a spec from a .json / .yaml / .yml file: a spec config, or a COCO file's
+        keypoint `categories` (see `keras_pose.keypoints.spec_io.read_file`).
 
         Raises:
             FileNotFoundError: the file does not exist.
             KeypointSpecError: unsupported extension or malformed content.
         """
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Keypoint spec file not found: {path!r}. Check the path, or pass a "
-                "built-in name (see keras_pose.keypoints.list_keypoint_specs())."
-            )
-        lower = path.lower()
-        if not lower.endswith((".json", ".yaml", ".yml")):
-            raise KeypointSpecError(
-                f"Keypoint spec file {path!r} has an unsupported extension; use "
-                ".json, .yaml or .yml."
-            )
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        if lower.endswith(".json"):
-            try:
-                data = json.loads(text)
-            except ValueError as e:
-                raise KeypointSpecError(
-                    f"Keypoint spec file {path!r} is not valid JSON: {e}"
-                ) from e
-        else:
-            import yaml
-
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as e:
-                raise KeypointSpecError(
-                    f"Keypoint spec file {path!r} is not valid YAML: {e}"
-                ) from e
-        if isinstance(data, dict) and "categories" in data and "keypoint_names" not in data:
-            return cls._from_coco_file_categories(data["categories"], path)
-        try:
-            return cls.from_config(data)
-        except KeypointSpecError as e:
-            raise KeypointSpecError(f"In keypoint spec file {path!r}: {e}") from e
-
-    @classmethod
-    def _from_coco_file_categories(cls, categories, path):
-        with_kpts = [
-            c for c in (categories or []) if isinstance(c, dict) and c.get("keypoints")
-        ]
-        if not with_kpts:
-            raise KeypointSpecError(
-                f"COCO file {path!r} has no category with 'keypoints'; it cannot "
-                "define a keypoint spec."
-            )
-        first = with_kpts[0]
-        different = [
-            c.get("name", c.get("id"))
-            for c in with_kpts[1:]
-            if list(c["keypoints"]) != list(first["keypoints"])
-        ]
-        if different:
-            raise KeypointSpecError(
-                f"COCO file {path!r}: categories {_listing(different)} use different "
-                f"keypoints from category {first.get('name')!r}; build a spec per "
-                "category with KeypointSpec.from_coco_category."
-            )
-        return cls.from_coco_category(first)
+        return spec_io.read_file(cls, path)
 
     @classmethod
     def from_coco_category(cls, category, flip_pairs=None, sigmas=None, name=None, **kwargs):
-        """Build a spec from a COCO-format `categories[i]` entry.
-
-        Args:
-            category: dict with `keypoints` (K names) and optionally `skeleton`
-                (list of 1-based `[i, j]` keypoint index pairs, COCO convention)
-                and `name`.
-            flip_pairs: `(left, right)` name pairs, or None to infer them from
-                the names (see `infer_flip_pairs`).
-            sigmas: K OKS sigmas or None.
-            name: spec name; default the category's `name` (or "custom").
-            **kwargs: other `KeypointSpec` arguments (colours, body split,
-                joint weights, description).
-
-        Raises:
-            KeypointSpecError: missing keypoints or a skeleton index outside
-                1..K.
-        """
-        if not isinstance(category, dict) or "keypoints" not in category:
-            raise KeypointSpecError(
-                "A COCO category must be a dict with a 'keypoints' list of names "
-                f"(and a 1-based 'skeleton'); got {str(category)[:200]!r}."
-            )
-        names = list(category["keypoints"])
-        k = len(names)
-        raw = category.get("skeleton") or []
-        skeleton = []
-        bad = []
-        for entry in raw:
-            if (
-                _is_sequence(entry)
-                and len(entry) == 2
-                and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in entry)
-                and all(1 <= v <= k for v in entry)
-            ):
-                skeleton.append((names[entry[0] - 1], names[entry[1] - 1]))
-            else:
-                bad.append(entry)
-        spec_name = name or category.get("name") or "custom"
-        if bad:
-            hint = ""
-            flat = [v for e in raw if _is_sequence(e) for v in e if isinstance(v, numbers.Integral)]
-            if flat and min(flat) == 0 and max(flat) <= k - 1:
-                hint = " The skeleton looks 0-based; COCO skeletons are 1-based (add 1)."
-            raise KeypointSpecError(
-                f"COCO category {spec_name!r}: skeleton entries {_listing(bad)} are not "
-                f"pairs of 1-based keypoint indices in 1..{k} (the category has {k} "
-                f"keypoints).{hint} Fix or drop those entries."
-            )
-        if flip_pairs is None:
-            flip_pairs = infer_flip_pairs(names)
-        return cls(
-            spec_name,
-            names,
-            skeleton=skeleton,
-            flip_pairs=flip_pairs,
-            sigmas=sigmas,
-            **kwargs,
-        )
+        """Build a spec from a COCO-format `categories[i]` entry (1-based `skeleton`;
+        flip pairs inferred from left/right names unless given; see
+        `keras_pose.keypoints.spec_io.from_coco_category`)."""
+        return spec_io.from_coco_category(cls, category, flip_pairs=flip_pairs, sigmas=sigmas, name=name, **kwargs)
 
     def to_coco_category(self, category_id=1, supercategory=None):
         """The spec as a COCO `categories[i]` entry (1-based skeleton)."""
-        return {
-            "id": category_id,
-            "name": self._name,
-            "supercategory": supercategory if supercategory is not None else self._name,
-            "keypoints": list(self._keypoint_names),
-            "skeleton": [[i + 1, j + 1] for i, j in self._skeleton_indices],
-        }
+        return spec_io.to_coco_category(self, category_id, supercategory)
 
     # -- comparison ------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import numpy as np
 from keras_pose.datasets.coco_format import BOX_AREA_FACTOR, read_json_file, renumber_annotation_ids
 from keras_pose.errors import AnnotationError
 from keras_pose.metrics.oks_nms import oks_nms, resolve_sigmas, soft_oks_nms
+from keras_pose.results import rescore_instances
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
@@ -31,30 +32,6 @@ def _quiet(verbose):
         return
     with contextlib.redirect_stdout(io.StringIO()):
         yield
-
-
-def rescore_instances(keypoint_scores, bbox_scores, keypoint_score_threshold=0.2):
-    """mmpose top-down instance score (`score_mode="bbox_keypoint"`).
-
-    `score = bbox_score * mean(keypoint scores > threshold)`; 0 when no
-    keypoint score is above the threshold (as mmpose).
-
-    Args:
-        keypoint_scores: `(N, K)` per-keypoint confidences.
-        bbox_scores: `(N,)` detection scores (1 for ground-truth boxes).
-        keypoint_score_threshold: mmpose's `keypoint_score_thr`, 0.2.
-
-    Returns:
-        `(N,)` float64 instance scores.
-    """
-    kscores = np.asarray(keypoint_scores, dtype=np.float64)
-    if kscores.ndim != 2:
-        raise ValueError(f"keypoint_scores must have shape (N, K); got {kscores.shape}.")
-    bscores = np.broadcast_to(np.asarray(bbox_scores, dtype=np.float64).reshape(-1), (kscores.shape[0],))
-    above = kscores > keypoint_score_threshold
-    count = above.sum(axis=1)
-    mean = np.where(count > 0, np.where(above, kscores, 0.0).sum(axis=1) / np.maximum(count, 1), 0.0)
-    return bscores * mean
 
 
 def make_topdown_results(

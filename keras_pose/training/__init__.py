@@ -18,6 +18,8 @@ Modules, one job each:
 """
 
 from keras_pose.errors import NonFiniteModelError, TrainConfigError, TrainingDivergedError
+from keras_pose.losses import KeypointOHKMMSELoss  # re-exported; defined in keras_pose.losses
+from keras_pose.losses import MultiOutputHeatmapLoss
 from keras_pose.training.callbacks import CocoEvaluationCallback
 from keras_pose.training.callbacks import PoseEvaluationCallback
 from keras_pose.training.callbacks import TerminateOnNonFiniteLoss
@@ -25,8 +27,6 @@ from keras_pose.training.config_io import load_train_config
 from keras_pose.training.config_schema import TrainConfig
 from keras_pose.training.evaluation import evaluate_pose_model
 from keras_pose.training.evaluation import predict_dataset
-from keras_pose.training.losses import KeypointOHKMMSELoss
-from keras_pose.training.losses import MultiOutputHeatmapLoss
 from keras_pose.training.run_folder import describe_previous_run
 from keras_pose.training.trainer import TrainResult, train_from_config
 

@@ -54,8 +54,7 @@ def architectures():
     itself the same way.
     """
     # Importing keras_pose.models registers the built-in families.
-    # TODO(merge): the paradigm-neutral PoseEstimator base arrives with the core change; the trainer stays
-    # top-down (its tf.data pipeline crops people), so TopDownPoseEstimator is the right filter.
+    # The trainer's tf.data pipeline crops people: top-down tasks only (of the paradigm-neutral PoseEstimator).
     from keras_pose.models import TopDownPoseEstimator
 
     found = {}

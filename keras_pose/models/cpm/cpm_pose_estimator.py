@@ -6,20 +6,10 @@ from keras_pose.models.cpm.cpm_backbone import CPMBackbone
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator, resolve_num_keypoints
 
 
-def mmpose_heatmap_decoding(image_size, heatmap_size, sigma=2.0):
-    """mmpose's heatmap test setting: MSRAHeatmap, flip test, heatmap shift, padding 1.25."""
-    return {
-        "codec": {
-            "type": "MSRAHeatmap",
-            "input_size": [int(s) for s in image_size],
-            "heatmap_size": [int(s) for s in heatmap_size],
-            "sigma": float(sigma),
-            "unbiased": False,
-        },
-        "flip_test": True,
-        "shift_heatmap": True,
-        "padding": 1.25,
-    }
+# mmpose's heatmap test setting (CPM, Hourglass): MSRAHeatmap sigma 2, flip test with
+# the one-pixel heatmap shift, padding 1.25, standard warp.
+MMPOSE_HEATMAP_CODEC = {"type": "MSRAHeatmap", "sigma": 2.0, "unbiased": False}
+MMPOSE_HEATMAP_TEST_CFG = {"flip_test": True, "shift_heatmap": True}
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -36,34 +26,24 @@ class CPM(TopDownPoseEstimator):
         backbone: a `CPMBackbone` (its `image_size` is the model input).
         keypoint_spec: `KeypointSpec`, built-in name ("coco", "mpii"), dict
             or file path; must have `backbone.num_keypoints` keypoints.
-        preprocessing, loss: see `TopDownPoseEstimator`.
-        decoding: see `TopDownPoseEstimator`; defaults to mmpose's CPM test
-            setting (MSRAHeatmap sigma 2, flip test with heatmap shift).
-        preprocessor: unused (keras-hub Task compatibility); must be None.
-        **kwargs: `name`, ... passed to the keras-hub `Task`.
+        **kwargs: `preprocessor`, `codec`, `test_cfg`, `loss`, the old
+            `preprocessing` / `decoding` dicts (see `TopDownPoseEstimator`;
+            the defaults are mmpose's CPM test setting: MSRAHeatmap sigma 2,
+            flip test with heatmap shift, padding 1.25), `name`, `dtype`.
 
     Layers: `backbone`, `stage1` ... `stageT` (float32 casts).
     """
 
     backbone_cls = CPMBackbone
     supports_new_keypoints = False  # the backbone stages predict the keypoints: no re-heading for a new spec
+    default_codec = MMPOSE_HEATMAP_CODEC
+    default_test_cfg = MMPOSE_HEATMAP_TEST_CFG
 
-    def __init__(
-        self,
-        backbone,
-        keypoint_spec="coco",
-        preprocessing=None,
-        decoding=None,
-        preprocessor=None,
-        **kwargs,
-    ):
+    def __init__(self, backbone, keypoint_spec="coco", **kwargs):
         resolve_num_keypoints(keypoint_spec, backbone.num_keypoints, what="backbone")
-        if decoding is None:
-            decoding = mmpose_heatmap_decoding(backbone.image_size, backbone.output_size)
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = preprocessor
         self.stage_outputs = [
             keras.layers.Activation("linear", dtype="float32", name=f"stage{i + 1}")
             for i in range(backbone.num_stages)
@@ -77,8 +57,6 @@ class CPM(TopDownPoseEstimator):
             inputs=inputs,
             outputs=outputs,
             keypoint_spec=keypoint_spec,
-            preprocessing=preprocessing,
-            decoding=decoding,
             **kwargs,
         )
 

@@ -1,11 +1,10 @@
 """CPN (Cascaded Pyramid Network): ResNet backbone, GlobalNet, RefineNet."""
 
+from keras_pose.losses import CPNLoss  # re-exported; defined in keras_pose.losses
 from keras_pose.models.cpn.cpn_backbone import CPNBackbone
 from keras_pose.models.cpn.cpn_layers import AlignCornersResize
-from keras_pose.models.cpn.cpn_loss import CPNLoss
 from keras_pose.models.cpn.cpn_pose_estimator import CPN
 from keras_pose.models.cpn.cpn_pose_estimator import CPN_PREPROCESSING
-from keras_pose.models.cpn.cpn_pose_estimator import cpn_decoding
 
 __all__ = [
     "CPN",
@@ -13,5 +12,4 @@ __all__ = [
     "CPNLoss",
     "AlignCornersResize",
     "CPN_PREPROCESSING",
-    "cpn_decoding",
 ]

@@ -5,85 +5,17 @@ CVPR 2018, as released in PyTorch by GengDavid/pytorch-cpn (the checkpoints
 the presets convert).
 """
 
-import copy
-
 import keras
 
+from keras_pose.losses import CPNLoss
 from keras_pose.models.cpn.cpn_backbone import PYRAMID_LEVELS
 from keras_pose.models.cpn.cpn_backbone import RESNET_DEPTHS
 from keras_pose.models.cpn.cpn_backbone import CPNBackbone
 from keras_pose.models.cpn.cpn_layers import apply_global_net
 from keras_pose.models.cpn.cpn_layers import apply_refine_net
-from keras_pose.models.cpn.cpn_loss import CPNLoss
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
+from keras_pose.reference_constants import CPN_PREPROCESSING
 
-# pytorch-cpn `config.py`: `pixel_means = [122.7717, 115.9465, 102.9801]  # RGB`;
-# images are read as RGB, divided by 255 (`im_to_torch`) and the means / 255
-# subtracted (`color_normalize`), with no division by a std. In this
-# project's 0..255 convention that is mean = pixel_means, std = 255.
-CPN_PREPROCESSING = {
-    "mean": [122.7717, 115.9465, 102.9801],
-    "std": [255.0, 255.0, 255.0],
-    "channel_order": "rgb",
-}
-
-
-def cpn_decoding(image_size, heatmap_size, sigma=2.0):
-    """The decoding settings closest to pytorch-cpn's `test.py`.
-
-    What the codecs reproduce: the standard (non-UDP) crop, argmax decoding
-    on ``heatmap_size`` with the MSRA quarter-pixel shift, and the flip test
-    (mirrored crop, heatmaps flipped back with the flip pairs, averaged,
-    no one-pixel shift). ``padding`` 1.3: pytorch-cpn extends the box by
-    10 % per side in x and 15 % per side in y before fixing the aspect ratio,
-    i.e. 1.3 x the box height for the usual (tall) person boxes.
-
-    What they do not reproduce is described under ``"cpn_test"`` (not read by
-    the codecs; see `keras_pose.presets.cpn_presets`).
-
-    Args:
-        image_size: network input ``(H, W)``.
-        heatmap_size: heatmap ``(h, w)``.
-        sigma: Gaussian sigma (heatmap px) for target encoding.
-    """
-    return {
-        "codec": {
-            "type": "MSRAHeatmap",
-            "input_size": [int(v) for v in image_size],
-            "heatmap_size": [int(v) for v in heatmap_size],
-            "sigma": float(sigma),
-        },
-        "flip_test": True,
-        "shift_heatmap": False,
-        "padding": 1.3,
-        "cpn_test": {
-            "box_extend_factor": [0.1, 0.15],
-            "normalize_heatmap_by_max": True,
-            "blur_kernel_size": 21,
-            "blur_border": 10,
-            "shift": 0.25,
-            "shift_toward": "second_maximum",
-            "heatmap_pixel_offset": 0.5,
-            "keypoint_score": "heatmap / 255 + 0.5 at the rounded peak",
-            "instance_score": "box score * mean keypoint score",
-        },
-    }
-
-
-def _plain(value):
-    """A copy of nested dicts / lists / tuples as plain Python containers."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_plain(v) for v in value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _set_plain(layer, name, value):
-    """Set an attribute without Keras' container tracking (plain copy)."""
-    object.__setattr__(layer, name, _plain(value))
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -91,7 +23,7 @@ class CPN(TopDownPoseEstimator):
     """Cascaded Pyramid Network: ResNet + GlobalNet + RefineNet.
 
     Calling the model on normalised crops ``(B, H, W, 3)`` (float, RGB,
-    ``(x - mean) / 255`` per `preprocessing`) returns a dict of float32
+    ``(x - mean) / 255``, the preprocessor's image converter) returns a dict of float32
     NHWC heatmaps ``(B, h, w, K)``:
 
     - ``"global_0"`` .. ``"global_3"``: GlobalNet predictions from pyramid
@@ -115,15 +47,25 @@ class CPN(TopDownPoseEstimator):
             ``[3, 2, 1, 0]``.
         upsample_bias: bias on GlobalNet's top-down conv1x1 (False in the
             released code).
-        preprocessing: default `CPN_PREPROCESSING`.
-        decoding: default `cpn_decoding(image_size, heatmap_size)`.
         loss: default training loss; `CPNLoss()` (GlobalNet L2 + RefineNet
             OHKM top-8) if None.
-        **kwargs: `name`, `preprocessor` (unused, must be None), `dtype`
-            (the heads follow the backbone's dtype policy).
+        **kwargs: `preprocessor`, `codec`, `test_cfg`, the old
+            `preprocessing` / `decoding` dicts (see `TopDownPoseEstimator`),
+            `name`, `dtype` (the heads follow the backbone's dtype policy).
+
+    Defaults (closest to pytorch-cpn's ``test.py``): `CPN_PREPROCESSING`
+    (pixel means, std 255), MSRA heatmap decoding (argmax + quarter-pixel
+    shift) with the flip test (no one-pixel shift), padding 1.3 (pytorch-cpn
+    extends the box 10 % per side in x and 15 % in y before fixing the aspect
+    ratio: 1.3 x the height of the usual tall boxes), standard warp. The
+    presets use the exact `CPNHeatmap` codec and per-axis padding instead.
     """
 
     backbone_cls = CPNBackbone
+    default_codec = {"type": "MSRAHeatmap", "sigma": 2.0}
+    default_test_cfg = {"flip_test": True, "shift_heatmap": False}
+    default_crop = {"padding": 1.3}
+    default_preprocessing = CPN_PREPROCESSING
 
     def __init__(
         self,
@@ -134,16 +76,11 @@ class CPN(TopDownPoseEstimator):
         refine_planes=128,
         refine_num_blocks=None,
         upsample_bias=False,
-        preprocessing=None,
-        decoding=None,
         loss=None,
-        preprocessor=None,
         **kwargs,
     ):
         from keras_pose.keypoints import get_keypoint_spec
 
-        if preprocessor is not None:
-            raise ValueError("CPN takes no `preprocessor` layer; pre-processing is the `preprocessing` dict.")
         dtype = kwargs.pop("dtype", None)
         dtype = backbone.dtype_policy if dtype is None else dtype
         spec = get_keypoint_spec(keypoint_spec)
@@ -194,20 +131,13 @@ class CPN(TopDownPoseEstimator):
             inputs=inputs,
             outputs=outputs,
             keypoint_spec=spec,
-            preprocessing=copy.deepcopy(preprocessing or CPN_PREPROCESSING),
-            decoding=decoding or cpn_decoding((image_h, image_w), heatmap_size),
             loss=CPNLoss() if loss is None else loss,
             **kwargs,
         )
 
         # === Config ===
-        # Keras wraps list / dict attributes in TrackedList / TrackedDict,
-        # which carry the model's layer tracker: deep-copying them (as
-        # `get_config` does) would copy the whole model. Keep plain values.
-        for attr in ("preprocessing", "decoding"):
-            _set_plain(self, attr, getattr(self, attr))
-        _set_plain(self, "heatmap_size", heatmap_size)
-        _set_plain(self, "refine_num_blocks", refine_num_blocks)
+        # A tuple: Keras would wrap a list in a TrackedList.
+        self.refine_num_blocks = None if refine_num_blocks is None else tuple(refine_num_blocks)
         self.global_channels = int(global_channels)
         self.refine_planes = int(refine_planes)
         self.upsample_bias = bool(upsample_bias)

@@ -19,15 +19,8 @@ import keras_hub
 
 from keras_pose.layers import BasicResidualBlock, ConvModule
 from keras_pose.models.hourglass.hourglass_layers import hourglass_module
+from keras_pose.reference_constants import HOURGLASS52  # noqa: F401 - the released architecture
 
-HOURGLASS52 = {
-    "num_stacks": 1,
-    "downsample_times": 5,
-    "stage_channels": [256, 256, 384, 384, 384, 512],
-    "stage_blocks": [2, 2, 2, 2, 2, 4],
-    "feat_channels": 256,
-    "stem_channels": 128,
-}
 
 
 def _name(path):

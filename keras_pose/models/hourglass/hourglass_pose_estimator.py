@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_pose.models.cpm.cpm_pose_estimator import mmpose_heatmap_decoding
+from keras_pose.models.cpm.cpm_pose_estimator import MMPOSE_HEATMAP_CODEC, MMPOSE_HEATMAP_TEST_CFG
 from keras_pose.models.hourglass.hourglass_backbone import HourglassBackbone
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator, resolve_num_keypoints
 
@@ -24,35 +24,24 @@ class Hourglass(TopDownPoseEstimator):
         num_keypoints: K; defaults to the keypoint spec's count.
         keypoint_spec: `KeypointSpec`, built-in name ("coco", "mpii"), dict
             or file path.
-        preprocessing, loss: see `TopDownPoseEstimator`.
-        decoding: see `TopDownPoseEstimator`; defaults to mmpose's test
-            setting (MSRAHeatmap sigma 2, flip test with heatmap shift).
-        preprocessor: unused (keras-hub Task compatibility); must be None.
-        **kwargs: `name`, ... passed to the keras-hub `Task`.
+        **kwargs: `preprocessor`, `codec`, `test_cfg`, `loss`, the old
+            `preprocessing` / `decoding` dicts (see `TopDownPoseEstimator`;
+            the defaults are mmpose's test setting: MSRAHeatmap sigma 2, flip
+            test with heatmap shift, padding 1.25), `name`, `dtype`.
 
     Layers: `backbone`, `final_layer_<s>` (1x1 conv per stack, mmpose
     `head.multi_final_layers.<s>`), `stack<s+1>` (float32 casts).
     """
 
     backbone_cls = HourglassBackbone
+    default_codec = MMPOSE_HEATMAP_CODEC
+    default_test_cfg = MMPOSE_HEATMAP_TEST_CFG
 
-    def __init__(
-        self,
-        backbone,
-        num_keypoints=None,
-        keypoint_spec="coco",
-        preprocessing=None,
-        decoding=None,
-        preprocessor=None,
-        **kwargs,
-    ):
+    def __init__(self, backbone, num_keypoints=None, keypoint_spec="coco", **kwargs):
         num_keypoints = resolve_num_keypoints(keypoint_spec, num_keypoints)
-        if decoding is None:
-            decoding = mmpose_heatmap_decoding(backbone.image_size, backbone.output_size)
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = preprocessor
         self.final_layers = [
             keras.layers.Conv2D(num_keypoints, 1, dtype=backbone.dtype_policy, name=f"final_layer_{s}")
             for s in range(backbone.num_stacks)
@@ -72,8 +61,6 @@ class Hourglass(TopDownPoseEstimator):
             inputs=inputs,
             outputs=outputs,
             keypoint_spec=keypoint_spec,
-            preprocessing=preprocessing,
-            decoding=decoding,
             **kwargs,
         )
 

@@ -19,15 +19,11 @@ from keras_pose.models.vitpose.vitpose_layers import (
     exact_gelu,
     patch_grid_size,
 )
-from keras_pose.models.vitpose.vitpose_plus_pose_estimator import (
-    DATASET_NUM_KEYPOINTS,
-    VITPOSE_PLUS_DATASETS,
-    ViTPosePP,
-)
+from keras_pose.models.vitpose.vitpose_plus_pose_estimator import VITPOSE_PLUS_DATASETS
+from keras_pose.models.vitpose.vitpose_plus_pose_estimator import ViTPosePP
 from keras_pose.models.vitpose.vitpose_pose_estimator import ViTPose
 
 __all__ = [
-    "DATASET_NUM_KEYPOINTS",
     "ExactGELU",
     "VITPOSE_PLUS_DATASETS",
     "VIT_SIZES",

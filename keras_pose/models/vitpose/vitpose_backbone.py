@@ -8,20 +8,10 @@ from keras_pose.models.vitpose.vitpose_layers import (
     ViTPoseTransformerBlock,
     patch_grid_size,
 )
+from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES  # noqa: F401 - re-exported
 
-# The ViT sizes of the released models (ViT-S / B / L / H): token width,
-# depth, attention heads and MLP width. `num_heads` cannot be read from a
-# checkpoint; converters take it from here by width when nothing else says.
-VIT_SIZES = {
-    "small": {"hidden_dim": 384, "num_layers": 12, "num_heads": 12, "mlp_dim": 1536},
-    "base": {"hidden_dim": 768, "num_layers": 12, "num_heads": 12, "mlp_dim": 3072},
-    "large": {"hidden_dim": 1024, "num_layers": 24, "num_heads": 16, "mlp_dim": 4096},
-    "huge": {"hidden_dim": 1280, "num_layers": 32, "num_heads": 16, "mlp_dim": 5120},
-}
 # The same table by variant name ("ViTPose-S", ...).
 VITPOSE_VARIANTS = {f"ViTPose-{size[0].upper()}": dict(sizes) for size, sizes in VIT_SIZES.items()}
-# ViTPose++ expert widths (part_features) of the released S/B/L/H models, by token width.
-VITPOSE_PLUS_PART_FEATURES = {384: 96, 768: 192, 1024: 256, 1280: 320}
 
 
 def vit_backbone(image_size, dtype=None, size=None, **kwargs):

@@ -14,16 +14,8 @@ from keras_pose.models.vitpose.vitpose_backbone import (
 )
 from keras_pose.models.vitpose.vitpose_layers import DECODERS, ViTPoseMultiDatasetHead
 
-# ViTPose++ dataset_index order and keypoint counts.
+# ViTPose++ dataset_index order (the keypoint counts are the built-in specs').
 VITPOSE_PLUS_DATASETS = ["coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"]
-DATASET_NUM_KEYPOINTS = {
-    "coco": 17,
-    "aic": 14,
-    "mpii": 16,
-    "ap10k": 17,
-    "apt36k": 17,
-    "coco_wholebody": 133,
-}
 
 
 def _numpy(variable):
@@ -34,6 +26,10 @@ def _get_spec(spec):
     from keras_pose.keypoints import get_keypoint_spec
 
     return get_keypoint_spec(spec)
+
+
+def _copy_layer(layer):
+    return keras.layers.deserialize(keras.layers.serialize(layer))
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -66,13 +62,14 @@ class ViTPosePP(TopDownPoseEstimator):
         keypoint_spec: optional spec for the active dataset (replaces its
             entry of `keypoint_specs`); `get_config` stores None here and
             the specs in `keypoint_specs`.
-        preprocessing, decoding, loss: see `TopDownPoseEstimator`.
-        dataset_decodings: optional {dataset name: decoding} for datasets
-            whose published evaluation decodes differently (e.g. ViTPose++
-            AIC / AP-10K use MSRA heatmaps with the flip shift, COCO UDP);
-            the active dataset's entry, when present, replaces `decoding`.
-        preprocessor: unused (keras-hub compatibility).
-        **kwargs: `name`, ... passed to the keras-hub `Task`.
+        dataset_decodings: optional {dataset name: old-style decoding dict}
+            for datasets whose published evaluation decodes differently (e.g.
+            ViTPose++ AIC / AP-10K use MSRA heatmaps with the flip shift, COCO
+            UDP); the active dataset's entry, when present, replaces the
+            codec, test settings and crop (the image converter is kept).
+        **kwargs: `preprocessor`, `codec`, `test_cfg`, `loss`, the old
+            `preprocessing` / `decoding` dicts (see `TopDownPoseEstimator`),
+            `name`, `dtype`.
 
     Layers: `backbone`, `heads` (`ViTPoseMultiDatasetHead`, one sub-head
     `head_<dataset>` per dataset), `heatmaps` (float32 cast).
@@ -90,10 +87,7 @@ class ViTPosePP(TopDownPoseEstimator):
         deconv_filters=(256, 256),
         keypoint_specs=None,
         keypoint_spec=None,
-        preprocessing=None,
-        decoding=None,
         dataset_decodings=None,
-        preprocessor=None,
         **kwargs,
     ):
         shared_heads = kwargs.pop("_shared_heads", None)
@@ -114,12 +108,7 @@ class ViTPosePP(TopDownPoseEstimator):
         if len(keypoint_specs) != len(datasets):
             raise ValueError(f"{len(datasets)} datasets but {len(keypoint_specs)} keypoint specs.")
         if num_keypoints is None:
-            num_keypoints = []
-            for name, spec in zip(datasets, keypoint_specs):
-                if isinstance(spec, str) and spec in DATASET_NUM_KEYPOINTS:
-                    num_keypoints.append(DATASET_NUM_KEYPOINTS[spec])
-                else:
-                    num_keypoints.append(_get_spec(spec).num_keypoints)
+            num_keypoints = [_get_spec(spec).num_keypoints for spec in keypoint_specs]
         num_keypoints = [int(k) for k in num_keypoints]
         if len(num_keypoints) != len(datasets):
             raise ValueError(f"{len(datasets)} datasets but {len(num_keypoints)} keypoint counts.")
@@ -141,12 +130,17 @@ class ViTPosePP(TopDownPoseEstimator):
         if unknown:
             raise ValueError(f"dataset_decodings names unknown datasets {unknown}; datasets are {datasets}.")
         if dataset in dataset_decodings:
-            decoding = dataset_decodings[dataset]
+            # The dataset's decoding replaces the codec, test settings and crop; the converter stays.
+            preprocessor = kwargs.pop("preprocessor", None)
+            kwargs.pop("codec", None)
+            kwargs.pop("test_cfg", None)
+            if preprocessor is not None and kwargs.get("preprocessing") is None:
+                kwargs["preprocessing"] = preprocessor.image_converter.legacy_config()
+            kwargs["decoding"] = copy.deepcopy(dataset_decodings[dataset])
         backbone = backbone.with_dataset_index(index)
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = preprocessor
         if shared_heads is not None:
             self.heads = shared_heads
         else:
@@ -168,8 +162,6 @@ class ViTPosePP(TopDownPoseEstimator):
             inputs=inputs,
             outputs=outputs,
             keypoint_spec=active_spec,
-            preprocessing=preprocessing,
-            decoding=decoding,
             **kwargs,
         )
 
@@ -281,8 +273,9 @@ class ViTPosePP(TopDownPoseEstimator):
                 decoder=self.decoder,
                 deconv_filters=self.deconv_filters,
                 keypoint_specs=self.keypoint_specs,
-                preprocessing=copy.deepcopy(self.preprocessing),
-                decoding=copy.deepcopy(self.decoding),
+                preprocessor=self.preprocessor,
+                codec=self.codec,
+                test_cfg=self.test_cfg,
                 dataset_decodings=self.dataset_decodings,
                 loss=getattr(self, "_default_loss", None),
                 name=self.name,
@@ -330,14 +323,18 @@ class ViTPosePP(TopDownPoseEstimator):
             kernel = np.concatenate([_numpy(mlp.fc2.kernel), _numpy(mlp.experts_kernel)[index]], axis=-1)
             bias = np.concatenate([_numpy(mlp.fc2.bias), _numpy(mlp.experts_bias)[index]], axis=-1)
             dst_block.mlp.fc2.set_weights([kernel, bias])
+        name = self.datasets[index]
+        if name in self.dataset_decodings:
+            settings = {"preprocessing": self.preprocessing, "decoding": copy.deepcopy(self.dataset_decodings[name])}
+        else:
+            settings = {"preprocessor": _copy_layer(self.preprocessor), "codec": self.codec, "test_cfg": self.test_cfg}
         model = ViTPose(
             fused,
             num_keypoints=self.num_keypoints[index],
             decoder=self.decoder,
             deconv_filters=self.deconv_filters,
             keypoint_spec=self.keypoint_specs[index],
-            preprocessing=copy.deepcopy(self.preprocessing),
-            decoding=copy.deepcopy(self.dataset_decodings.get(self.datasets[index], self.decoding)),
+            **settings,
         )
         model.head.set_weights(self.heads.heads[index].get_weights())
         return model

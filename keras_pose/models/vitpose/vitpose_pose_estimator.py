@@ -11,9 +11,10 @@ from keras_pose.models.vitpose.vitpose_layers import DECODERS, make_head
 class ViTPose(TopDownPoseEstimator):
     """ViTPose top-down pose estimator.
 
-    Input normalised crops (B, H, W, 3) (`preprocessing` gives mean / std,
-    ImageNet RGB by default); output heatmaps (B, H/4, W/4, K) float32 (also
-    under mixed precision).
+    Input normalised crops (B, H, W, 3) (the preprocessor's image converter:
+    ImageNet mean / std, RGB by default); output heatmaps (B, H/4, W/4, K)
+    float32 (also under mixed precision). Default decoding: `UDPHeatmap`
+    (sigma 2) on UDP-warp crops, padding 1.25, no flip test.
 
     Args:
         backbone: a `ViTPoseBackbone` without experts (`num_experts=0`);
@@ -26,9 +27,9 @@ class ViTPose(TopDownPoseEstimator):
             ((256, 256) in every released model).
         keypoint_spec: `KeypointSpec`, built-in name ("coco", ...), dict or
             file path.
-        preprocessing, decoding, loss: see `TopDownPoseEstimator`.
-        preprocessor: unused (keras-hub Task compatibility); must be None.
-        **kwargs: `name`, ... passed to the keras-hub `Task`.
+        **kwargs: `preprocessor`, `codec`, `test_cfg`, `loss`, the old
+            `preprocessing` / `decoding` dicts (see `TopDownPoseEstimator`),
+            `name`, `dtype`.
 
     Layers: `backbone`, `head` (`ViTPoseClassicHead` / `ViTPoseSimpleHead`),
     `heatmaps` (float32 cast).
@@ -43,9 +44,6 @@ class ViTPose(TopDownPoseEstimator):
         decoder="classic",
         deconv_filters=(256, 256),
         keypoint_spec="coco",
-        preprocessing=None,
-        decoding=None,
-        preprocessor=None,
         **kwargs,
     ):
         if decoder not in DECODERS:
@@ -54,7 +52,6 @@ class ViTPose(TopDownPoseEstimator):
 
         # === Layers ===
         self.backbone = backbone
-        self.preprocessor = preprocessor
         deconv_filters = [int(f) for f in deconv_filters]
         self.head = make_head(decoder, num_keypoints, deconv_filters, dtype=backbone.dtype_policy, name="head")
         self.heatmap_output = keras.layers.Activation("linear", dtype="float32", name="heatmaps")
@@ -67,8 +64,6 @@ class ViTPose(TopDownPoseEstimator):
             inputs=inputs,
             outputs=outputs,
             keypoint_spec=keypoint_spec,
-            preprocessing=preprocessing,
-            decoding=decoding,
             **kwargs,
         )
 

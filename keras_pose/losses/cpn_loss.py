@@ -15,10 +15,15 @@ different Gaussian kernels (15, 11, 9, 7 px at 256x192, coarsest level
 first) and RefineNet against the smallest; pass them as
 ``y_true["heatmaps_levels"]`` (a list, coarsest level first), otherwise every
 level uses ``y_true["heatmaps"]``.
+
+`call` returns per-sample losses ``(B,)`` (see `keras_pose.losses`); the
+default reduction averages them over the batch.
 """
 
 import keras
 from keras import ops
+
+from keras_pose.losses.heatmap_losses import weighted_squared_error
 
 
 def _split_outputs(y_pred):
@@ -44,7 +49,7 @@ def _split_outputs(y_pred):
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
-class CPNLoss:
+class CPNLoss(keras.losses.Loss):
     """GlobalNet L2 (summed over levels) + RefineNet OHKM L2.
 
     Called as ``loss(y_true, y_pred)`` with ``y_true = {"heatmaps": (B, h, w,
@@ -61,8 +66,9 @@ class CPNLoss:
             per-keypoint losses of RefineNet).
         mask_global_prediction: also multiply the GlobalNet predictions by
             the weights (mmpose style); False = pytorch-cpn (target only).
+        **kwargs: `keras.losses.Loss` arguments.
 
-    Returns a float32 scalar.
+    Returns a float32 scalar (the batch mean of the per-sample losses).
     """
 
     def __init__(
@@ -72,48 +78,36 @@ class CPNLoss:
         refine_weight=1.0,
         use_target_weight=True,
         mask_global_prediction=False,
+        **kwargs,
     ):
         if int(top_k) != top_k or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+        super().__init__(**kwargs)
         self.top_k = int(top_k)
         self.global_weight = float(global_weight)
         self.refine_weight = float(refine_weight)
         self.use_target_weight = bool(use_target_weight)
         self.mask_global_prediction = bool(mask_global_prediction)
 
-    def _weights(self, y_true):
-        weights = y_true.get("keypoint_weights") if self.use_target_weight else None
-        if weights is None:
-            return None
-        return ops.cast(weights, "float32")
-
     def global_loss(self, preds, targets, weights):
-        """Sum over levels of ``global_weight * mean((pred - target * w)^2)``."""
+        """``(B,)``: sum over levels of ``global_weight * mean_hwk((pred - target * w)^2)``."""
         total = 0.0
         for pred, target in zip(preds, targets):
-            pred = ops.cast(pred, "float32")
-            target = ops.cast(target, "float32")
-            if weights is not None:
-                w = weights[:, None, None, :]
-                target = target * w
-                if self.mask_global_prediction:
-                    pred = pred * w
-            total = total + self.global_weight * ops.mean(ops.square(pred - target))
+            error = weighted_squared_error(target, weights, pred, mask_target_only=not self.mask_global_prediction)
+            total = total + self.global_weight * ops.mean(error, axis=(1, 2, 3))
         return total
 
     def ohkm_loss(self, pred, target, weights):
-        """``refine_weight * mean_b(sum(top_k_k(l_bk)) / top_k)``."""
-        pred = ops.cast(pred, "float32")
-        target = ops.cast(target, "float32")
-        per_keypoint = ops.mean(ops.square(pred - target), axis=(1, 2))  # (B, K)
+        """``(B,)``: ``refine_weight * sum(top_k_k(l_bk)) / top_k``, ``l_bk = mean_hw((pred - target)^2) * w_bk``."""
+        per_keypoint = ops.mean(weighted_squared_error(target, None, pred), axis=(1, 2))  # (B, K)
         if weights is not None:
-            per_keypoint = per_keypoint * weights
+            per_keypoint = per_keypoint * ops.cast(weights, "float32")
         num_keypoints = per_keypoint.shape[-1]
         k = self.top_k if num_keypoints is None else min(self.top_k, int(num_keypoints))
         top, _ = ops.top_k(per_keypoint, k, sorted=False)
-        return self.refine_weight * ops.mean(ops.sum(top, axis=-1) / k)
+        return self.refine_weight * ops.sum(top, axis=-1) / k
 
-    def __call__(self, y_true, y_pred):
+    def call(self, y_true, y_pred):
         if not isinstance(y_true, dict):
             y_true = {"heatmaps": y_true}
         global_preds, refine_pred = _split_outputs(y_pred)
@@ -128,18 +122,18 @@ class CPNLoss:
                     f"y_true['heatmaps_levels'] has {len(levels)} targets but the model has "
                     f"{len(global_preds)} GlobalNet levels; give one per level, coarsest first."
                 )
-        weights = self._weights(y_true)
+        weights = y_true.get("keypoint_weights") if self.use_target_weight else None
         return self.global_loss(global_preds, levels, weights) + self.ohkm_loss(refine_pred, target, weights)
 
     def get_config(self):
-        return {
-            "top_k": self.top_k,
-            "global_weight": self.global_weight,
-            "refine_weight": self.refine_weight,
-            "use_target_weight": self.use_target_weight,
-            "mask_global_prediction": self.mask_global_prediction,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        config = super().get_config()
+        config.update(
+            {
+                "top_k": self.top_k,
+                "global_weight": self.global_weight,
+                "refine_weight": self.refine_weight,
+                "use_target_weight": self.use_target_weight,
+                "mask_global_prediction": self.mask_global_prediction,
+            }
+        )
+        return config

@@ -90,3 +90,11 @@ class PipelineError(KerasPoseError, ValueError):
 
 class ImageFileNotFoundError(ImageReadError, FileNotFoundError):
     """An image file of the dataset does not exist."""
+
+
+class AnnotationFileNotFoundError(AnnotationError, FileNotFoundError):
+    """An annotation (or detection/head-box) file does not exist.
+
+    Subclasses both `AnnotationError` (a `ValueError`) and `FileNotFoundError`
+    so either `except` clause catches it.
+    """

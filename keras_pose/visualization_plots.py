@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 from keras_pose.errors import PlotError
-from keras_pose.utils.file_utils import atomic_write
 
 
 # BGR colours of the series (tab10-like).
@@ -332,17 +331,13 @@ def plot_training_curves(history_or_csv, path, title=None, panel_size=(300, 420)
         r, c = divmod(index, columns)
         _draw_panel(canvas, (c * pw, header + r * ph, pw, ph), name, series, history, xs)
 
-    path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower() or ".png"
+    from keras_pose.errors import ImageWriteError
+    from keras_pose.visualization import save_image
+
     try:
-        ok, data = cv2.imencode(ext, canvas)
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise PlotError(f"OpenCV cannot write {ext!r} images; use .png for {path!r}.")
-    with atomic_write(path, "wb") as f:
-        f.write(data.tobytes())
-    return path
+        return save_image(path, canvas[..., ::-1])  # the canvas is drawn in BGR
+    except ImageWriteError as e:
+        raise PlotError(str(e)) from None
 
 
 __all__ = ["PlotError", "load_history", "nice_ticks", "plot_training_curves"]

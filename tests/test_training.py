@@ -92,6 +92,11 @@ class _OracleModel:
         self.keypoint_spec = spec
         self.image_size = (256, 192)
         self.decoding = {"padding": 1.25}
+        from keras_pose.preprocessing import PoseImageConverter, TopDownCropper, TopDownPreprocessor
+
+        self.preprocessor = TopDownPreprocessor(
+            cropper=TopDownCropper(image_size=self.image_size, padding=1.25), image_converter=PoseImageConverter()
+        )
         self.by_box = {(i.image_path, tuple(np.round(i.bbox, 3))): i.keypoints for i in dataset}
         self.noise = noise
         self.calls = []

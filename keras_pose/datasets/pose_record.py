@@ -17,17 +17,9 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from keras_pose.errors import AnnotationError, ImageReadError
+from keras_pose.errors import AnnotationError, AnnotationFileNotFoundError, ImageReadError  # noqa: F401 - re-exported
 
 _READ_ONLY_ARRAYS = ("bbox", "keypoints", "keypoints_visible")
-
-
-class AnnotationFileNotFoundError(AnnotationError, FileNotFoundError):
-    """An annotation (or detection/head-box) file does not exist.
-
-    Subclasses both `AnnotationError` (a `ValueError`) and `FileNotFoundError`
-    so either `except` clause catches it.
-    """
 
 
 class ImageInfo(NamedTuple):

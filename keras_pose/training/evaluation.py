@@ -39,7 +39,7 @@ def predict_dataset(model, dataset, batch_size=32, flip_test=None, verbose=1):
             instance's ``bbox`` (xywh) and ``bbox_score`` are the input boxes.
         batch_size: crops per forward pass (images are grouped so that a
             call holds about this many crops).
-        flip_test: override the model's ``decoding["flip_test"]``.
+        flip_test: override the model's ``test_cfg["flip_test"]``.
         verbose: 1 shows a ``keras.utils.Progbar`` over images.
 
     Returns:
@@ -142,13 +142,9 @@ def evaluate_pose_model(
         heads = np.array([np.nan if inst.head_size is None else inst.head_size for inst in instances])
         table = pose_metrics.pckh(keypoints, gt, visible, heads, threshold=0.5)
         return {"pckh": table["PCKh"], "pckh@0.1": table["PCKh@0.1"]}
-    from keras_pose.geometry import box_xywh_to_center_scale
-
     evaluator = coco_evaluator or pose_metrics.CocoKeypointEvaluator(dataset, keypoint_spec=model.keypoint_spec)
     boxes = np.stack([inst.bbox for inst in instances])
-    _, crop_scales = box_xywh_to_center_scale(
-        boxes, model.image_size, padding=float(model.decoding.get("padding", 1.25))
-    )
+    _, crop_scales = model.preprocessor.cropper.centers_and_scales(boxes)  # the crops the model saw
     results = pose_metrics.make_topdown_results(
         [inst.image_id for inst in instances],
         keypoints,

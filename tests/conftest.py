@@ -1,20 +1,11 @@
-"""Shared test fixtures: where the sample data and golden parity cases are.
-
-The repository carries them (`tests/data/`, `tests/golden/`; provenance in
-their READMEs), so the suite runs on a fresh clone. `KERAS_POSE_SHARED_DIR`
-points the tests at another copy: a folder holding `data/` and `golden/`.
+"""Shared test fixtures. Where the sample data and golden parity cases are is
+in `pose_testing.paths` (this folder is on `sys.path` through this file, so the
+test modules import `pose_testing` helpers directly).
 """
-
-import os
-import pathlib
 
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-TESTS_DIR = REPO_ROOT / "tests"
-SHARED_DIR = pathlib.Path(os.environ["KERAS_POSE_SHARED_DIR"]) if os.environ.get("KERAS_POSE_SHARED_DIR") else TESTS_DIR
-DATA_DIR = SHARED_DIR / "data"
-GOLDEN_DIR = SHARED_DIR / "golden"
+from pose_testing.paths import DATA_DIR, GOLDEN_DIR
 
 
 @pytest.fixture(scope="session")

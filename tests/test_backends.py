@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from pose_testing.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "tests" / "scripts" / "backend_smoke.py"
 FAMILIES = ["vitpose", "vitpose_simple", "vitpose_plus", "cpm", "hourglass", "cpn"]

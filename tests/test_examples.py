@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA_DIR, REPO_ROOT, SHARED_DIR
+from pose_testing.paths import DATA_DIR, REPO_ROOT, SHARED_DIR
 
 EXAMPLES = REPO_ROOT / "examples"
 SCRIPTS = ("predict_and_draw.py", "evaluate_coco.py", "export_tflite.py", "finetune_custom_dataset.py")

@@ -6,7 +6,7 @@ import importlib
 import pathlib
 import tomllib
 
-from conftest import REPO_ROOT
+from pose_testing.paths import REPO_ROOT
 
 
 def _pyproject():

@@ -95,7 +95,7 @@ def main(out_path, families=None):
         final = model.heatmaps_from_outputs(model(x, training=False))
         results[f"{name}/forward"] = keras.ops.convert_to_numpy(final)
         # Eager steps: compiling six training graphs would dominate the run;
-        # XLA-compiled fits are covered by tests/test_training.py.
+        # XLA-compiled fits are covered by tests/training/test_training.py.
         model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
         history = model.fit(x, _targets(model, 2, rng), batch_size=1, epochs=1, steps_per_epoch=2, verbose=0)
         results[f"{name}/loss"] = np.asarray(history.history["loss"], np.float32)

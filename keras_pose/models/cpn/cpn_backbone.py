@@ -5,7 +5,7 @@ The feature extractor is `keras_hub.models.ResNetBackbone` with
 convolution, as in torchvision), a 7x7/2 stem with torch-style explicit
 zero padding and a 3x3/2 max pool (padding 1; zero padding equals torch's
 -inf padding after the ReLU). That is exactly pytorch-cpn's `networks/resnet.py`
-(checked numerically by `tests/test_golden_cpn.py`), so it is reused rather
+(checked numerically by `tests/conversion/test_golden_cpn.py`), so it is reused rather
 than re-implemented; its layer names (``conv1_conv``, ``stack{s}_block{b}_{k}_conv``
 ...) are what the converter addresses.
 """

@@ -26,7 +26,8 @@ file is; safe torch loading), `families` (the family detector),
 `key_accountant`, `port` (layer helpers), `settings` (entry / options / file),
 `preset_output` (the written preset and its record), and the converters
 `vitpose_converter` (+ `vitpose_layouts`), `cpm_converter`,
-`hourglass_converter`, `cpn_converter`.
+`hourglass_converter`, `cpn_converter`, `rtmo_converter` (raw network only:
+no RTMO task or presets yet).
 """
 
 import importlib
@@ -52,6 +53,7 @@ CONVERTERS = {
     "cpm": "keras_pose.conversion.cpm_converter",
     "cpn": "keras_pose.conversion.cpn_converter",
     "hourglass": "keras_pose.conversion.hourglass_converter",
+    "rtmo": "keras_pose.conversion.rtmo_converter",
 }
 
 

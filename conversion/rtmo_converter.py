@@ -1,0 +1,203 @@
+"""mmpose 1.x RTMO checkpoints -> `keras_pose.models.rtmo.RTMONetwork`.
+
+Layout (`{'meta', 'state_dict'}`, published in the legacy non-zip torch
+format; `read_checkpoint` loads it with `weights_only=True`):
+
+- `backbone.*`: CSPDarknet (`stem.conv`, `stage{1..4}.{0,1,2}` ConvModules
+  with `.conv.weight` and `.bn.*`);
+- `neck.*`: HybridEncoder (`input_proj.i`, `encoder.0.layers.0` (attention
+  `self_attn.attn.in_proj_*` / `out_proj.*`, `ffn.layers.{0.0,1}`,
+  `norms.{0,1}`), the `sincos_pos_enc.dim_t` buffer, `lateral_convs.j`,
+  `fpn_blocks.j`, `downsample_convs.j`, `pan_blocks.j`, `projector.convs.i`);
+- `head.head_module.*`: the per-level branches (`conv_cls`, `out_cls`,
+  `conv_pose`, `out_bbox`, `out_kpt_vis`, `out_pose`, and the training-only
+  `out_kpt_reg`);
+- `head.dcc.*`: the dynamic coordinate classifier (DCC), the keypoint
+  decoder run after NMS, and its training-only `sigma_fc`;
+- `head.loss_oks.sigmas`: the OKS loss's keypoint sigmas (a buffer).
+
+The file determines the size (deepen / widen factors, matched to the
+released t / s / m / l where they fit), the keypoint count and every width;
+the input size (not in the file) comes from the `image_size` override, else
+the release of that size (t: 416x416, others 640x640).
+
+Every tensor is accounted for: ported, or in `TRAINING_ONLY` (used by the
+reference only while training, listed by name) or `DECODER_ONLY` (the DCC,
+ported once the keypoint decoder exists).
+"""
+
+import re
+
+import numpy as np
+
+from keras_pose.conversion.checkpoint_io import read_checkpoint
+from keras_pose.conversion.families import check_family
+from keras_pose.conversion.key_accountant import KeyAccountant, out_channels
+from keras_pose.conversion.port import assign, port_conv, port_conv_module, port_dense, port_layer_norm, port_tensor
+from keras_pose.conversion.settings import check_agrees, check_overrides, require_tensor
+from keras_pose.errors import CheckpointError
+
+FAMILY = "rtmo"
+KIND = "an mmpose RTMO"
+OVERRIDES = ("image_size", "dtype", "name")
+
+# Tensors the reference uses only in training (the Keras network does not hold them).
+TRAINING_ONLY = (
+    "head.head_module.out_kpt_reg.*",  # keypoint proxy regression (SimOTA's OKS cost, OKS loss)
+    "head.dcc.sigma_fc.*",  # the predicted sigma of the MLE coordinate-classification loss
+    "head.loss_oks.sigmas",  # the OKS loss's per-keypoint sigmas (the keypoint spec's)
+)
+# The DCC keypoint decoder's tensors (run after NMS on the kept instances), not held by the raw network.
+DECODER_ONLY = ("head.dcc.*",)
+
+
+def _width(tensors, key, source, what):
+    require_tensor(tensors, key, source, what, KIND)
+    return out_channels(tensors, key)
+
+
+def _count(tensors, pattern):
+    """1 + the largest index captured by `pattern` among the names (0 if none)."""
+    found = [int(m.group(1)) for k in tensors if (m := re.match(pattern, k))]
+    return max(found) + 1 if found else 0
+
+
+def _factors(stem_width, depths, source):
+    """(deepen_factor, widen_factor, size name or None) of a CSPDarknet with that stem width and stage depths."""
+    from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, csp_darknet_depths, csp_darknet_widths
+
+    for size, spec in RTMO_SIZES.items():
+        if csp_darknet_widths(spec["widen_factor"])[0] == stem_width and csp_darknet_depths(
+            spec["deepen_factor"]
+        ) == depths:
+            return spec["deepen_factor"], spec["widen_factor"], size
+    widen = stem_width / 64.0
+    deepen = depths[1] / 9.0  # stage 2 has 9 blocks at deepen 1
+    if csp_darknet_depths(deepen) != depths:
+        raise CheckpointError(
+            f"Checkpoint {source}: CSPDarknet stage depths {depths} fit no deepen factor "
+            "(max(round(n d), 1) for n = 3, 9, 9, 3); it is not " + KIND + " checkpoint."
+        )
+    return deepen, widen, None
+
+
+def infer_config(tensors, source="checkpoint"):
+    """`RTMONetwork` arguments (and the size name) determined by an mmpose RTMO state dict."""
+    stages = [
+        _count(tensors, rf"backbone\.stage{i}\.{2 if i == 4 else 1}\.blocks\.(\d+)\.") for i in range(1, 5)
+    ]
+    stem = _width(tensors, "backbone.stem.conv.conv.weight", source, "stem width")
+    deepen, widen, size = _factors(stem, tuple(stages), source)
+    h = "head.head_module."
+    levels = _count(tensors, r"head\.head_module\.out_cls\.(\d+)\.")
+    if levels not in (2, 3):
+        raise CheckpointError(f"Checkpoint {source} has {levels} head levels (out_cls.*); RTMO has 2 (or 3).")
+    pose_channels = _width(tensors, h + "conv_pose.0.0.conv.weight", source, "pose branch width")
+    require_tensor(tensors, h + "conv_pose.0.1.conv.weight", source, "pose branch groups", KIND)
+    per_group = int(tensors[h + "conv_pose.0.1.conv.weight"].shape[1])
+    config = {
+        "deepen_factor": deepen,
+        "widen_factor": widen,
+        "num_keypoints": _width(tensors, h + "out_kpt_vis.0.weight", source, "keypoint count"),
+        "featmap_strides": (16, 32) if levels == 2 else (8, 16, 32),
+        "hidden_dim": _width(tensors, "neck.input_proj.0.conv.weight", source, "neck width"),
+        "feedforward_channels": _width(tensors, "neck.encoder.0.layers.0.ffn.layers.0.0.weight", source,
+                                       "encoder FFN width"),
+        "neck_out_channels": _width(tensors, "neck.projector.convs.0.conv.weight", source, "neck output width"),
+        "pose_vec_channels": _width(tensors, h + "out_pose.0.weight", source, "pose vector width"),
+        "cls_feat_channels": _width(tensors, h + "conv_cls.0.0.conv.weight", source, "classification width"),
+        "channels_per_group": per_group,
+        "num_groups": max(pose_channels // max(per_group, 1), 1),
+        "stacked_convs": _count(tensors, r"head\.head_module\.conv_cls\.0\.(\d+)\."),
+    }
+    return config, size
+
+
+def _port_layers(acc, model, prefix):
+    """Port every ConvModule / Conv2D of a sub-model's `torch_layer_paths` from `<prefix><path>`."""
+    from keras_pose.layers import ConvModule
+
+    for name, path in model.torch_layer_paths.items():
+        layer = model.get_layer(name)
+        if isinstance(layer, ConvModule):
+            port_conv_module(acc, layer, f"{prefix}{path}.conv", f"{prefix}{path}.bn" if layer.bn is not None else None)
+        elif hasattr(layer, "kernel") and len(layer.kernel.shape) == 4:
+            port_conv(acc, f"{prefix}{path}", layer)
+
+
+def port_encoder_layer(acc, layer, prefix, dim_t_key):
+    """A mmcv DETR encoder layer at `prefix` (+ the sine encoding's `dim_t` buffer) into a `HybridEncoderLayer`."""
+    c = layer.hidden_dim
+    port_tensor(acc, f"{prefix}.self_attn.attn.in_proj_weight", layer.in_proj.kernel, (3 * c, c), np.transpose)
+    port_tensor(acc, f"{prefix}.self_attn.attn.in_proj_bias", layer.in_proj.bias, (3 * c,))
+    port_dense(acc, f"{prefix}.self_attn.attn.out_proj", layer.out_proj)
+    port_dense(acc, f"{prefix}.ffn.layers.0.0", layer.ffn_fc1)
+    port_dense(acc, f"{prefix}.ffn.layers.1", layer.ffn_fc2)
+    port_layer_norm(acc, f"{prefix}.norms.0", layer.norm1)
+    port_layer_norm(acc, f"{prefix}.norms.1", layer.norm2)
+    dim_t = acc.pop(dim_t_key, tuple(layer.dim_t.shape))
+    if dim_t is not None:
+        assign(layer.dim_t, dim_t)
+
+
+def port_network(acc, network):
+    """Port backbone, neck and head module of an `RTMONetwork` through the accountant."""
+    _port_layers(acc, network.backbone, "backbone.")
+    _port_layers(acc, network.neck, "neck.")
+    encoder_path = "encoder.0.layers.0"
+    encoder = network.neck.get_layer(next(n for n, p in network.neck.torch_layer_paths.items() if p == encoder_path))
+    port_encoder_layer(acc, encoder, "neck." + encoder_path, "neck.sincos_pos_enc.dim_t")
+    _port_layers(acc, network.head, "head.head_module.")
+
+
+def convert(checkpoint, entry=None, dataset=None, **overrides):
+    """Convert an mmpose 1.x RTMO checkpoint into an `RTMONetwork` (raw outputs).
+
+    Args:
+        checkpoint: path of the `.pth` file, a mapping name -> tensor, or a
+            `checkpoint_io.Checkpoint`.
+        entry: a `PresetEntry` whose config states the architecture (checked
+            against the file), or None.
+        dataset: unused (RTMO files hold one keypoint set).
+        **overrides: `image_size` (H, W), multiples of 32; `dtype`; `name`.
+
+    Returns:
+        a `keras_pose.models.rtmo.RTMONetwork` with the checkpoint's weights.
+
+    Raises:
+        CheckpointError: another family's file, or a list of every missing,
+            unexpected, misshapen and non-finite tensor.
+    """
+    from keras_pose.conversion.settings import entry_config
+    from keras_pose.models.rtmo import RTMO_SIZES, RTMONetwork
+
+    del dataset
+    check_overrides(overrides, OVERRIDES, FAMILY)
+    ckpt = read_checkpoint(checkpoint)
+    check_family(ckpt, ckpt.path, (FAMILY,), KIND, required=True)
+    config, size = infer_config(ckpt.tensors, ckpt.path)
+    given = {k: v for k, v in entry_config(entry).items() if k in config}
+    check_agrees(config, given, ckpt.path, "the preset")
+    image_size = overrides.get("image_size") or entry_config(entry).get("image_size")
+    if image_size is None:
+        image_size = RTMO_SIZES[size]["image_size"] if size else (640, 640)
+    network = RTMONetwork(
+        image_size=tuple(image_size),
+        dtype=overrides.get("dtype"),
+        name=overrides.get("name") or (f"rtmo_{size}" if size else "rtmo"),
+        **config,
+    )
+
+    acc = KeyAccountant(
+        ckpt.tensors,
+        source=ckpt.path,
+        family=FAMILY,
+        ignore=("*.num_batches_tracked", *TRAINING_ONLY, *DECODER_ONLY),
+    )
+    port_network(acc, network)
+    label = f"RTMO-{size}" if size else f"RTMO (deepen {config['deepen_factor']}, widen {config['widen_factor']})"
+    acc.finish(what=f"{label} network ({config['num_keypoints']} keypoints)")
+    return network
+
+
+__all__ = ["DECODER_ONLY", "TRAINING_ONLY", "convert", "infer_config", "port_encoder_layer", "port_network"]

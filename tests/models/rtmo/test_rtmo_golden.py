@@ -1,0 +1,137 @@
+"""Reference parity of the RTMO network and converter (tests/golden/rtmo, mmpose 1.3.2).
+
+The case's synthetic checkpoint is rebuilt from keys.json + seed with the
+golden `make_state_dict` (plus meta.json's `state_dict_overrides`: the sine
+frequencies and DCC bins), saved as the released mmpose files are saved
+(`{'meta', 'state_dict'}`, legacy non-zip `torch.save`), converted the user
+way (`keras_pose.conversion.convert_checkpoint`, family detected from the
+names), and the backbone, neck and head outputs are compared with the stored
+reference outputs within meta.json's tolerance (max|out - exp| <= 1e-4 *
+max|exp| per tensor). Run with `-s` to see the max abs diff per output.
+"""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from pose_testing.paths import GOLDEN_DIR
+
+CASE_DIR = GOLDEN_DIR / "rtmo" / "rtmo_s_coco"
+RELATIVE_TOLERANCE = 1e-4  # of max|expected|, per tensor (meta.json "raw_outputs")
+
+
+def _meta():
+    with open(CASE_DIR / "meta.json") as f:
+        return json.load(f)
+
+
+def _make_state_dict(meta):
+    spec = importlib.util.spec_from_file_location("golden_make_state_dict", GOLDEN_DIR / "make_state_dict.py")
+    msd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msd)
+    sd = msd.make_state_dict(msd.load_keys(CASE_DIR / "keys.json"), meta["seed"])
+    for name, override in (meta.get("state_dict_overrides") or {}).items():
+        sd[name] = np.asarray(override["values"], dtype=sd[name].dtype).reshape(sd[name].shape)
+    for name, factor in (meta.get("state_dict_scales") or {}).items():
+        sd[name] = (sd[name] * factor).astype(sd[name].dtype)
+    return sd
+
+
+def write_checkpoint(directory):
+    """Save the case's synthetic checkpoint like the released file; returns its path."""
+    import torch
+
+    meta = _meta()
+    layout = meta["checkpoint_layout"]
+    assert layout["state_dict_key"] == "state_dict" and "'meta'" in layout["container"]
+    assert "_use_new_zipfile_serialization=False" in layout["container"]
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _make_state_dict(meta).items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / meta["released_checkpoint"]["file"]
+    torch.save({"meta": {"mmpose_version": "1.3.2"}, "state_dict": tensors}, path,
+               _use_new_zipfile_serialization=False)
+    return path
+
+
+def _nhwc(array):
+    return np.transpose(array, (0, 2, 3, 1))
+
+
+def _np(x):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(x), np.float32)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from keras_pose.conversion import convert_checkpoint
+
+    path = write_checkpoint(tmp_path_factory.mktemp("rtmo_checkpoint"))
+    return convert_checkpoint(path)
+
+
+def test_converter_infers_rtmo_s(converted):
+    from keras_pose.models.rtmo import RTMONetwork
+
+    meta = _meta()["model"]
+    assert isinstance(converted, RTMONetwork)
+    assert converted.name == "rtmo_s"
+    assert (converted.deepen_factor, converted.widen_factor) == (
+        meta["backbone"]["deepen_factor"],
+        meta["backbone"]["widen_factor"],
+    )
+    assert converted.image_size == tuple(meta["test_cfg"]["input_size"])
+    assert converted.num_keypoints == meta["head"]["num_keypoints"]
+    assert converted.featmap_strides == tuple(meta["head"]["featmap_strides"])
+    assert list(converted.backbone.out_channels) == meta["neck"]["in_channels"]
+
+
+def test_golden_rtmo_s_raw_outputs(converted):
+    """Backbone (3 levels), neck (2) and head (cls, bbox, kpt_vis, pose_vec per level) match mmpose."""
+    meta = _meta()
+    assert "1e-4 * max|exp|" in meta["tolerance"]["raw_outputs (backbone_*, neck_*, head_*)"]
+    x = _nhwc(np.load(CASE_DIR / "input.npy")).astype(np.float32)
+    features = converted.backbone(x)
+    neck = converted.neck(features)
+    head = converted.head(neck)
+    actual = {f"backbone_{i}": _np(f) for i, f in enumerate(features)}
+    actual.update({f"neck_s{s}": _np(f) for s, f in zip(converted.featmap_strides, neck)})
+    actual.update({f"head_{name}": _np(value) for name, value in head.items()})
+    end_to_end = converted(x)  # the chained network gives the same head outputs
+
+    failures, compared = [], 0
+    raw = {n: s for n, s in meta["outputs"].items() if n.split("_")[0] in ("backbone", "neck", "head")}
+    for name, spec in raw.items():
+        expected = _nhwc(np.load(CASE_DIR / spec["file"]))
+        got = actual[name]
+        assert got.shape == expected.shape, (name, got.shape, expected.shape)
+        diff = float(np.abs(got - expected).max())
+        bound = RELATIVE_TOLERANCE * float(np.abs(expected).max())
+        ok = diff <= bound
+        print(f"[golden rtmo] {spec['file']}: max|diff| = {diff:.3e} (bound {bound:.3e}) {'ok' if ok else 'FAIL'}")
+        compared += 1
+        if not ok:
+            failures.append(f"{name}: max|diff| {diff:.3e} > {bound:.3e}")
+        if name.startswith("head_"):
+            np.testing.assert_allclose(_np(end_to_end[name[len("head_"):]]), got, rtol=0, atol=1e-3)
+    assert compared == 13
+    assert not failures, "; ".join(failures)
+
+
+def test_converter_lists_training_only_tensors_explicitly(converted, tmp_path):
+    """A file without the training-only tensors converts; an unknown extra tensor is reported by name."""
+    from keras_pose.conversion import rtmo_converter
+    from keras_pose.errors import CheckpointError
+
+    sd = _make_state_dict(_meta())
+    slim = {k: v for k, v in sd.items() if "out_kpt_reg" not in k and "sigma_fc" not in k and "loss_oks" not in k}
+    network = rtmo_converter.convert(slim)
+    assert network.count_params() == converted.count_params()
+    sd["head.head_module.out_extra.0.weight"] = np.zeros((3, 3), np.float32)
+    del sd["neck.encoder.0.layers.0.norms.1.bias"]
+    with pytest.raises(CheckpointError) as info:
+        rtmo_converter.convert(sd)
+    message = str(info.value)
+    assert "head.head_module.out_extra.0.weight" in message and "neck.encoder.0.layers.0.norms.1.bias" in message

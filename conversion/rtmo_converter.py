@@ -21,9 +21,9 @@ released t / s / m / l where they fit), the keypoint count and every width;
 the input size (not in the file) comes from the `image_size` override, else
 the release of that size (t: 416x416, others 640x640).
 
-Every tensor is accounted for: ported, or in `TRAINING_ONLY` (used by the
-reference only while training, listed by name) or `DECODER_ONLY` (the DCC,
-ported once the keypoint decoder exists).
+Every tensor is accounted for: ported (the DCC into `RTMONetwork.dcc`), or
+in `TRAINING_ONLY` (used by the reference only while training, listed by
+name).
 """
 
 import re
@@ -47,8 +47,6 @@ TRAINING_ONLY = (
     "head.dcc.sigma_fc.*",  # the predicted sigma of the MLE coordinate-classification loss
     "head.loss_oks.sigmas",  # the OKS loss's per-keypoint sigmas (the keypoint spec's)
 )
-# The DCC keypoint decoder's tensors (run after NMS on the kept instances), not held by the raw network.
-DECODER_ONLY = ("head.dcc.*",)
 
 
 def _width(tensors, key, source, what):
@@ -109,8 +107,38 @@ def infer_config(tensors, source="checkpoint"):
         "channels_per_group": per_group,
         "num_groups": max(pose_channels // max(per_group, 1), 1),
         "stacked_convs": _count(tensors, r"head\.head_module\.conv_cls\.0\.(\d+)\."),
+        "pe_temperature": _temperature(tensors, "neck.sincos_pos_enc.dim_t", source),
     }
+    config.update(_dcc_config(tensors, config["num_keypoints"], source))
     return config, size
+
+
+def _temperature(tensors, key, source):
+    """The temperature T of a sine encoding's `dim_t` = T ** (arange(n) / n) buffer (6 significant digits)."""
+    dim_t = np.asarray(require_tensor(tensors, key, source, "sine encoding temperature", KIND), np.float64)
+    if dim_t.ndim != 1 or dim_t.shape[0] < 2 or not np.all(np.isfinite(dim_t)) or dim_t[1] <= 0:
+        raise CheckpointError(f"Checkpoint {source}: {key} {tuple(dim_t.shape)} is not a sine encoding's frequencies.")
+    return float(f"{dim_t[1] ** dim_t.shape[0]:.6g}")
+
+
+def _dcc_config(tensors, num_keypoints, source):
+    """The DCC settings the file determines (`RTMONetwork` dcc_* arguments)."""
+    d = "head.dcc."
+    feat = _width(tensors, d + "pose_to_kpts.0.weight", source, "DCC keypoint feature width") // num_keypoints
+    s = int(require_tensor(tensors, d + "gau.gamma", source, "GAU attention width", KIND).shape[-1])
+    uv = _width(tensors, d + "gau.uv.weight", source, "GAU width")
+    return {
+        "dcc_feat_channels": feat,
+        "dcc_num_bins": tuple(
+            int(require_tensor(tensors, d + f"{axis}_bins", source, f"{axis} bin count", KIND).shape[0])
+            for axis in ("x", "y")
+        ),
+        "dcc_spe_channels": 2 * int(require_tensor(tensors, d + "spe.dim_t", source, "bin encoding width",
+                                                   KIND).shape[0]),
+        "dcc_spe_temperature": _temperature(tensors, d + "spe.dim_t", source),
+        "dcc_gau_s": s,
+        "dcc_gau_expansion": max((uv - s) // (2 * max(feat, 1)), 1),
+    }
 
 
 def _port_layers(acc, model, prefix):
@@ -140,6 +168,29 @@ def port_encoder_layer(acc, layer, prefix, dim_t_key):
         assign(layer.dim_t, dim_t)
 
 
+def port_dcc(acc, dcc, prefix="head.dcc"):
+    """mmpose's DCC at `prefix` into a `DynamicCoordinateClassifier` (its training-only sigma_fc excepted)."""
+    from keras_pose.conversion.port import port_batch_norm
+
+    port_dense(acc, f"{prefix}.pose_to_kpts.0", dcc.pose_to_kpts)
+    port_batch_norm(acc, f"{prefix}.pose_to_kpts.1", dcc.pose_to_kpts_bn)
+    port_dense(acc, f"{prefix}.gau.uv", dcc.gau_uv)
+    port_dense(acc, f"{prefix}.gau.o", dcc.gau_o)
+    port_dense(acc, f"{prefix}.x_fc", dcc.x_fc)
+    port_dense(acc, f"{prefix}.y_fc", dcc.y_fc)
+    for key, variable in (
+        ("gau.gamma", dcc.gau_gamma),
+        ("gau.beta", dcc.gau_beta),
+        ("gau.ln.g", dcc.gau_ln_g),
+        ("gau.res_scale.scale", dcc.gau_res_scale),
+        ("pos_enc", dcc.pos_enc),
+        ("x_bins", dcc.x_bins),
+        ("y_bins", dcc.y_bins),
+        ("spe.dim_t", dcc.spe_dim_t),
+    ):
+        port_tensor(acc, f"{prefix}.{key}", variable)
+
+
 def port_network(acc, network):
     """Port backbone, neck and head module of an `RTMONetwork` through the accountant."""
     _port_layers(acc, network.backbone, "backbone.")
@@ -148,6 +199,7 @@ def port_network(acc, network):
     encoder = network.neck.get_layer(next(n for n, p in network.neck.torch_layer_paths.items() if p == encoder_path))
     port_encoder_layer(acc, encoder, "neck." + encoder_path, "neck.sincos_pos_enc.dim_t")
     _port_layers(acc, network.head, "head.head_module.")
+    port_dcc(acc, network.dcc)
 
 
 def convert(checkpoint, entry=None, dataset=None, **overrides):
@@ -192,7 +244,7 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
         ckpt.tensors,
         source=ckpt.path,
         family=FAMILY,
-        ignore=("*.num_batches_tracked", *TRAINING_ONLY, *DECODER_ONLY),
+        ignore=("*.num_batches_tracked", *TRAINING_ONLY),
     )
     port_network(acc, network)
     label = f"RTMO-{size}" if size else f"RTMO (deepen {config['deepen_factor']}, widen {config['widen_factor']})"
@@ -200,4 +252,4 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     return network
 
 
-__all__ = ["DECODER_ONLY", "TRAINING_ONLY", "convert", "infer_config", "port_encoder_layer", "port_network"]
+__all__ = ["TRAINING_ONLY", "convert", "infer_config", "port_dcc", "port_encoder_layer", "port_network"]

@@ -12,13 +12,16 @@ deepen / widen factors (w):
 | head classification convs | int(256 w) |
 | head pose convs | 8 groups x int(36 w) |
 
-It returns the head's raw per-level outputs; decoding (boxes, NMS, the DCC
-keypoints) belongs to the task.
+It returns the head's raw per-level outputs. It also holds the keypoint
+decoder `dcc` (`DynamicCoordinateClassifier`), which runs on the instances
+kept after box decoding and NMS (the task's decoding), outside the graph of
+the raw outputs.
 """
 
 import keras
 
 from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, CSPDarknetBackbone
+from keras_pose.models.rtmo.rtmo_dcc import DynamicCoordinateClassifier
 from keras_pose.models.rtmo.rtmo_head import RTMOHeadModule
 from keras_pose.models.rtmo.rtmo_neck import HybridEncoder
 
@@ -48,12 +51,16 @@ class RTMONetwork(keras.Model):
         num_keypoints: K.
         featmap_strides: head levels (16, 32).
         hidden_dim, num_heads, feedforward_channels: neck widths.
+        pe_temperature: the neck's sine position encoding temperature.
         neck_out_channels, pose_vec_channels, cls_feat_channels,
             channels_per_group: None for the values `rtmo_widths` derives.
         num_groups, stacked_convs: head pose-branch groups and depth.
+        dcc_feat_channels, dcc_num_bins, dcc_spe_channels,
+            dcc_spe_temperature, dcc_gau_s, dcc_gau_expansion: the DCC's
+            settings (`DynamicCoordinateClassifier`).
         dtype: dtype policy.
 
-    Sub-models: `backbone`, `neck`, `head`.
+    Sub-models: `backbone`, `neck`, `head`; the keypoint decoder `dcc`.
     """
 
     def __init__(
@@ -66,12 +73,19 @@ class RTMONetwork(keras.Model):
         hidden_dim=256,
         num_heads=8,
         feedforward_channels=1024,
+        pe_temperature=10000.0,
         neck_out_channels=None,
         pose_vec_channels=None,
         cls_feat_channels=None,
         channels_per_group=None,
         num_groups=8,
         stacked_convs=2,
+        dcc_feat_channels=128,
+        dcc_num_bins=(192, 256),
+        dcc_spe_channels=128,
+        dcc_spe_temperature=300.0,
+        dcc_gau_s=128,
+        dcc_gau_expansion=2,
         dtype=None,
         name="rtmo",
         **kwargs,
@@ -99,6 +113,7 @@ class RTMONetwork(keras.Model):
             widen_factor=widen_factor,
             num_heads=num_heads,
             feedforward_channels=feedforward_channels,
+            pe_temperature=pe_temperature,
             output_indices=neck_levels,
             out_channels=widths["neck_out_channels"],
             dtype=dtype,
@@ -117,13 +132,27 @@ class RTMONetwork(keras.Model):
             name="head",
         )
 
+        dcc = DynamicCoordinateClassifier(
+            in_channels=widths["pose_vec_channels"],
+            num_keypoints=num_keypoints,
+            feat_channels=dcc_feat_channels,
+            num_bins=dcc_num_bins,
+            spe_channels=dcc_spe_channels,
+            spe_temperature=dcc_spe_temperature,
+            gau_s=dcc_gau_s,
+            gau_expansion=dcc_gau_expansion,
+            dtype=dtype,
+            name="dcc",
+        )
+        dcc.build()
+
         # === Functional model ===
         images = keras.Input(shape=(*backbone.image_size, 3), name="images")
         outputs = head(neck(backbone(images)))
         super().__init__(inputs=images, outputs=outputs, dtype=dtype, name=name, **kwargs)
 
         # === Config ===
-        self.backbone, self.neck, self.head = backbone, neck, head
+        self.backbone, self.neck, self.head, self.dcc = backbone, neck, head, dcc
         self.image_size = backbone.image_size
         self.deepen_factor = float(deepen_factor)
         self.widen_factor = float(widen_factor)
@@ -132,6 +161,7 @@ class RTMONetwork(keras.Model):
         self.hidden_dim = int(hidden_dim)
         self.num_heads = int(num_heads)
         self.feedforward_channels = int(feedforward_channels)
+        self.pe_temperature = float(pe_temperature)
         self.widths = widths
         self.num_groups = int(num_groups)
         self.stacked_convs = int(stacked_convs)
@@ -158,9 +188,16 @@ class RTMONetwork(keras.Model):
             "hidden_dim": self.hidden_dim,
             "num_heads": self.num_heads,
             "feedforward_channels": self.feedforward_channels,
+            "pe_temperature": self.pe_temperature,
             **self.widths,
             "num_groups": self.num_groups,
             "stacked_convs": self.stacked_convs,
+            "dcc_feat_channels": self.dcc.feat_channels,
+            "dcc_num_bins": list(self.dcc.num_bins),
+            "dcc_spe_channels": self.dcc.spe_channels,
+            "dcc_spe_temperature": self.dcc.spe_temperature,
+            "dcc_gau_s": self.dcc.gau_s,
+            "dcc_gau_expansion": self.dcc.gau_expansion,
         }
 
     @classmethod

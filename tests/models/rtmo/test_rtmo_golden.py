@@ -86,6 +86,9 @@ def test_converter_infers_rtmo_s(converted):
     assert converted.num_keypoints == meta["head"]["num_keypoints"]
     assert converted.featmap_strides == tuple(meta["head"]["featmap_strides"])
     assert list(converted.backbone.out_channels) == meta["neck"]["in_channels"]
+    assert converted.pe_temperature == 10000.0 and converted.dcc.spe_temperature == 300.0
+    assert list(converted.dcc.num_bins) == meta["head"]["dcc_cfg"]["num_bins"]
+    assert converted.widths["pose_vec_channels"] == meta["head"]["head_module_cfg"]["pose_vec_channels"]
 
 
 def test_golden_rtmo_s_raw_outputs(converted):
@@ -135,3 +138,24 @@ def test_converter_lists_training_only_tensors_explicitly(converted, tmp_path):
         rtmo_converter.convert(sd)
     message = str(info.value)
     assert "head.head_module.out_extra.0.weight" in message and "neck.encoder.0.layers.0.norms.1.bias" in message
+
+
+def test_golden_rtmo_s_dcc_keypoints(converted):
+    """The DCC fed the stored pose vectors of the kept instances, their boxes and priors gives mmpose's keypoints."""
+    meta = _meta()
+    prior_index = np.load(CASE_DIR / "expected_pred_prior_index.npy")
+    flat = np.concatenate(
+        [_nhwc(np.load(CASE_DIR / f"expected_head_pose_vec_s{s}.npy")).reshape(-1, converted.widths["pose_vec_channels"])
+         for s in converted.featmap_strides]
+    )
+    pose_vecs = flat[prior_index][None]
+    bbox_cs = np.load(CASE_DIR / "expected_pred_dcc_bbox_cs.npy")[None]
+    grids = np.load(CASE_DIR / "expected_pred_dcc_grids.npy")[None]
+    keypoints = _np(converted.dcc([pose_vecs, bbox_cs, grids]))[0]
+    expected = np.load(CASE_DIR / "expected_pred_keypoints_input.npy")
+    reliable = np.load(CASE_DIR / "mask_pred_keypoints_reliable.npy")
+    assert "atol 0.05 px" in meta["tolerance"]["pred_keypoints, pred_keypoints_input"]
+    diff = np.abs(keypoints - expected)[reliable]
+    print(f"[golden rtmo] expected_pred_keypoints_input.npy ({reliable.sum()} reliable rows): "
+          f"max|diff| = {diff.max():.3e} px")
+    assert reliable.sum() > 0 and diff.max() <= 0.05

@@ -60,23 +60,29 @@ def _count(tensors, pattern):
     return max(found) + 1 if found else 0
 
 
-def _factors(stem_width, depths, source):
-    """(deepen_factor, widen_factor, size name or None) of a CSPDarknet with that stem width and stage depths."""
+def _factors(stem_width, depths, neck_blocks, source):
+    """(deepen_factor, widen_factor, size name or None) of a file's stem width, stage depths and CSPRep depth.
+
+    A released size (t / s / m / l) where one fits; otherwise widen = stem / 64
+    and the first deepen factor d among depths[1] / 9 and neck_blocks / 3 with
+    max(round(n d), 1) = depths (n = 3, 9, 9, 3) and round(3 d) = neck_blocks.
+    """
     from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, csp_darknet_depths, csp_darknet_widths
 
+    def fits(deepen):
+        return csp_darknet_depths(deepen) == depths and round(3 * deepen) == neck_blocks
+
     for size, spec in RTMO_SIZES.items():
-        if csp_darknet_widths(spec["widen_factor"])[0] == stem_width and csp_darknet_depths(
-            spec["deepen_factor"]
-        ) == depths:
+        if csp_darknet_widths(spec["widen_factor"])[0] == stem_width and fits(spec["deepen_factor"]):
             return spec["deepen_factor"], spec["widen_factor"], size
-    widen = stem_width / 64.0
-    deepen = depths[1] / 9.0  # stage 2 has 9 blocks at deepen 1
-    if csp_darknet_depths(deepen) != depths:
-        raise CheckpointError(
-            f"Checkpoint {source}: CSPDarknet stage depths {depths} fit no deepen factor "
-            "(max(round(n d), 1) for n = 3, 9, 9, 3); it is not " + KIND + " checkpoint."
-        )
-    return deepen, widen, None
+    for deepen in (depths[1] / 9.0, neck_blocks / 3.0):
+        if deepen > 0 and fits(deepen):
+            return deepen, stem_width / 64.0, None
+    raise CheckpointError(
+        f"Checkpoint {source}: CSPDarknet stage depths {depths} and {neck_blocks} RepVGG blocks per neck CSPRep "
+        "layer fit no deepen factor d (max(round(n d), 1) for n = 3, 9, 9, 3 and round(3 d)); it is not "
+        + KIND + " checkpoint."
+    )
 
 
 def infer_config(tensors, source="checkpoint"):
@@ -85,7 +91,8 @@ def infer_config(tensors, source="checkpoint"):
         _count(tensors, rf"backbone\.stage{i}\.{2 if i == 4 else 1}\.blocks\.(\d+)\.") for i in range(1, 5)
     ]
     stem = _width(tensors, "backbone.stem.conv.conv.weight", source, "stem width")
-    deepen, widen, size = _factors(stem, tuple(stages), source)
+    neck_blocks = _count(tensors, r"neck\.fpn_blocks\.0\.bottlenecks\.(\d+)\.")
+    deepen, widen, size = _factors(stem, tuple(stages), neck_blocks, source)
     h = "head.head_module."
     levels = _count(tensors, r"head\.head_module\.out_cls\.(\d+)\.")
     if levels not in (2, 3):
@@ -114,11 +121,12 @@ def infer_config(tensors, source="checkpoint"):
 
 
 def _temperature(tensors, key, source):
-    """The temperature T of a sine encoding's `dim_t` = T ** (arange(n) / n) buffer (6 significant digits)."""
+    """The temperature T of a sine encoding's `dim_t` = T ** (arange(n) / n) buffer (5 significant digits)."""
     dim_t = np.asarray(require_tensor(tensors, key, source, "sine encoding temperature", KIND), np.float64)
-    if dim_t.ndim != 1 or dim_t.shape[0] < 2 or not np.all(np.isfinite(dim_t)) or dim_t[1] <= 0:
+    if dim_t.ndim != 1 or dim_t.shape[0] < 2 or not np.all(np.isfinite(dim_t)) or dim_t[-1] <= 0:
         raise CheckpointError(f"Checkpoint {source}: {key} {tuple(dim_t.shape)} is not a sine encoding's frequencies.")
-    return float(f"{dim_t[1] ** dim_t.shape[0]:.6g}")
+    n = dim_t.shape[0]
+    return float(f"{dim_t[-1] ** (n / (n - 1)):.5g}")  # dim_t[-1] = T ** ((n - 1) / n)
 
 
 def _dcc_config(tensors, num_keypoints, source):

@@ -123,23 +123,6 @@ def test_golden_rtmo_s_raw_outputs(converted):
     assert not failures, "; ".join(failures)
 
 
-def test_converter_lists_training_only_tensors_explicitly(converted, tmp_path):
-    """A file without the training-only tensors converts; an unknown extra tensor is reported by name."""
-    from keras_pose.conversion import rtmo_converter
-    from keras_pose.errors import CheckpointError
-
-    sd = _make_state_dict(_meta())
-    slim = {k: v for k, v in sd.items() if "out_kpt_reg" not in k and "sigma_fc" not in k and "loss_oks" not in k}
-    network = rtmo_converter.convert(slim)
-    assert network.count_params() == converted.count_params()
-    sd["head.head_module.out_extra.0.weight"] = np.zeros((3, 3), np.float32)
-    del sd["neck.encoder.0.layers.0.norms.1.bias"]
-    with pytest.raises(CheckpointError) as info:
-        rtmo_converter.convert(sd)
-    message = str(info.value)
-    assert "head.head_module.out_extra.0.weight" in message and "neck.encoder.0.layers.0.norms.1.bias" in message
-
-
 def test_golden_rtmo_s_dcc_keypoints(converted):
     """The DCC fed the stored pose vectors of the kept instances, their boxes and priors gives mmpose's keypoints."""
     meta = _meta()

@@ -7,7 +7,9 @@ frequencies and DCC bins), saved as the released mmpose files are saved
 way (`keras_pose.conversion.convert_checkpoint`, family detected from the
 names), and the backbone, neck and head outputs are compared with the stored
 reference outputs within meta.json's tolerance (max|out - exp| <= 1e-4 *
-max|exp| per tensor). Run with `-s` to see the max abs diff per output.
+max|exp| per tensor), the DCC keypoints, and the in-graph decoder fed the
+stored head outputs (instances, scores, boxes, keypoints; meta.json's
+tolerances). Run with `-s` to see the max abs diff per output.
 """
 
 import importlib.util
@@ -142,3 +144,55 @@ def test_golden_rtmo_s_dcc_keypoints(converted):
     print(f"[golden rtmo] expected_pred_keypoints_input.npy ({reliable.sum()} reliable rows): "
           f"max|diff| = {diff.max():.3e} px")
     assert reliable.sum() > 0 and diff.max() <= 0.05
+
+
+def test_golden_rtmo_s_decoding(converted):
+    """The in-graph decoder fed the stored head outputs gives mmpose's instances (meta.json's tolerances)."""
+    import keras
+
+    from keras_pose.models.rtmo.rtmo_decoding import decode_rtmo
+
+    meta = _meta()
+    tolerance = meta["tolerance"]
+    assert tolerance["pred_prior_index"].startswith("exact")
+    assert "atol 1e-4" in tolerance["pred_scores, pred_keypoint_scores"]
+    assert "atol 0.05 px, rtol 1e-4" in tolerance["pred_bboxes, pred_dcc_bbox_cs, pred_dcc_grids"]
+    outputs = {
+        f"{kind}_s{s}": _nhwc(np.load(CASE_DIR / f"expected_head_{kind}_s{s}.npy"))
+        for kind in ("cls", "bbox", "kpt_vis", "pose_vec")
+        for s in converted.featmap_strides
+    }
+    test_cfg = meta["model"]["test_cfg"]
+    got = decode_rtmo(outputs, converted.dcc, converted.image_size, converted.featmap_strides,
+                      score_threshold=test_cfg["score_thr"], nms_threshold=test_cfg["nms_thr"], max_instances=100)
+    got = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in got.items()}
+    expected_index = np.load(CASE_DIR / "expected_pred_prior_index.npy")
+    n = len(expected_index)
+    assert got["valid"][0].sum() == n and got["valid"][0][:n].all()
+    np.testing.assert_array_equal(got["prior_index"][0][:n], expected_index)
+    # mmpose maps boxes and keypoints back to the image: p * scale / input_size + center - scale / 2.
+    info = meta["input"]["pipeline_metainfo"]
+    scale, center = np.array(info["input_scale"]), np.array(info["input_center"])
+    to_image = lambda p: p / np.array(info["input_size"]) * scale + center - 0.5 * scale  # noqa: E731
+    reliable = np.load(CASE_DIR / "mask_pred_keypoints_reliable.npy")
+    checks = {
+        "expected_pred_scores.npy": (got["scores"][0][:n], 1e-4, 0.0, None),
+        "expected_pred_keypoint_scores.npy": (got["keypoint_scores"][0][:n], 1e-4, 0.0, None),
+        "expected_pred_dcc_grids.npy": (got["priors"][0][:n], 0.05, 1e-4, None),
+        "expected_pred_dcc_bbox_cs.npy": (got["bbox_cs"][0][:n], 0.05, 1e-4, None),
+        "expected_pred_bboxes.npy": (to_image(got["boxes"][0][:n].reshape(n, 2, 2)).reshape(n, 4), 0.05, 1e-4,
+                                     None),
+        "expected_pred_keypoints_input.npy": (got["keypoints"][0][:n], 0.05, 0.0, reliable),
+        "expected_pred_keypoints.npy": (to_image(got["keypoints"][0][:n]), 0.05, 0.0, reliable),
+    }
+    failures = []
+    for name, (actual, atol, rtol, rows) in checks.items():
+        expected = np.load(CASE_DIR / name)
+        if rows is not None:
+            actual, expected = actual[rows], expected[rows]
+        diff = np.abs(actual - expected)
+        ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
+        print(f"[golden rtmo] {name}: max|diff| = {diff.max():.3e} {'ok' if ok else 'FAIL'}")
+        if not ok:
+            failures.append(f"{name}: max|diff| {diff.max():.3e}")
+    assert not failures, "; ".join(failures)

@@ -162,3 +162,42 @@ def test_converter_refuses_other_families_and_unknown_options(state_dict):
 def test_backbone_rejects_sizes_that_are_not_multiples_of_32():
     with pytest.raises(ValueError, match="multiples of 32"):
         CSPDarknetBackbone(image_size=(100, 64))
+
+
+def test_greedy_nms_suppresses_only_overlaps_above_the_threshold():
+    from keras_pose.models.rtmo.rtmo_decoding import greedy_nms, pairwise_iou
+
+    boxes = np.array([[[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 5], [20, 20, 30, 30], [0, 0, 10, 10]]],
+                     np.float32)
+    valid = np.array([[True, True, True, True, False]])
+    iou = _np(pairwise_iou(boxes))[0]
+    assert iou[0, 1] == pytest.approx(9 / 11) and iou[0, 2] == pytest.approx(0.5)
+    keep = keras.ops.convert_to_numpy(greedy_nms(boxes, valid, 0.65))[0]
+    np.testing.assert_array_equal(keep, [True, False, True, True, False])
+    keep = keras.ops.convert_to_numpy(greedy_nms(boxes, valid, 0.4))[0]
+    np.testing.assert_array_equal(keep, [True, False, False, True, False])
+
+
+def test_decoding_on_a_non_square_batch(network):
+    """Two images of a (64, 96) input: kept rows sorted, inside the input, not overlapping, padding zeroed."""
+    from keras_pose.models.rtmo import decode_rtmo
+    from keras_pose.models.rtmo.rtmo_decoding import rtmo_priors
+
+    x = _images((64, 96), seed=11)
+    out = decode_rtmo(network(x), network.dcc, (64, 96), score_threshold=0.3, nms_threshold=0.5, max_instances=8)
+    out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
+    priors, _ = rtmo_priors((64, 96), (16, 32))
+    assert priors.shape == (4 * 6 + 2 * 3, 2) and tuple(priors[5]) == (87.5, 7.5) and tuple(priors[24]) == (15.5, 15.5)
+    assert out["keypoints"].shape == (2, 8, TINY["num_keypoints"], 2)
+    for b in range(2):
+        valid = out["valid"][b]
+        n = int(valid.sum())
+        assert valid[:n].all() and not valid[n:].any()
+        scores = out["scores"][b][:n]
+        assert np.all(np.diff(scores) <= 0) and np.all(scores > 0.3)
+        boxes = out["boxes"][b][:n]
+        assert np.all(boxes[:, 0::2] >= 0) and np.all(boxes[:, 0::2] <= 96)
+        assert np.all(boxes[:, 1::2] >= 0) and np.all(boxes[:, 1::2] <= 64)
+        np.testing.assert_array_equal(out["priors"][b][:n], priors[out["prior_index"][b][:n]])
+        assert np.all(out["prior_index"][b][n:] == -1) and not out["keypoints"][b][n:].any()
+    assert out["valid"].sum() > 0

@@ -65,6 +65,7 @@ def decode_boxes(deltas, priors, strides):
 
 def pairwise_iou(boxes):
     """IoU (B, N, N) of xyxy boxes (B, N, 4), as mmpose's `bbox_overlaps` (no +1, union >= 1e-6)."""
+    boxes = ops.convert_to_tensor(boxes, "float32")
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     lt = ops.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
     rb = ops.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
@@ -81,7 +82,8 @@ def greedy_nms(boxes, valid, threshold):
     with IoU > `threshold`.
     """
     iou = pairwise_iou(boxes)
-    n = ops.shape(boxes)[1]
+    valid = ops.convert_to_tensor(valid, "bool")
+    n = ops.shape(iou)[1]
     positions = ops.arange(n)
 
     def body(i, keep):

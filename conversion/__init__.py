@@ -134,7 +134,15 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
         dataset = dataset if dataset is not None else entry.dataset
     ckpt = read_checkpoint(checkpoint)
     family = entry.family if entry is not None else _family_of(ckpt)
-    model = get_converter(family).convert(ckpt, entry=entry, dataset=dataset, **overrides)
+    converter = get_converter(family)
+    if output_dir is not None and not getattr(converter, "WRITES_PRESETS", True):
+        raise PresetError(
+            f"{ckpt.path} is {match_family(ckpt).description}: keras-pose converts it to its raw network only "
+            f"(no task model yet), which cannot be written as a preset directory; convert it without an output "
+            "folder (`keras_pose.conversion.convert_checkpoint(path)`) and save the returned model with "
+            "`model.save(...)`."
+        )
+    model = converter.convert(ckpt, entry=entry, dataset=dataset, **overrides)
     if output_dir is not None:
         metadata = preset_metadata(
             entry,

@@ -40,6 +40,8 @@ from keras_pose.errors import CheckpointError
 FAMILY = "rtmo"
 KIND = "an mmpose RTMO"
 OVERRIDES = ("image_size", "dtype", "name")
+# The converter returns the raw `RTMONetwork` (no task model yet): nothing to write as a preset directory.
+WRITES_PRESETS = False
 
 # Tensors the reference uses only in training (the Keras network does not hold them).
 TRAINING_ONLY = (
@@ -260,4 +262,4 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     return network
 
 
-__all__ = ["TRAINING_ONLY", "convert", "infer_config", "port_dcc", "port_encoder_layer", "port_network"]
+__all__ = ["TRAINING_ONLY", "WRITES_PRESETS", "convert", "infer_config", "port_dcc", "port_encoder_layer", "port_network"]

@@ -108,8 +108,12 @@ class DynamicCoordinateClassifier(keras.layers.Layer):
 
         def weight(name, shape, value=None, trainable=True):
             init = keras.initializers.Constant(value) if value is not None else "random_normal"
-            return self.add_weight(name=name, shape=shape, initializer=init, trainable=trainable,
-                                   dtype="float32" if not trainable else None)
+            if trainable:
+                return self.add_weight(name=name, shape=shape, initializer=init)
+            # Bin positions and frequencies stay float32 under mixed precision (pixel positions need
+            # more than bfloat16's 3 digits).
+            return self.add_weight(name=name, shape=shape, initializer=init, trainable=False, dtype="float32",
+                                   autocast=False)
 
         self.gau_gamma = weight("gau_gamma", (2, s))
         self.gau_beta = weight("gau_beta", (2, s), 0.0)
@@ -140,10 +144,10 @@ class DynamicCoordinateClassifier(keras.layers.Layer):
         out = self.gau_o(u * ops.matmul(kernel, v))
         return x * ops.cast(self.gau_res_scale, dtype) + out
 
-    def _encode_bins(self, positions, fc):
-        """Sine encoding (cos | sin) of bin positions (N, n) -> fc -> (N, n, F)."""
-        freq = ops.expand_dims(positions, -1) / ops.cast(self.spe_dim_t, positions.dtype)
-        return fc(ops.concatenate([ops.cos(freq), ops.sin(freq)], axis=-1))
+    def _encode_bins(self, positions, fc, dtype):
+        """Sine encoding (cos | sin, float32) of bin positions (N, n) -> fc in `dtype` -> (N, n, F)."""
+        freq = ops.expand_dims(positions, -1) / self.spe_dim_t
+        return fc(ops.cast(ops.concatenate([ops.cos(freq), ops.sin(freq)], axis=-1), dtype))
 
     @staticmethod
     def _softmax(logits):
@@ -165,7 +169,7 @@ class DynamicCoordinateClassifier(keras.layers.Layer):
         for axis, (bins, fc) in enumerate(((self.x_bins, self.x_fc), (self.y_bins, self.y_fc))):
             spread = ops.expand_dims(bins, 0) * size[:, axis : axis + 1]  # (N, n)
             relative = spread + (center[:, axis : axis + 1] - grids[:, axis : axis + 1])
-            encoding = self._encode_bins(ops.cast(relative, feats.dtype), fc)  # (N, n, F)
+            encoding = self._encode_bins(relative, fc, feats.dtype)  # (N, n, F)
             logits = ops.cast(ops.matmul(feats, ops.transpose(encoding, (0, 2, 1))), "float32")  # (N, K, n)
             probs = self._softmax(logits)
             absolute = ops.expand_dims(spread + center[:, axis : axis + 1], 1)  # (N, 1, n)

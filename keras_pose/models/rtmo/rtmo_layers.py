@@ -201,6 +201,7 @@ class HybridEncoderLayer(keras.layers.Layer):
             initializer=keras.initializers.Constant(sine_frequencies(n, self.temperature)),
             trainable=False,
             dtype="float32",
+            autocast=False,  # frequencies stay float32 under mixed precision
         )
         self.in_proj.build(tokens)
         self.out_proj.build(tokens)

@@ -201,3 +201,30 @@ def test_decoding_on_a_non_square_batch(network):
         np.testing.assert_array_equal(out["priors"][b][:n], priors[out["prior_index"][b][:n]])
         assert np.all(out["prior_index"][b][n:] == -1) and not out["keypoints"][b][n:].any()
     assert out["valid"].sum() > 0
+
+
+def test_convert_to_a_preset_folder_is_refused_by_name(state_dict, tmp_path):
+    """No RTMO task yet: writing a preset directory fails before converting, naming the way that works."""
+    from keras_pose.conversion import convert_checkpoint
+    from keras_pose.errors import PresetError
+
+    with pytest.raises(PresetError, match="raw network only.*model.save"):
+        convert_checkpoint(state_dict, output_dir=tmp_path / "preset", image_size=(64, 96))
+    assert not (tmp_path / "preset").exists()
+
+
+def test_mixed_precision_forward_and_decoding(network):
+    """bfloat16 compute: the same head outputs pattern as float32 and finite decoded instances."""
+    from keras_pose.models.rtmo import decode_rtmo
+
+    mixed = RTMONetwork.from_config({**network.get_config(), "dtype": "mixed_bfloat16"})
+    mixed.set_weights(network.get_weights())
+    x = _images((64, 96), seed=4, batch=1)
+    reference, got = network(x), mixed(x)
+    for name in ("cls_s16", "pose_vec_s32"):
+        assert keras.backend.standardize_dtype(got[name].dtype) == "bfloat16"
+        correlation = np.corrcoef(_np(got[name]).ravel(), _np(reference[name]).ravel())[0, 1]
+        assert correlation > 0.9, (name, correlation)
+    out = decode_rtmo(got, mixed.dcc, (64, 96), score_threshold=0.0, max_instances=4)
+    assert keras.ops.convert_to_numpy(out["valid"]).all()
+    assert np.isfinite(keras.ops.convert_to_numpy(out["keypoints"])).all()

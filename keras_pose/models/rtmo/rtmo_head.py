@@ -13,9 +13,10 @@ to the pose branch.
   -> `kpt_vis` logits (B, H, W, K), `out_pose.i` -> `pose_vec` (B, H, W,
   pose_vec_channels), the input of the dynamic coordinate classifier (DCC).
 
-Box decoding (the task's job): cx = dx * stride + prior_x, w = exp(log w) *
-stride, priors at the cell centres ((col + 0.5) * stride, (row + 0.5) * stride)
-... as mmpose's `MlvlPointGenerator(centralize_points=True)`. The training-only
+Box decoding (`rtmo_decoding.decode_rtmo`): cx = dx * stride + prior_x,
+w = exp(log w) * stride, with priors at (col * stride + (stride - 1) / 2,
+row * stride + (stride - 1) / 2) as mmpose's
+`MlvlPointGenerator(centralize_points=True)`. The training-only
 keypoint-offset branch (`out_kpt_reg`) is not built.
 """
 

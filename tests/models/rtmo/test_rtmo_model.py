@@ -228,3 +228,24 @@ def test_mixed_precision_forward_and_decoding(network):
     out = decode_rtmo(got, mixed.dcc, (64, 96), score_threshold=0.0, max_instances=4)
     assert keras.ops.convert_to_numpy(out["valid"]).all()
     assert np.isfinite(keras.ops.convert_to_numpy(out["keypoints"])).all()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.function / XLA compilation")
+def test_decoding_compiles_in_a_graph_and_with_xla(network):
+    """The whole decoding (NMS loop included) runs inside tf.function, with and without XLA, as in eager."""
+    import tensorflow as tf
+
+    from keras_pose.models.rtmo import decode_rtmo
+
+    outputs = {k: keras.ops.convert_to_numpy(v) for k, v in network(_images((64, 96), seed=11)).items()}
+
+    def decode(raw):
+        return decode_rtmo(raw, network.dcc, (64, 96), score_threshold=0.3, nms_threshold=0.5, max_instances=8)
+
+    eager = {k: keras.ops.convert_to_numpy(v) for k, v in decode(outputs).items()}
+    assert eager["valid"].any()
+    for jit_compile in (False, True):
+        graph = tf.function(decode, jit_compile=jit_compile)({k: tf.constant(v) for k, v in outputs.items()})
+        for name, value in graph.items():
+            np.testing.assert_allclose(np.asarray(value, np.float64), np.asarray(eager[name], np.float64),
+                                       rtol=1e-5, atol=1e-3, equal_nan=True, err_msg=f"{name} jit={jit_compile}")

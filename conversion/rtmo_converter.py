@@ -116,17 +116,25 @@ def infer_config(tensors, source="checkpoint"):
         "channels_per_group": per_group,
         "num_groups": max(pose_channels // max(per_group, 1), 1),
         "stacked_convs": _count(tensors, r"head\.head_module\.conv_cls\.0\.(\d+)\."),
-        "pe_temperature": _temperature(tensors, "neck.sincos_pos_enc.dim_t", source),
+        "pe_temperature": _temperature(tensors, "neck.sincos_pos_enc.dim_t", source, 10000.0),
     }
     config.update(_dcc_config(tensors, config["num_keypoints"], source))
     return config, size
 
 
-def _temperature(tensors, key, source):
-    """The temperature T of a sine encoding's `dim_t` = T ** (arange(n) / n) buffer (5 significant digits)."""
-    dim_t = np.asarray(require_tensor(tensors, key, source, "sine encoding temperature", KIND), np.float64)
+def _temperature(tensors, key, source, default):
+    """The temperature T of a sine encoding's `dim_t` = T ** (arange(n) / n) buffer (5 significant digits).
+
+    `default` (the reference's) when the file lacks the buffer: the accountant then lists it as missing.
+    """
+    if key not in tensors:
+        return default
+    dim_t = np.asarray(tensors[key], np.float64)
     if dim_t.ndim != 1 or dim_t.shape[0] < 2 or not np.all(np.isfinite(dim_t)) or dim_t[-1] <= 0:
-        raise CheckpointError(f"Checkpoint {source}: {key} {tuple(dim_t.shape)} is not a sine encoding's frequencies.")
+        raise CheckpointError(
+            f"Checkpoint {source}: {key} {tuple(dim_t.shape)} is not a sine encoding's frequencies "
+            "(T ** (arange(n) / n)); the file is corrupt."
+        )
     n = dim_t.shape[0]
     return float(f"{dim_t[-1] ** (n / (n - 1)):.5g}")  # dim_t[-1] = T ** ((n - 1) / n)
 
@@ -145,7 +153,7 @@ def _dcc_config(tensors, num_keypoints, source):
         ),
         "dcc_spe_channels": 2 * int(require_tensor(tensors, d + "spe.dim_t", source, "bin encoding width",
                                                    KIND).shape[0]),
-        "dcc_spe_temperature": _temperature(tensors, d + "spe.dim_t", source),
+        "dcc_spe_temperature": _temperature(tensors, d + "spe.dim_t", source, 300.0),
         "dcc_gau_s": s,
         "dcc_gau_expansion": max((uv - s) // (2 * max(feat, 1)), 1),
     }
@@ -158,7 +166,8 @@ def _port_layers(acc, model, prefix):
     for name, path in model.torch_layer_paths.items():
         layer = model.get_layer(name)
         if isinstance(layer, ConvModule):
-            port_conv_module(acc, layer, f"{prefix}{path}.conv", f"{prefix}{path}.bn" if layer.bn is not None else None)
+            norm = f"{prefix}{path}.bn" if layer.bn is not None else None
+            port_conv_module(acc, layer, f"{prefix}{path}.conv", norm)
         elif hasattr(layer, "kernel") and len(layer.kernel.shape) == 4:
             port_conv(acc, f"{prefix}{path}", layer)
 
@@ -262,4 +271,12 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     return network
 
 
-__all__ = ["TRAINING_ONLY", "WRITES_PRESETS", "convert", "infer_config", "port_dcc", "port_encoder_layer", "port_network"]
+__all__ = [
+    "TRAINING_ONLY",
+    "WRITES_PRESETS",
+    "convert",
+    "infer_config",
+    "port_dcc",
+    "port_encoder_layer",
+    "port_network",
+]

@@ -129,8 +129,9 @@ def test_golden_rtmo_s_dcc_keypoints(converted):
     """The DCC fed the stored pose vectors of the kept instances, their boxes and priors gives mmpose's keypoints."""
     meta = _meta()
     prior_index = np.load(CASE_DIR / "expected_pred_prior_index.npy")
+    flat_width = converted.widths["pose_vec_channels"]
     flat = np.concatenate(
-        [_nhwc(np.load(CASE_DIR / f"expected_head_pose_vec_s{s}.npy")).reshape(-1, converted.widths["pose_vec_channels"])
+        [_nhwc(np.load(CASE_DIR / f"expected_head_pose_vec_s{s}.npy")).reshape(-1, flat_width)
          for s in converted.featmap_strides]
     )
     pose_vecs = flat[prior_index][None]

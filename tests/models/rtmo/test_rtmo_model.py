@@ -135,14 +135,15 @@ def test_converter_reports_every_problem_by_name(state_dict):
     sd = dict(state_dict)
     sd["head.head_module.out_extra.0.weight"] = np.zeros((3, 3), np.float32)
     del sd["neck.encoder.0.layers.0.norms.1.bias"]
+    del sd["neck.sincos_pos_enc.dim_t"]  # the temperature then defaults to the reference's
     sd["head.dcc.x_fc.weight"] = sd["head.dcc.x_fc.weight"][:, :-1]
     sd["backbone.stage2.0.bn.running_var"] = np.full_like(sd["backbone.stage2.0.bn.running_var"], np.nan)
     with pytest.raises(CheckpointError) as info:
         rtmo_converter.convert(sd, image_size=(64, 96))
     message = str(info.value)
-    for expected in ("unexpected (1)", "head.head_module.out_extra.0.weight", "missing (1)",
-                     "neck.encoder.0.layers.0.norms.1.bias", "misshapen (1)", "head.dcc.x_fc.weight",
-                     "non-finite (1)", "backbone.stage2.0.bn.running_var"):
+    for expected in ("unexpected (1)", "head.head_module.out_extra.0.weight", "missing (2)",
+                     "neck.encoder.0.layers.0.norms.1.bias", "neck.sincos_pos_enc.dim_t expected (8)",
+                     "misshapen (1)", "head.dcc.x_fc.weight", "non-finite (1)", "backbone.stage2.0.bn.running_var"):
         assert expected in message, expected
     # The training-only tensors are known and may be absent.
     slim = {k: v for k, v in state_dict.items()

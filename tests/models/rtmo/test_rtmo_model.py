@@ -230,8 +230,8 @@ def test_mixed_precision_forward_and_decoding(network):
     # shrink the box outputs so the decoded boxes, hence the DCC's bins, are finite.
     for stride_index in range(2):
         layer = mixed.head.get_layer(f"out_bbox_{stride_index}")
-        layer.kernel.assign(layer.kernel * 1e-4)
-        layer.bias.assign(keras.ops.zeros_like(layer.bias))
+        layer.kernel.assign(_np(layer.kernel) * 1e-4)
+        layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
     got = mixed(x)
     out = decode_rtmo(got, mixed.dcc, (64, 96), score_threshold=0.0, max_instances=4)
     assert keras.ops.convert_to_numpy(out["valid"]).all()

@@ -26,7 +26,8 @@ file is; safe torch loading), `families` (the family detector),
 `key_accountant`, `port` (layer helpers), `settings` (entry / options / file),
 `preset_output` (the written preset and its record), and the converters
 `vitpose_converter` (+ `vitpose_layouts`), `cpm_converter`,
-`hourglass_converter`, `cpn_converter`.
+`hourglass_converter`, `cpn_converter`, `rtmo_converter` (raw network only:
+no RTMO task or presets yet).
 """
 
 import importlib
@@ -52,6 +53,7 @@ CONVERTERS = {
     "cpm": "keras_pose.conversion.cpm_converter",
     "cpn": "keras_pose.conversion.cpn_converter",
     "hourglass": "keras_pose.conversion.hourglass_converter",
+    "rtmo": "keras_pose.conversion.rtmo_converter",
 }
 
 
@@ -132,7 +134,15 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
         dataset = dataset if dataset is not None else entry.dataset
     ckpt = read_checkpoint(checkpoint)
     family = entry.family if entry is not None else _family_of(ckpt)
-    model = get_converter(family).convert(ckpt, entry=entry, dataset=dataset, **overrides)
+    converter = get_converter(family)
+    if output_dir is not None and not getattr(converter, "WRITES_PRESETS", True):
+        raise PresetError(
+            f"{ckpt.path} is {match_family(ckpt).description}: keras-pose converts it to its raw network only "
+            f"(no task model yet), which cannot be written as a preset directory; convert it without an output "
+            "folder (`keras_pose.conversion.convert_checkpoint(path)`) and save the returned model with "
+            "`model.save(...)`."
+        )
+    model = converter.convert(ckpt, entry=entry, dataset=dataset, **overrides)
     if output_dir is not None:
         metadata = preset_metadata(
             entry,

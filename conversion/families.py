@@ -2,8 +2,8 @@
 
 The one family detector of keras-pose: `detect_family(keys) -> (family, layout)`
 names the converter family ("vitpose", "vitpose_plus", "cpm", "cpn",
-"hourglass", or a family keras-pose recognises but cannot convert yet:
-"openpose", "rtmo", "hrnet", "resnet") and the layout of the file (one of
+"hourglass", "rtmo", or a family keras-pose recognises but cannot convert
+yet: "openpose", "rtmpose", "hrnet", "resnet") and the layout of the file (one of
 `keras_pose.preset_entry.CHECKPOINT_FORMATS`, or None where a family has one
 layout only). Converters call `check_family` to refuse another family's file
 by name, and `KeyAccountant` uses `match_family` for its hints.
@@ -38,8 +38,12 @@ _FAMILIES = (
      (r"^model\d(_\d)?\.", r"conv\d_\d_CPM|Mconv\d_stage\d")),
     ("hourglass", "mmpose", "a Stacked Hourglass checkpoint", (r"(^|\.)hg\.\d+\.", r"hourglass")),
     ("cpm", "mmpose", "a Convolutional Pose Machines checkpoint", (r"^backbone\.cpm_stages\.\d+\.", r"conv\d_stage\d")),
-    ("rtmo", "mmpose", "an RTMO / RTMPose (mmpose CSPNeXt) checkpoint",
-     (r"^backbone\.stage\d\.\d+\.(main_conv|blocks|short_conv)", r"^head\.(dcc|yolo|gau)")),
+    # RTMO (one-stage: CSPDarknet + HybridEncoder + RTMO head): the DCC decoder or the pose-vector convs.
+    ("rtmo", "mmpose", "an mmpose RTMO (one-stage CSPDarknet + HybridEncoder + RTMO head) checkpoint",
+     (r"^head\.dcc\.", r"^head\.head_module\.out_pose\.\d+\.")),
+    # Other CSP backbones (RTMPose's CSPNeXt, YOLOX-Pose): recognised, not convertible.
+    ("rtmpose", "mmpose", "an mmpose RTMPose / YOLOX-Pose (CSPNeXt / CSPDarknet) checkpoint",
+     (r"^backbone\.stage\d\.\d+\.(main_conv|blocks|short_conv)", r"^head\.(yolo|gau|mlp|cls_x)")),
     ("hrnet", None, "an HRNet checkpoint", (r"(^|\.)transition\d\.", r"stage\d\.\d+\.branches")),
     ("resnet", None, "a ResNet (torchvision / SimpleBaseline) checkpoint", (r"(^|\.)layer[1-4]\.\d+\.conv[12]\.weight$",)),
 )

@@ -1,0 +1,28 @@
+"""RTMO (Lu et al., CVPR 2024), the one-stage family: network building blocks.
+
+`CSPDarknetBackbone` (backbone), `HybridEncoder` (neck), `RTMOHeadModule`
+(raw per-level head outputs), `DynamicCoordinateClassifier` (the DCC
+keypoint decoder), `RTMONetwork` (all of them, sizes t / s / m / l from
+`RTMO_SIZES`) and `decode_rtmo` (raw outputs -> boxes, scores, keypoints in
+model-input pixels, with NMS, in `keras.ops`). The task (`predict_keypoints`
+on whole images with the letterbox, presets, training) is not part of
+keras-pose yet.
+"""
+
+from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, CSPDarknetBackbone
+from keras_pose.models.rtmo.rtmo_dcc import DynamicCoordinateClassifier
+from keras_pose.models.rtmo.rtmo_decoding import decode_rtmo
+from keras_pose.models.rtmo.rtmo_head import HEAD_OUTPUTS, RTMOHeadModule
+from keras_pose.models.rtmo.rtmo_neck import HybridEncoder
+from keras_pose.models.rtmo.rtmo_network import RTMONetwork
+
+__all__ = [
+    "CSPDarknetBackbone",
+    "DynamicCoordinateClassifier",
+    "HEAD_OUTPUTS",
+    "HybridEncoder",
+    "RTMONetwork",
+    "RTMOHeadModule",
+    "RTMO_SIZES",
+    "decode_rtmo",
+]

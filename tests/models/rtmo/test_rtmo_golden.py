@@ -1,0 +1,199 @@
+"""Reference parity of the RTMO network and converter (tests/golden/rtmo, mmpose 1.3.2).
+
+The case's synthetic checkpoint is rebuilt from keys.json + seed with the
+golden `make_state_dict` (plus meta.json's `state_dict_overrides`: the sine
+frequencies and DCC bins), saved as the released mmpose files are saved
+(`{'meta', 'state_dict'}`, legacy non-zip `torch.save`), converted the user
+way (`keras_pose.conversion.convert_checkpoint`, family detected from the
+names), and the backbone, neck and head outputs are compared with the stored
+reference outputs within meta.json's tolerance (max|out - exp| <= 1e-4 *
+max|exp| per tensor), the DCC keypoints, and the in-graph decoder fed the
+stored head outputs (instances, scores, boxes, keypoints; meta.json's
+tolerances). Run with `-s` to see the max abs diff per output.
+"""
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from pose_testing.paths import GOLDEN_DIR
+
+CASE_DIR = GOLDEN_DIR / "rtmo" / "rtmo_s_coco"
+RELATIVE_TOLERANCE = 1e-4  # of max|expected|, per tensor (meta.json "raw_outputs")
+
+
+def _meta():
+    with open(CASE_DIR / "meta.json") as f:
+        return json.load(f)
+
+
+def _make_state_dict(meta):
+    spec = importlib.util.spec_from_file_location("golden_make_state_dict", GOLDEN_DIR / "make_state_dict.py")
+    msd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(msd)
+    sd = msd.make_state_dict(msd.load_keys(CASE_DIR / "keys.json"), meta["seed"])
+    for name, override in (meta.get("state_dict_overrides") or {}).items():
+        sd[name] = np.asarray(override["values"], dtype=sd[name].dtype).reshape(sd[name].shape)
+    for name, factor in (meta.get("state_dict_scales") or {}).items():
+        sd[name] = (sd[name] * factor).astype(sd[name].dtype)
+    return sd
+
+
+def write_checkpoint(directory):
+    """Save the case's synthetic checkpoint like the released file; returns its path."""
+    import torch
+
+    meta = _meta()
+    layout = meta["checkpoint_layout"]
+    assert layout["state_dict_key"] == "state_dict" and "'meta'" in layout["container"]
+    assert "_use_new_zipfile_serialization=False" in layout["container"]
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _make_state_dict(meta).items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / meta["released_checkpoint"]["file"]
+    torch.save({"meta": {"mmpose_version": "1.3.2"}, "state_dict": tensors}, path,
+               _use_new_zipfile_serialization=False)
+    return path
+
+
+def _nhwc(array):
+    return np.transpose(array, (0, 2, 3, 1))
+
+
+def _np(x):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(x), np.float32)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from keras_pose.conversion import convert_checkpoint
+
+    path = write_checkpoint(tmp_path_factory.mktemp("rtmo_checkpoint"))
+    return convert_checkpoint(path)
+
+
+def test_converter_infers_rtmo_s(converted):
+    from keras_pose.models.rtmo import RTMONetwork
+
+    meta = _meta()["model"]
+    assert isinstance(converted, RTMONetwork)
+    assert converted.name == "rtmo_s"
+    assert (converted.deepen_factor, converted.widen_factor) == (
+        meta["backbone"]["deepen_factor"],
+        meta["backbone"]["widen_factor"],
+    )
+    assert converted.image_size == tuple(meta["test_cfg"]["input_size"])
+    assert converted.num_keypoints == meta["head"]["num_keypoints"]
+    assert converted.featmap_strides == tuple(meta["head"]["featmap_strides"])
+    assert list(converted.backbone.out_channels) == meta["neck"]["in_channels"]
+    assert converted.pe_temperature == 10000.0 and converted.dcc.spe_temperature == 300.0
+    assert list(converted.dcc.num_bins) == meta["head"]["dcc_cfg"]["num_bins"]
+    assert converted.widths["pose_vec_channels"] == meta["head"]["head_module_cfg"]["pose_vec_channels"]
+
+
+def test_golden_rtmo_s_raw_outputs(converted):
+    """Backbone (3 levels), neck (2) and head (cls, bbox, kpt_vis, pose_vec per level) match mmpose."""
+    meta = _meta()
+    assert "1e-4 * max|exp|" in meta["tolerance"]["raw_outputs (backbone_*, neck_*, head_*)"]
+    x = _nhwc(np.load(CASE_DIR / "input.npy")).astype(np.float32)
+    features = converted.backbone(x)
+    neck = converted.neck(features)
+    head = converted.head(neck)
+    actual = {f"backbone_{i}": _np(f) for i, f in enumerate(features)}
+    actual.update({f"neck_s{s}": _np(f) for s, f in zip(converted.featmap_strides, neck)})
+    actual.update({f"head_{name}": _np(value) for name, value in head.items()})
+    end_to_end = converted(x)  # the chained network gives the same head outputs
+
+    failures, compared = [], 0
+    raw = {n: s for n, s in meta["outputs"].items() if n.split("_")[0] in ("backbone", "neck", "head")}
+    for name, spec in raw.items():
+        expected = _nhwc(np.load(CASE_DIR / spec["file"]))
+        got = actual[name]
+        assert got.shape == expected.shape, (name, got.shape, expected.shape)
+        diff = float(np.abs(got - expected).max())
+        bound = RELATIVE_TOLERANCE * float(np.abs(expected).max())
+        ok = diff <= bound
+        print(f"[golden rtmo] {spec['file']}: max|diff| = {diff:.3e} (bound {bound:.3e}) {'ok' if ok else 'FAIL'}")
+        compared += 1
+        if not ok:
+            failures.append(f"{name}: max|diff| {diff:.3e} > {bound:.3e}")
+        if name.startswith("head_"):
+            np.testing.assert_allclose(_np(end_to_end[name[len("head_"):]]), got, rtol=0, atol=1e-3)
+    assert compared == 13
+    assert not failures, "; ".join(failures)
+
+
+def test_golden_rtmo_s_dcc_keypoints(converted):
+    """The DCC fed the stored pose vectors of the kept instances, their boxes and priors gives mmpose's keypoints."""
+    meta = _meta()
+    prior_index = np.load(CASE_DIR / "expected_pred_prior_index.npy")
+    flat_width = converted.widths["pose_vec_channels"]
+    flat = np.concatenate(
+        [_nhwc(np.load(CASE_DIR / f"expected_head_pose_vec_s{s}.npy")).reshape(-1, flat_width)
+         for s in converted.featmap_strides]
+    )
+    pose_vecs = flat[prior_index][None]
+    bbox_cs = np.load(CASE_DIR / "expected_pred_dcc_bbox_cs.npy")[None]
+    grids = np.load(CASE_DIR / "expected_pred_dcc_grids.npy")[None]
+    keypoints = _np(converted.dcc([pose_vecs, bbox_cs, grids]))[0]
+    expected = np.load(CASE_DIR / "expected_pred_keypoints_input.npy")
+    reliable = np.load(CASE_DIR / "mask_pred_keypoints_reliable.npy")
+    assert "atol 0.05 px" in meta["tolerance"]["pred_keypoints, pred_keypoints_input"]
+    diff = np.abs(keypoints - expected)[reliable]
+    print(f"[golden rtmo] expected_pred_keypoints_input.npy ({reliable.sum()} reliable rows): "
+          f"max|diff| = {diff.max():.3e} px")
+    assert reliable.sum() > 0 and diff.max() <= 0.05
+
+
+def test_golden_rtmo_s_decoding(converted):
+    """The in-graph decoder fed the stored head outputs gives mmpose's instances (meta.json's tolerances)."""
+    import keras
+
+    from keras_pose.models.rtmo.rtmo_decoding import decode_rtmo
+
+    meta = _meta()
+    tolerance = meta["tolerance"]
+    assert tolerance["pred_prior_index"].startswith("exact")
+    assert "atol 1e-4" in tolerance["pred_scores, pred_keypoint_scores"]
+    assert "atol 0.05 px, rtol 1e-4" in tolerance["pred_bboxes, pred_dcc_bbox_cs, pred_dcc_grids"]
+    outputs = {
+        f"{kind}_s{s}": _nhwc(np.load(CASE_DIR / f"expected_head_{kind}_s{s}.npy"))
+        for kind in ("cls", "bbox", "kpt_vis", "pose_vec")
+        for s in converted.featmap_strides
+    }
+    test_cfg = meta["model"]["test_cfg"]
+    got = decode_rtmo(outputs, converted.dcc, converted.image_size, converted.featmap_strides,
+                      score_threshold=test_cfg["score_thr"], nms_threshold=test_cfg["nms_thr"], max_instances=100)
+    got = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in got.items()}
+    expected_index = np.load(CASE_DIR / "expected_pred_prior_index.npy")
+    n = len(expected_index)
+    assert got["valid"][0].sum() == n and got["valid"][0][:n].all()
+    np.testing.assert_array_equal(got["prior_index"][0][:n], expected_index)
+    # mmpose maps boxes and keypoints back to the image: p * scale / input_size + center - scale / 2.
+    info = meta["input"]["pipeline_metainfo"]
+    scale, center = np.array(info["input_scale"]), np.array(info["input_center"])
+    to_image = lambda p: p / np.array(info["input_size"]) * scale + center - 0.5 * scale  # noqa: E731
+    reliable = np.load(CASE_DIR / "mask_pred_keypoints_reliable.npy")
+    checks = {
+        "expected_pred_scores.npy": (got["scores"][0][:n], 1e-4, 0.0, None),
+        "expected_pred_keypoint_scores.npy": (got["keypoint_scores"][0][:n], 1e-4, 0.0, None),
+        "expected_pred_dcc_grids.npy": (got["priors"][0][:n], 0.05, 1e-4, None),
+        "expected_pred_dcc_bbox_cs.npy": (got["bbox_cs"][0][:n], 0.05, 1e-4, None),
+        "expected_pred_bboxes.npy": (to_image(got["boxes"][0][:n].reshape(n, 2, 2)).reshape(n, 4), 0.05, 1e-4,
+                                     None),
+        "expected_pred_keypoints_input.npy": (got["keypoints"][0][:n], 0.05, 0.0, reliable),
+        "expected_pred_keypoints.npy": (to_image(got["keypoints"][0][:n]), 0.05, 0.0, reliable),
+    }
+    failures = []
+    for name, (actual, atol, rtol, rows) in checks.items():
+        expected = np.load(CASE_DIR / name)
+        if rows is not None:
+            actual, expected = actual[rows], expected[rows]
+        diff = np.abs(actual - expected)
+        ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
+        print(f"[golden rtmo] {name}: max|diff| = {diff.max():.3e} {'ok' if ok else 'FAIL'}")
+        if not ok:
+            failures.append(f"{name}: max|diff| {diff.max():.3e}")
+    assert not failures, "; ".join(failures)

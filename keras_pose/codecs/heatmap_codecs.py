@@ -139,8 +139,7 @@ class HeatmapCodec(PoseCodec):
 
         ``decode`` maps a heatmap location ``x`` to input px ``x * W /
         w_span``: ``(w, h)`` for codecs on pixel edges (MSRA, CPN), ``(w - 1,
-        h - 1)`` for UDP (pixel centres). Export's in-graph argmax decoding
-        uses it.
+        h - 1)`` for UDP (pixel centres); `argmax_to_input` scales by it.
         """
         return (self.heatmap_size[1], self.heatmap_size[0])
 

@@ -17,16 +17,20 @@ Quantisations (``quantization=``):
   weights and convolutions) in float32 in graphs with attention (ViTPose:
   LayerNorm, softmax, GELU, the attention BATCH_MATMULs, residual adds),
   and quantises every op of convolutional graphs; a list of TFLite op
-  names (``["SOFTMAX", "GELU"]``) keeps those; ``()`` quantises all.
+  names (``["SOFTMAX", "GELU"]``) keeps those; ``()`` quantises all. (Ops
+  that only move values -- RESHAPE, TRANSPOSE, MAX_POOL_2D, ... -- take
+  their neighbours' type whatever the list says.)
 
-Why ``"auto"`` (ViTPose-S 256x192, x86 XNNPACK, measured by
-``benchmarks/bench_export.py``): fully quantised, the attention
-BATCH_MATMULs, SOFTMAX, GELU and the LayerNorm ops (MEAN, RSQRT,
-SQUARED_DIFFERENCE, a float NEG between DEQUANTIZE / QUANTIZE pairs) run on
-int8 kernels that XNNPACK lacks or does slowly, and int8 attention
-products lose most of the accuracy (heatmap error ~10 % of the output
-range); with only the weight ops in int8 the whole graph stays on XNNPACK
-(float ops plus QS8 matmuls / convs) and the error drops ~4x.
+Why ``"auto"`` (ViTPose-S 256x192, x86, 2 threads, XNNPACK; measured by
+``benchmarks/bench_export.py``, medians of interleaved runs): with every op
+int8, the attention BATCH_MATMULs, SOFTMAX, GELU and the LayerNorm ops
+(MEAN, RSQRT, SQUARED_DIFFERENCE, and a NEG the quantiser leaves float32
+between DEQUANTIZE / QUANTIZE pairs) run on int8 kernels XNNPACK lacks or
+runs slowly, and the int8 attention products cost accuracy: 0.76x the
+speed of Keras float32 (0.88x LiteRT float16), heatmap error 3.2 % of the
+output range at most. With only the weight ops int8 the graph stays on
+XNNPACK (float ops plus QS8 matmuls / convs): 1.24x Keras (1.43x float16),
+error 1.3 %. ``"dynamic_int8"``: 1.12x Keras, 1.1 %.
 """
 
 import warnings

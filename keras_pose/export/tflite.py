@@ -26,11 +26,12 @@ Why ``"auto"`` (ViTPose-S 256x192, x86, 2 threads, XNNPACK; measured by
 int8, the attention BATCH_MATMULs, SOFTMAX, GELU and the LayerNorm ops
 (MEAN, RSQRT, SQUARED_DIFFERENCE, and a NEG the quantiser leaves float32
 between DEQUANTIZE / QUANTIZE pairs) run on int8 kernels XNNPACK lacks or
-runs slowly, and the int8 attention products cost accuracy: 0.76x the
-speed of Keras float32 (0.88x LiteRT float16), heatmap error 3.2 % of the
-output range at most. With only the weight ops int8 the graph stays on
-XNNPACK (float ops plus QS8 matmuls / convs): 1.24x Keras (1.43x float16),
-error 1.3 %. ``"dynamic_int8"``: 1.12x Keras, 1.1 %.
+runs slowly, and the int8 attention products cost accuracy: 0.76-0.85x
+the speed of Keras float32 (0.88-0.96x LiteRT float16), heatmap error
+3.2-3.4 % of the output range at most (two runs). With only the weight ops
+int8 the graph stays on XNNPACK (float ops plus QS8 matmuls / convs):
+1.24-1.33x Keras (1.43-1.50x float16), error 1.3-2.1 %. ``"dynamic_int8"``:
+1.12-1.20x Keras (1.30-1.34x float16), error 1.1-1.7 %.
 """
 
 import warnings

@@ -84,8 +84,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", metavar="NAME_OR_DIR",
                         help="preset name or folder; default: an untrained demo model (random weights)")
-    parser.add_argument("--quantization", choices=("none", "float16", "int8"), default="none",
-                        help="none (float32), float16 weights, or int8 (calibrated on COCO sample crops)")
+    parser.add_argument("--quantization", choices=("none", "float16", "int8", "dynamic_int8"), default="none",
+                        help="none (float32), float16 weights, int8 (calibrated on COCO sample crops) or "
+                        "dynamic_int8 (int8 weights, no calibration)")
     parser.add_argument("--annotations", default=str(DATA_DIR / "coco" / "test_coco.json"),
                         help="COCO keypoint file whose people are the test (and calibration) crops")
     parser.add_argument("--output-dir", default="export_demo", help="folder for pose.tflite and the reports")

@@ -33,6 +33,9 @@ def _check_arguments(args, min_opset, max_opset):
     if args.int8_io and args.include_decode:
         raise CLIError("--int8-io with --include-decode would quantise the keypoints to int8 steps; drop one of "
                        "them (decode host-side, or keep float32 I/O).")
+    if args.quantization == "dynamic_int8" and fmt != "tflite":
+        raise CLIError("--quantization dynamic_int8 is a TFLite export (a .tflite output); for ONNX use int8 or "
+                       "float16.")
     if args.calibration_annotations and not os.path.isfile(args.calibration_annotations):
         raise CLIError(f"Calibration annotation file {args.calibration_annotations!r} does not exist.")
     if args.quantization == "int8" and not args.calibration_annotations:
@@ -80,7 +83,7 @@ def _export(args, model, output, fmt, quantization, calibration, export_model):
 def run(args):
     start_backend(args)
     from keras_pose.export import check_export_path, export_model, load_exported, read_metadata, representative_crops
-    from keras_pose.export.exporters import MAX_ONNX_OPSET, MIN_ONNX_OPSET
+    from keras_pose.export.options import MAX_ONNX_OPSET, MIN_ONNX_OPSET
 
     fmt = _check_arguments(args, MIN_ONNX_OPSET, MAX_ONNX_OPSET)
     # The destination (a writable folder, not a folder itself) before the slow load and conversion.
@@ -126,8 +129,9 @@ def add_parser(subparsers):
     p.add_argument("--output", required=True, metavar="PATH",
                    help="exported model file (.tflite or .onnx; the extension picks the format unless --format)")
     p.add_argument("--format", choices=("tflite", "onnx"), help="output format (default: from the extension)")
-    p.add_argument("--quantization", choices=("none", "float16", "int8"), default="none",
-                   help="none (float32), float16 weights, or int8 (needs --calibration-annotations)")
+    p.add_argument("--quantization", choices=("none", "float16", "int8", "dynamic_int8"), default="none",
+                   help="none (float32), float16 weights, int8 (static, needs --calibration-annotations) or "
+                   "dynamic_int8 (TFLite: int8 weights, no calibration data)")
     p.add_argument("--calibration-annotations", dest="calibration_annotations", metavar="FILE",
                    help="int8 calibration: COCO-format keypoint json whose person crops calibrate the ranges")
     p.add_argument("--calibration-image-root", dest="calibration_image_root", metavar="DIR",

@@ -243,6 +243,10 @@ class CPNHeatmap(HeatmapCodec):
             out[..., start : start + step] = res.reshape(chunk.shape)
         return out
 
+    def argmax_to_input(self):
+        """``(scale, offset)`` = ``(stride, (0.5, 0.5))``: pixel centres, ``u = (x + 0.5) * stride``."""
+        return tuple(float(s) for s in self.stride), (0.5, 0.5)
+
     def decode_heatmaps(self, hm):
         """pytorch-cpn test-time decoding (`decode` checks the input and calls this).
 

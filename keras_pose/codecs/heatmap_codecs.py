@@ -139,8 +139,7 @@ class HeatmapCodec(PoseCodec):
 
         ``decode`` maps a heatmap location ``x`` to input px ``x * W /
         w_span``: ``(w, h)`` for codecs on pixel edges (MSRA, CPN), ``(w - 1,
-        h - 1)`` for UDP (pixel centres). Export's in-graph argmax decoding
-        uses it.
+        h - 1)`` for UDP (pixel centres); `argmax_to_input` scales by it.
         """
         return (self.heatmap_size[1], self.heatmap_size[0])
 
@@ -206,6 +205,40 @@ class HeatmapCodec(PoseCodec):
 
     def heatmap_to_input(self, locs):
         raise NotImplementedError
+
+    def argmax_to_input(self):
+        """``(scale, offset)``: the map from an argmax heatmap pixel to input px.
+
+        Input px ``u = (x + offset) * scale`` per axis, ``(x, y)`` order,
+        float64: the scaling `decode` applies after its sub-pixel
+        refinement. Default ``scale = (W / w_span, H / h_span)``
+        (`heatmap_span`), offset 0. The in-graph decode of exported models
+        (`keras_pose.export.in_graph_decode`) applies this same map in
+        TensorFlow ops.
+        """
+        (ih, iw), (dx, dy) = self.input_size, self.heatmap_span
+        return (iw / dx, ih / dy), (0.0, 0.0)
+
+    def decode_argmax(self, outputs):
+        """`decode` without the sub-pixel refinement: the argmax mapped by `argmax_to_input`.
+
+        Args:
+            outputs: ``(N, h, w, K)`` / ``(h, w, K)`` heatmaps or a dict
+                holding them under ``"heatmaps"``.
+
+        Returns:
+            ``(keypoints, scores)``: float32 ``(N, K, 2)`` box-frame input
+            px of the first maximum (row-major) of each map, and float32
+            ``(N, K)`` maxima; a map whose maximum is ``<= 0`` starts from
+            heatmap location ``(-1, -1)`` (`get_heatmap_maximum`).
+        """
+        hm, unbatched = self.check_heatmaps(outputs)
+        locs, scores = get_heatmap_maximum(hm)
+        scale, offset = self.argmax_to_input()
+        keypoints = ((locs.astype(np.float64) + np.array(offset)) * np.array(scale)).astype(np.float32)
+        if unbatched:
+            return keypoints[0], scores[0]
+        return keypoints, scores
 
     def decode_heatmaps(self, heatmaps):
         """``(N, h, w, K)`` float32 heatmaps -> ``(keypoints (N, K, 2), scores (N, K))``."""

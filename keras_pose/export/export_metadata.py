@@ -31,16 +31,24 @@ Schema (``"schema": "keras_pose.export/1"``)::
                          "keypoints" | "scores", "quantization"?}]
     heatmaps_output     name of the final heatmaps output
     in_graph_decode     null, or {"method": "argmax", "refinement": null,
-                         "scale": [sx, sy], "udp", "keypoints_output",
+                         "scale": [sx, sy], "offset": [ox, oy] (input px =
+                         (heatmap px + offset) * scale, the codec's
+                         `argmax_to_input`), "udp", "keypoints_output",
                          "scores_output", "frame"}
-    quantization        null | "float16" | "int8"; plus "int8" details
+    quantization        null | "float16" | "int8" | "dynamic_int8"; plus a
+                        section of that name with the details ("float_ops",
+                        "kept_float", "io", "calibration_samples", ...)
     opset               (ONNX) the opset
     keras_pose_version, tensorflow_version, converter, created (UTC ISO)
 """
 
+import datetime
+import hashlib
 import json
 import os
 
+from keras_pose.export.in_graph_decode import decode_offset, decode_scale
+from keras_pose.export.options import INPUT_NAME, RESERVED_OUTPUTS
 from keras_pose.utils.file_utils import atomic_write
 
 SCHEMA = "keras_pose.export/1"
@@ -114,3 +122,104 @@ def keypoint_metadata(spec):
         "limb_colors": as_list(spec.limb_colors),
         "sigmas": None if sigmas is None else [float(s) for s in sigmas],
     }
+
+
+def versions():
+    """Versions of the packages an export depends on ({name: version}; absent ones left out)."""
+    versions = {}
+    for name in ("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", None)
+        except ImportError:
+            pass
+    return versions
+
+
+def build_metadata(model, fmt, path, model_bytes, runner, options):
+    """The metadata dict of one export (the schema in this module's docstring).
+
+    The decoding section is the task's `export_decoding()`; input and
+    output details come from ``runner`` (the exported file opened by its
+    runtime), the rest from ``options`` (`export_model`'s resolved arguments).
+    """
+    from keras_pose.version import __version__
+
+    h, w = model.image_size
+    codec = model.codec
+    input_detail = runner.input_details
+    outputs = []
+    for name in options["output_names"]:
+        detail = runner.output_details[name]
+        kind = "heatmaps" if name not in RESERVED_OUTPUTS else name
+        entry = {"name": name, "shape": detail["shape"], "dtype": detail["dtype"], "kind": kind}
+        if name == options["heatmaps_output"]:
+            entry["final"] = True
+        if detail.get("quantization"):
+            entry["quantization"] = detail["quantization"]
+        outputs.append(entry)
+    decode = None
+    if options["include_decode"]:
+        decode = {
+            "method": "argmax",
+            "refinement": None,
+            "scale": [float(v) for v in decode_scale(codec)],
+            "offset": [float(v) for v in decode_offset(codec)],
+            "udp": tuple(codec.heatmap_span) != (codec.heatmap_size[1], codec.heatmap_size[0]),
+            "missing_location": [-1.0, -1.0],
+            "frame": "input pixels, box frame (keras_pose.geometry.crop_to_image maps them to the image)",
+            "keypoints_output": "keypoints",
+            "scores_output": "scores",
+        }
+    quantization = options["quantization"]
+    metadata = {
+        "schema": SCHEMA,
+        "format": fmt,
+        "file": os.path.basename(path),
+        "file_size": len(model_bytes),
+        "sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "model_class": type(model).__name__,
+        "model_name": model.name,
+        "preset": options["preset"],
+        "input": {
+            "name": INPUT_NAME,
+            "shape": input_detail["shape"],
+            "dtype": input_detail["dtype"],
+            "layout": "NHWC",
+            **({"quantization": input_detail["quantization"]} if input_detail.get("quantization") else {}),
+        },
+        "image_size": [int(h), int(w)],
+        "heatmap_size": [int(v) for v in codec.heatmap_size],
+        "preprocessing": preprocessing_metadata(model.preprocessor),
+        "keypoints": keypoint_metadata(model.keypoint_spec),
+        "decoding": model.export_decoding(),
+        "outputs": outputs,
+        "heatmaps_output": options["heatmaps_output"],
+        "all_outputs": bool(options["all_outputs"]),
+        "in_graph_decode": decode,
+        "quantization": quantization,
+        "batch_size": options["batch_size"],
+        "keras_pose_version": __version__,
+        "converter": (
+            "keras ExportArchive -> SavedModel -> tf.lite.TFLiteConverter"
+            if fmt == "tflite"
+            else "tf2onnx.convert.from_function"
+        ),
+        "versions": versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if fmt == "onnx":
+        metadata["opset"] = int(options["opset"])
+    if quantization in ("int8", "dynamic_int8"):
+        metadata[quantization] = {
+            **({"calibration_samples": int(options["num_calibration"])} if quantization == "int8" else {}),
+            "io": "int8" if options["int8_io"] else "float32",
+            **options["quant_info"],
+        }
+    elif quantization == "float16":
+        metadata["float16"] = (
+            {"weights": "float16", "compute": "float32 on CPU (weights dequantised at load)"}
+            if fmt == "tflite"
+            else {"weights": "float16", "activations": "float16", "io": "float32"}
+        )
+    return metadata

@@ -1,28 +1,28 @@
-"""Argmax heatmap decoding written in TensorFlow ops, for exported graphs.
+"""The codec's argmax decode in TensorFlow ops, for exported graphs.
 
 `export_model(..., include_decode=True)` appends this to the exported graph
 so a mobile or server runtime gets keypoints without any NumPy / OpenCV
-post-processing. It reproduces the codecs' decoding *without* sub-pixel
-refinement (``keras_pose.codecs.get_heatmap_maximum`` followed by the
-codec's heatmap -> input scaling):
+post-processing. It is the codec's own decode without sub-pixel refinement,
+`HeatmapCodec.decode_argmax` (NumPy), written again in TensorFlow ops only
+because it has to run *inside* the graph the converters trace; everything
+it depends on comes from the codec:
 
 - the location is the first maximum of each ``(h, w)`` map in row-major
   ``(y, x)`` order (``tf.argmax``, TFLite ``ARG_MAX`` and ONNX ``ArgMax``
-  all return the first maximum);
+  all return the first maximum, as `keras_pose.codecs.get_heatmap_maximum`);
 - a map whose maximum is ``<= 0`` gets heatmap location ``(-1, -1)``, as in
   mmpose (its score says the keypoint is missing);
-- heatmap px -> input px: standard codecs (``MSRAHeatmap``) multiply by
-  ``(W / w, H / h)``; UDP codecs (``UDPHeatmap``) by
-  ``(W / (w - 1), H / (h - 1))``, the box frame the codecs decode into
-  (see ``keras_pose.codecs.heatmap_codecs``).
+- heatmap px -> input px: ``u = (x + offset) * scale`` with the codec's
+  `argmax_to_input` (MSRA ``W / w``; UDP ``W / (w - 1)``; CPN the stride,
+  offset 0.5), the box frame the codecs decode into.
 
+`argmax_decode_numpy` is the codec's ``decode_argmax``; the tests check the
+TensorFlow form against it on fitted models' heatmaps (to 1e-4 px).
 The refinements (quarter-pixel shift, DARK, DARK-UDP) are left out: they move
 a keypoint by at most one heatmap pixel (the DARK Newton step is bounded, see
 ``keras_pose.codecs.refinement``), and run host-side with ``codec.decode`` on
 the heatmaps when wanted (``runner.decode``).
 """
-
-import numpy as np
 
 from keras_pose.codecs import get_codec
 
@@ -31,22 +31,25 @@ FLOAT_TAIL = ("x_scaled", "y_scaled", "x_px", "y_px", "keypoints_px")
 
 
 def decode_scale(codec):
-    """Heatmap px -> input px factor ``(sx, sy)`` of a codec (float64).
+    """Heatmap px -> input px factor ``(sx, sy)`` of a codec (float64): its `argmax_to_input` scale.
 
     Args:
         codec: a heatmap codec or its config dict.
 
     Returns:
         ``(sx, sy)``: ``(W / w, H / h)`` for standard codecs,
-        ``(W / (w - 1), H / (h - 1))`` for UDP codecs.
+        ``(W / (w - 1), H / (h - 1))`` for UDP codecs, the stride for CPN.
     """
-    codec = get_codec(codec)
-    (ih, iw), (dx, dy) = codec.input_size, codec.heatmap_span
-    return (iw / dx, ih / dy)
+    return tuple(float(v) for v in get_codec(codec).argmax_to_input()[0])
+
+
+def decode_offset(codec):
+    """Heatmap px offset ``(ox, oy)`` added before `decode_scale` (CPN: 0.5; others 0)."""
+    return tuple(float(v) for v in get_codec(codec).argmax_to_input()[1])
 
 
 def argmax_decode_numpy(heatmaps, codec):
-    """NumPy reference of :func:`argmax_decode_tf` (the codec without refinement).
+    """The NumPy reference of :func:`argmax_decode_tf`: ``codec.decode_argmax``.
 
     Args:
         heatmaps: ``(N, h, w, K)`` heatmaps.
@@ -56,18 +59,11 @@ def argmax_decode_numpy(heatmaps, codec):
         ``(keypoints, scores)``: float32 ``(N, K, 2)`` ``(x, y)`` input px in
         the box frame, float32 ``(N, K)`` maxima.
     """
-    from keras_pose.codecs import get_heatmap_maximum
-
-    locs, scores = get_heatmap_maximum(np.asarray(heatmaps, np.float32))
-    codec = get_codec(codec)
-    (ih, iw) = codec.input_size
-    d = np.array(codec.heatmap_span, np.float64)
-    keypoints = locs.astype(np.float64) * np.array([iw, ih], np.float64) / d
-    return keypoints.astype(np.float32), scores.astype(np.float32)
+    return get_codec(codec).decode_argmax(heatmaps)
 
 
 def argmax_decode_tf(heatmaps, codec):
-    """Keypoints and scores from heatmaps, in TensorFlow ops.
+    """Keypoints and scores from heatmaps, in TensorFlow ops (``codec.decode_argmax`` in the graph).
 
     Args:
         heatmaps: ``(B, h, w, K)`` tensor (B may be dynamic).
@@ -89,10 +85,7 @@ def argmax_decode_tf(heatmaps, codec):
             "build the codec with the model's heatmap_size."
         )
     k = int(shape[-1])
-    (ih, iw) = codec.input_size
-    # x * W / d with integer W and d: exact in float16 constants and one
-    # correctly rounded float32 division (the codecs compute in float64).
-    dx, dy = codec.heatmap_span
+    (sx, sy), (ox, oy) = codec.argmax_to_input()
     with tf.name_scope(DECODE_SCOPE):
         heatmaps = tf.cast(heatmaps, tf.float32)
         # (B, h*w, K): flat index y * w + x, so the first maximum along axis 1
@@ -111,8 +104,8 @@ def argmax_decode_tf(heatmaps, codec):
         # float16: a relative error of at most 2**-11.)
         keypoints = tf.stack(
             [
-                tf.math.divide(tf.math.multiply(x, float(iw), name="x_scaled"), float(dx), name="x_px"),
-                tf.math.divide(tf.math.multiply(y, float(ih), name="y_scaled"), float(dy), name="y_px"),
+                tf.math.multiply(tf.math.add(x, ox, name="x_px"), sx, name="x_scaled"),
+                tf.math.multiply(tf.math.add(y, oy, name="y_px"), sy, name="y_scaled"),
             ],
             axis=-1,
             name="keypoints_px",

@@ -257,7 +257,7 @@ class TFLiteRunner(ExportedModelRunner):
         signatures = self.interpreter.get_signature_list()
         if not signatures:
             raise ValueError(
-                f"{path or 'the model'} has no SignatureDef; export it with keras_pose.export.export_model."
+                f"{self.path or 'the model'} has no SignatureDef; export it with keras_pose.export.export_model."
             )
         key = "serving_default" if "serving_default" in signatures else next(iter(signatures))
         self._runner = self.interpreter.get_signature_runner(key)

@@ -304,6 +304,18 @@ def test_export_int8_with_calibration(preset_dir, tmp_path, capsys):
     assert meta["quantization"] == "int8" and "check:" not in out
 
 
+def test_export_dynamic_int8_needs_no_calibration(preset_dir, tmp_path, capsys):
+    path = tmp_path / "pose_dyn.tflite"
+    code, out, err = _run(capsys, "export", "--preset", preset_dir, "--output", path, "--quantization",
+                          "dynamic_int8")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "pose_dyn.tflite.json").read_text())
+    assert meta["quantization"] == "dynamic_int8" and meta["dynamic_int8"]["weights"] == "int8 per channel"
+    code, _, err = _run(capsys, "export", "--preset", preset_dir, "--output", tmp_path / "p.onnx",
+                        "--quantization", "dynamic_int8")
+    assert code == 1 and "TFLite" in _one_line_error(err)
+
+
 def test_export_user_errors(preset_dir, tmp_path, capsys):
     code, _, err = _run(capsys, "export", "--preset", preset_dir, "--output", tmp_path / "pose.pb")
     assert code == 1 and ".tflite or .onnx" in _one_line_error(err)

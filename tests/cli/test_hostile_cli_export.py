@@ -255,12 +255,12 @@ def tiny_model():
 @needs_export
 def test_export_checks_the_destination_before_converting(tiny_model, tmp_path, monkeypatch):
     from keras_pose.export import ExportError, export_model
-    from keras_pose.export import exporters
+    from keras_pose.export import serving
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("the conversion started before the destination was checked")
 
-    monkeypatch.setattr(exporters, "build_serving_function", no_conversion)
+    monkeypatch.setattr(serving, "build_serving_function", no_conversion)
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
     with pytest.raises(ExportError, match="is a file, not a folder") as info:
@@ -283,13 +283,13 @@ def test_export_write_error_names_the_users_path(tiny_model, tmp_path, monkeypat
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnxruntime")
     from keras_pose.export import ExportError, export_model
-    from keras_pose.export import exporters
+    from keras_pose.export import files
 
     def full_disk(path, mode="wb"):
         hidden = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".abc123.tmp")
         raise OSError(errno.ENOSPC, "No space left on device", hidden)
 
-    monkeypatch.setattr(exporters, "atomic_write", full_disk)
+    monkeypatch.setattr(files, "atomic_write", full_disk)
     target = tmp_path / "m.onnx"
     with pytest.raises(ExportError) as info:
         export_model(tiny_model, target)
@@ -303,13 +303,12 @@ def test_export_temp_folders_are_removed_and_stale_ones_cleaned(tiny_model, tmp_
     pytest.importorskip("ai_edge_litert")
     import tempfile
 
-    from keras_pose.export import export_model, load_exported
-    from keras_pose.export import exporters
+    from keras_pose.export import export_model, files, load_exported, tflite
 
     temp_root = tmp_path / "tmp"
     temp_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
-    host = exporters._host()
+    host = files._host()
     # A process that has exited: its folder is stale.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
@@ -324,14 +323,14 @@ def test_export_temp_folders_are_removed_and_stale_ones_cleaned(tiny_model, tmp_
         folder.mkdir()
 
     seen = []
-    real_quantize = exporters._tflite_quantize
+    real_quantize = tflite.quantize
 
     def failing_quantize(converter, *args):
         seen.extend(p for p in temp_root.iterdir() if p.name.startswith(f"keras-pose-export-{os.getpid()}@"))
         assert len(seen) == 1 and (seen[0] / "saved_model.pb").is_file()
         raise RuntimeError("conversion failed")
 
-    monkeypatch.setattr(exporters, "_tflite_quantize", failing_quantize)
+    monkeypatch.setattr(tflite, "quantize", failing_quantize)
     with pytest.raises(RuntimeError, match="conversion failed"):
         export_model(tiny_model, tmp_path / "m.tflite")
     assert not seen[0].exists()  # removed on the error path
@@ -339,7 +338,7 @@ def test_export_temp_folders_are_removed_and_stale_ones_cleaned(tiny_model, tmp_
     assert live.exists() and other_host.exists() and unrelated.exists()
     assert not (tmp_path / "m.tflite").exists()
     # A successful export leaves nothing behind either.
-    monkeypatch.setattr(exporters, "_tflite_quantize", real_quantize)
+    monkeypatch.setattr(tflite, "quantize", real_quantize)
     path = export_model(tiny_model, tmp_path / "m.tflite")
     zeros = np.zeros((1, 32, 24, 3), np.float32)
     expected = tiny_model.predict_heatmaps(zeros, flip_test=False)

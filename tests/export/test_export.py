@@ -271,6 +271,72 @@ def test_tflite_int8_with_in_graph_decode(family, tmp_path):
         assert meta["int8"]["padding_ranges_fixed"] > 0
 
 
+def test_tflite_int8_keeps_attention_float_and_beats_full_int8(tmp_path):
+    """int8_float_ops="auto": ViTPose's matmuls with weights / convs int8, attention and LayerNorm float32."""
+    fam = _get("vitpose")
+    auto = load_exported(
+        export_model(fam.model, tmp_path / "auto.tflite", quantization="int8", representative_dataset=fam.calibration)
+    )
+    full = load_exported(
+        export_model(
+            fam.model, tmp_path / "full.tflite", quantization="int8", representative_dataset=fam.calibration,
+            int8_float_ops=(),
+        )
+    )
+    meta, full_meta = auto.metadata["int8"], full.metadata["int8"]
+    for op in ("SOFTMAX", "BATCH_MATMUL", "GELU", "MEAN", "RSQRT"):
+        assert op in meta["kept_float"] and meta["float_ops"][op] > 0
+    for op in ("FULLY_CONNECTED", "CONV_2D", "TRANSPOSE_CONV"):
+        assert op not in meta["float_ops"]  # quantised
+    assert full_meta["kept_float"] == [] and "SOFTMAX" not in full_meta["float_ops"]
+    errors = {}
+    for label, runner in (("auto", auto), ("full", full)):
+        heatmaps = runner(fam.crops)["heatmaps"]
+        errors[label] = float(np.sqrt(np.mean((heatmaps - fam.heatmaps) ** 2)) / fam.heatmaps.std())
+        _int8_check(fam, heatmaps, f"tflite int8 {label}")
+    print(f"[vitpose tflite int8] heatmaps rms error / std: auto {errors['auto']:.3f}, every op int8 "
+          f"{errors['full']:.3f}; Q/DQ ops {meta['quantize_dequantize_ops']} vs {full_meta['quantize_dequantize_ops']}")
+    assert errors["auto"] <= errors["full"]
+    # A convolutional graph is quantised throughout by "auto"; named ops stay float on request.
+    cpm = _get("cpm")
+    path = export_model(cpm.model, tmp_path / "cpm.tflite", quantization="int8", representative_dataset=cpm.calibration)
+    assert read_metadata(path)["int8"]["kept_float"] == []
+    path = export_model(
+        cpm.model, tmp_path / "cpm_conv.tflite", quantization="int8", representative_dataset=cpm.calibration,
+        int8_float_ops=["conv_2d"],
+    )
+    meta = read_metadata(path)["int8"]
+    assert meta["kept_float"] == ["CONV_2D"] and meta["float_ops"]["CONV_2D"] > 0
+    with pytest.raises(ExportError, match="not TFLite builtin ops.*'SOFTMAX'"):
+        export_model(
+            cpm.model, tmp_path / "x.tflite", quantization="int8", representative_dataset=cpm.calibration,
+            int8_float_ops=["LAYER_NORM_PLEASE"],
+        )
+    with pytest.raises(ExportError, match="int8_float_ops applies to TFLite int8"):
+        export_model(cpm.model, tmp_path / "x.onnx", int8_float_ops=["SOFTMAX"])
+
+
+def test_tflite_dynamic_int8_round_trip(family, tmp_path):
+    """Dynamic-range int8: int8 weights, no calibration data, float I/O; int8-level keypoint errors."""
+    fp32 = export_model(family.model, tmp_path / "fp32.tflite")
+    path = export_model(family.model, tmp_path / "dyn.tflite", quantization="dynamic_int8", include_decode=True)
+    runner = load_exported(path)
+    out = runner(family.crops)
+    heatmaps = out["heatmaps"]
+    rel_rms = float(np.sqrt(np.mean((heatmaps - family.heatmaps) ** 2)) / family.heatmaps.std())
+    meta = runner.metadata
+    ratio = os.path.getsize(path) / os.path.getsize(fp32)
+    print(f"[{family.name} tflite dynamic_int8] heatmaps rms error {rel_rms:.3f} x heatmap std; size {ratio:.2f} x "
+          f"float32; int8 weight ops {meta['dynamic_int8']['int8_weight_ops']}")
+    assert meta["quantization"] == "dynamic_int8" and meta["input"]["dtype"] == "float32"
+    assert meta["dynamic_int8"]["int8_weight_ops"] and "calibration_samples" not in meta["dynamic_int8"]
+    assert rel_rms <= 0.1
+    _int8_check(family, heatmaps, "tflite dynamic_int8")
+    expected, _ = argmax_decode_numpy(heatmaps, family.model.codec)  # the decode stays float32
+    np.testing.assert_allclose(out["keypoints"], expected, atol=1e-4)
+    assert ratio <= 0.6
+
+
 def test_onnx_float16_and_int8(tmp_path):
     for name in ("vitpose", "cpm"):
         fam = _get(name)
@@ -403,6 +469,7 @@ def test_metadata_contents(tmp_path):
     assert meta["heatmaps_output"] == "heatmaps"
     assert meta["in_graph_decode"]["udp"] is True
     np.testing.assert_allclose(meta["in_graph_decode"]["scale"], [48 / 11, 64 / 15])
+    assert meta["in_graph_decode"]["offset"] == [0.0, 0.0]  # UDP: u = x * W / (w - 1)
     assert meta["quantization"] is None
     assert meta["keras_pose_version"] == keras_pose.__version__
     data = open(path, "rb").read()

@@ -16,6 +16,7 @@ from pose_testing.harness import (
     run_backbone_test,
     run_converter_test,
     run_export_test,
+    run_fit_test,
     run_preset_test,
     run_task_test,
 )
@@ -49,11 +50,6 @@ def test_backbone(tiny, tmp_path):
     run_backbone_test(type(backbone), backbone.get_config(), model_inputs(model, 2), tmp_path)
 
 
-def test_task(tiny, tmp_path):
-    _, model = tiny
-    run_task_test(families.build(tiny[0]), tmp_path)
-
-
 def test_preset(tiny, tmp_path):
     run_preset_test(tiny[1], tmp_path)
 
@@ -65,11 +61,34 @@ def test_converter(family, tiny, tmp_path):
     run_converter_test(model, entry, exporter, checkpoint_format, tmp_path)
 
 
+def _export_cases():
+    """(family, format): each family exports once in the default suite, formats alternating over the
+    sorted families so both are exercised; the other format of each family is marked slow."""
+    cases = []
+    for i, family in enumerate(FAMILIES):
+        for j, fmt in enumerate(("tflite", "onnx")):
+            marks = () if (i + j) % 2 == 0 else (pytest.mark.slow,)
+            cases.append(pytest.param(family, fmt, marks=marks, id=f"{family}-{fmt}"))
+    return cases
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="export runs on the TensorFlow backend")
-def test_export(tiny, tmp_path):
+@pytest.mark.parametrize("export_family,fmt", _export_cases())
+def test_export(export_family, fmt, tmp_path):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("ai_edge_litert")
-    run_export_test(tiny[1], tmp_path)
+    run_export_test(families.tiny_model(export_family), tmp_path, formats=(fmt,))
+
+
+def test_task(tiny, tmp_path):
+    # last of the module's tests on the shared model: its short fit moves the weights
+    run_task_test(tiny[1], tmp_path)
+
+
+@pytest.mark.slow
+def test_traced_fit(family):
+    """The traced (graph) train step of a fresh tiny model (`test_task` fits eagerly)."""
+    run_fit_test(families.tiny_model(family), run_eagerly=False)
 
 
 @pytest.mark.large

@@ -92,7 +92,8 @@ def codec_targets(model, batch_size, seed=0):
                           rng.uniform(0.1 * h, 0.9 * h, (batch_size, k))], axis=-1).astype(np.float32)
     visible = (rng.uniform(size=(batch_size, k)) > 0.2).astype(np.float32)
     targets = model.codec.encode(keypoints, visible)
-    return {name: np.asarray(value, np.float32) for name, value in targets.items()}
+    as_float = lambda v: tuple(as_float(t) for t in v) if isinstance(v, (list, tuple)) else np.asarray(v, np.float32)  # noqa: E731
+    return {name: as_float(value) for name, value in targets.items()}
 
 
 def _symbolic_shapes(model):
@@ -155,7 +156,7 @@ def _trainable(model):
     return {w.path: to_numpy(w).copy() for w in model.trainable_weights}
 
 
-def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=False, atol=1e-6, min_changed=0.5):
+def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=True, atol=1e-6, min_changed=0.5):
     """Forward, fit, `.keras` round trip and `predict_keypoints` of a task model.
 
     Args:
@@ -163,7 +164,9 @@ def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=False,
         tmp_path: a folder for the `.keras` file.
         batch_size: inputs per forward / training batch.
         fit_steps: training steps of the short fit.
-        run_eagerly: fit without tracing the train step.
+        run_eagerly: fit without tracing the train step (tracing a deep
+            tiny net costs up to a minute on two cores; the traced and XLA
+            steps are `run_fit_test`'s, marked slow where they run).
         atol: tolerance of the round-trip comparisons.
         min_changed: the least fraction of trainable variables the fit must
             move (heads of inactive datasets get no gradient).
@@ -201,15 +204,36 @@ def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=False,
     assert result.image_size == (height, width) and result.image_id == image
     np.testing.assert_allclose(result.boxes, boxes)
     assert np.isfinite(result.keypoints).all() and np.isfinite(result.scores).all()
-    centers = boxes[:, None, :2] + boxes[:, None, 2:] / 2
-    reach = boxes[:, None, 2:] * 0.5 * 1.5  # the padded crop, with room for any aspect fix
-    assert (np.abs(result.keypoints - centers) <= reach).all(), f"{name}: keypoints outside their people's crops"
+    from keras_pose.utils.image_io import read_image
 
-    # a short fit on codec-encoded targets
+    _, centers, scales = model.crop_people(read_image(image), boxes)  # crop centres and sizes (w, h), pixels
+    scales = np.asarray(scales)[:, None]
+    heatmap_pixel = scales / np.asarray(model.codec.heatmap_size[::-1])  # sub-pixel shifts reach past the edge
+    inside = np.abs(result.keypoints - np.asarray(centers)[:, None]) <= scales / 2 + heatmap_pixel
+    found = result.scores > 0  # mmpose decoders put keypoints without a positive maximum at heatmap (-1, -1)
+    assert found.any(), f"{name}: no keypoint with a positive score"
+    assert inside.all(axis=-1)[found].all(), f"{name}: keypoints outside their people's crops"
+
+    run_fit_test(model, batch_size, fit_steps, run_eagerly=run_eagerly, min_changed=min_changed)
+    return restored
+
+
+def run_fit_test(model, batch_size=2, steps=2, run_eagerly=False, jit_compile=False, min_changed=0.5):
+    """A short `fit` on targets the model's codec encodes: finite loss, trainable weights move.
+
+    Args:
+        model: a task model (compiled here with Adam and its default loss).
+        batch_size, steps: the fit's batches.
+        run_eagerly, jit_compile: how the train step runs.
+        min_changed: the least fraction of trainable variables that must move
+            (the heads of a multi-dataset model's inactive datasets get no
+            gradient).
+    """
+    name = type(model).__name__
     before = _trainable(model)
-    y = codec_targets(model, batch_size * fit_steps)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=run_eagerly)
-    history = model.fit(model_inputs(model, batch_size * fit_steps, seed=1), y, batch_size=batch_size,
+    y = codec_targets(model, batch_size * steps)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=run_eagerly, jit_compile=jit_compile)
+    history = model.fit(model_inputs(model, batch_size * steps, seed=1), y, batch_size=batch_size,
                         epochs=1, verbose=0, shuffle=False)
     losses = history.history["loss"]
     assert np.isfinite(losses).all(), f"{name}: non-finite training loss {losses}"
@@ -219,7 +243,7 @@ def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=False,
         f"{name}: the fit moved {len(changed)} of {len(before)} trainable variables; unchanged: "
         f"{sorted(set(before) - set(changed))[:10]}"
     )
-    return restored
+    return losses
 
 
 # ------------------------------------------------------------------ preset

@@ -14,6 +14,7 @@ from pose_testing import families
 from pose_testing.harness import (
     model_inputs,
     run_backbone_test,
+    run_converter_accounting_test,
     run_converter_test,
     run_export_test,
     run_fit_test,
@@ -59,6 +60,12 @@ def test_converter(family, tiny, tmp_path):
     entry, model = tiny
     checkpoint_format, exporter = families.lookup(families.REFERENCE_EXPORTERS, "REFERENCE_EXPORTERS", family)
     run_converter_test(model, entry, exporter, checkpoint_format, tmp_path)
+
+
+def test_converter_lists_damaged_tensors(family, tiny):
+    entry, model = tiny
+    _, exporter = families.lookup(families.REFERENCE_EXPORTERS, "REFERENCE_EXPORTERS", family)
+    run_converter_accounting_test(model, entry, exporter)
 
 
 def _export_cases():

@@ -353,3 +353,34 @@ def run_export_test(model, tmp_path, formats=("tflite", "onnx"), rtol=1e-4):
         runner = load_exported(path)
         heatmaps = np.concatenate([np.asarray(runner(x[i:i + 1])["heatmaps"]) for i in range(len(x))])
         assert_outputs_close(heatmaps, expected, atol, f"{type(model).__name__} {fmt} export")
+
+
+def run_converter_accounting_test(model, entry, exporter, atol=None):
+    """A damaged export (one tensor missing, one unexpected, one misshapen) is refused, all three named.
+
+    Args:
+        model: a model of the family (its export is damaged).
+        entry: the `PresetEntry` describing `model` (converted with it).
+        exporter: `model -> {name: array}` in the reference layout.
+    """
+    import pytest
+
+    from keras_pose.conversion import convert_checkpoint
+    from keras_pose.errors import CheckpointError
+
+    state_dict = exporter(model)
+    weights = [k for k, v in state_dict.items() if k.endswith(".weight") and np.ndim(v) == 4]
+    norms = [k for k in state_dict if k.endswith(".running_var") or k.endswith("norm1.bias")]
+    missing = norms[len(norms) // 2]
+    misshapen = weights[len(weights) // 2]
+    del state_dict[missing]
+    bad_shape = tuple(d + 1 for d in np.shape(state_dict[misshapen]))
+    state_dict[misshapen] = np.zeros(bad_shape, np.float32)
+    state_dict["backbone.unexpected_extra.weight"] = np.zeros((3, 2), np.float32)
+    with pytest.raises(CheckpointError) as info:
+        convert_checkpoint(state_dict, preset=entry)
+    message = str(info.value)
+    for what, key in (("missing", missing), ("unexpected", "backbone.unexpected_extra.weight"),
+                      ("misshapen", misshapen)):
+        assert key in message, f"the converter's error does not name the {what} tensor {key}: {message}"
+    assert f"checkpoint {bad_shape}" in message or str(bad_shape) in message, message

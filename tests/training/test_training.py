@@ -186,6 +186,7 @@ def _coco():
     return load_coco_keypoints(DATA_DIR / "coco" / "test_coco.json", keypoint_spec="coco")
 
 
+@pytest.mark.slow  # a convergence check: `python -m pytest -m slow`
 def test_vitpose_overfits_coco_sample_crops():
     """A small ViTPose learns the 12 COCO sample people: PCK@0.05 >= 0.9.
 

@@ -262,6 +262,7 @@ _FIT_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.backends  # a JAX / PyTorch process each: `python -m pytest -m backends`
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_fit_other_backends_in_subprocess(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")

@@ -8,18 +8,22 @@ fails with a message naming what broke:
   float32 and finite; `get_config` / `from_config` gives the same config and,
   with the same weights, the same outputs; a `.keras` round trip too.
 - `run_task_test(model, tmp_path)`: forward heatmaps `(B, h, w, K)` of the
-  codec's size; a short `fit` on targets the model's codec encodes (finite
-  loss, trainable weights move); a `.keras` round trip with identical outputs
-  and settings; `predict_keypoints` on a real COCO sample image returning a
-  `PoseResult` with the right shapes and keypoints near the people.
+  codec's size; a `.keras` round trip with identical outputs and settings;
+  `predict_keypoints` on a real COCO sample image returning a `PoseResult`
+  with the right shapes and keypoints inside their people's crops; a short
+  eager `fit` on targets the model's codec encodes (`run_fit_test`).
 - `run_preset_test(model, tmp_path)`: `save_to_preset` writes the keras-hub
   files (`preprocessor.json` included) and `from_preset` gives identical
   outputs and the same preprocessor and codec.
 - `run_converter_test(model, entry, exporter, checkpoint_format, tmp_path)`:
   the model's weights exported in the reference layout and saved as the
-  reference file format, converted back through
-  `keras_pose.conversion.convert_checkpoint` (and `from_preset` of the written
-  folder): outputs equal to 1e-5.
+  reference file format, detected (`detect_family`) and converted back through
+  `keras_pose.conversion.convert_checkpoint` into a preset folder: outputs
+  equal to 1e-5.
+- `run_converter_accounting_test(model, entry, exporter)`: a damaged export
+  (missing, unexpected, misshapen tensors) is refused, each tensor named.
+- `run_fit_test(model)`: a short `fit` (finite loss, weights move), eager or
+  traced.
 - `run_export_test(model, tmp_path)`: TFLite (float32) and ONNX exports give
   the Keras heatmaps.
 
@@ -156,7 +160,7 @@ def _trainable(model):
     return {w.path: to_numpy(w).copy() for w in model.trainable_weights}
 
 
-def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=True, atol=1e-6, min_changed=0.5):
+def run_task_test(model, tmp_path, batch_size=2, fit_steps=1, run_eagerly=True, atol=1e-6, min_changed=0.5):
     """Forward, fit, `.keras` round trip and `predict_keypoints` of a task model.
 
     Args:
@@ -164,9 +168,10 @@ def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=True, 
         tmp_path: a folder for the `.keras` file.
         batch_size: inputs per forward / training batch.
         fit_steps: training steps of the short fit.
-        run_eagerly: fit without tracing the train step (tracing a deep
-            tiny net costs up to a minute on two cores; the traced and XLA
-            steps are `run_fit_test`'s, marked slow where they run).
+        run_eagerly: predict and fit without tracing the predict and train
+            steps (tracing a deep tiny net costs up to a minute on two cores;
+            the traced steps are `run_fit_test(run_eagerly=False)`'s, marked
+            slow in tests/models/test_family_harness.py, and the exports').
         atol: tolerance of the round-trip comparisons.
         min_changed: the least fraction of trainable variables the fit must
             move (heads of inactive datasets get no gradient).
@@ -193,7 +198,8 @@ def run_task_test(model, tmp_path, batch_size=2, fit_steps=2, run_eagerly=True, 
     assert restored.preprocessor.get_config() == model.preprocessor.get_config()
     assert_outputs_close(restored(x), outputs, atol, f"{name} .keras round trip")
 
-    # predict_keypoints on a real image
+    # predict_keypoints on a real image (eager forward passes with run_eagerly: nothing to trace)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=run_eagerly)
     image, boxes, (height, width) = sample_people()
     result = model.predict_keypoints(image, boxes=boxes)
     m = len(boxes)
@@ -251,7 +257,7 @@ PRESET_FILES = ("config.json", "task.json", "preprocessor.json", "model.weights.
 
 
 def run_preset_test(model, tmp_path, atol=1e-6):
-    """`save_to_preset` -> `from_preset` (the class's and `keras_pose.from_preset`): identical outputs."""
+    """`save_to_preset` -> `keras_pose.from_preset`: the files (preprocessor.json too), identical outputs."""
     import keras_pose
 
     name = type(model).__name__
@@ -263,13 +269,12 @@ def run_preset_test(model, tmp_path, atol=1e-6):
         assert json.load(f)["config"], "preprocessor.json holds no configuration"
     x = model_inputs(model, 1, seed=2)
     expected = model(x)
-    for loader in (type(model).from_preset, keras_pose.from_preset):
-        loaded = loader(directory)
-        assert type(loaded) is type(model), f"from_preset gives {type(loaded).__name__}, not {name}"
-        assert loaded.preprocessor.get_config() == model.preprocessor.get_config()
-        assert loaded.codec.get_config() == model.codec.get_config() and loaded.test_cfg == model.test_cfg
-        assert loaded.keypoint_spec.get_config() == model.keypoint_spec.get_config()
-        assert_outputs_close(loaded(x), expected, atol, f"{name} preset round trip")
+    loaded = keras_pose.from_preset(directory)  # the loader behind every class's from_preset
+    assert type(loaded) is type(model), f"from_preset gives {type(loaded).__name__}, not {name}"
+    assert loaded.preprocessor.get_config() == model.preprocessor.get_config()
+    assert loaded.codec.get_config() == model.codec.get_config() and loaded.test_cfg == model.test_cfg
+    assert loaded.keypoint_spec.get_config() == model.keypoint_spec.get_config()
+    assert_outputs_close(loaded(x), expected, atol, f"{name} preset round trip")
     return directory
 
 
@@ -329,9 +334,7 @@ def run_converter_test(model, entry, exporter, checkpoint_format, tmp_path, atol
     expected = model(x)
     assert_outputs_close(converted(x), expected, atol, f"{name} exported -> converted")
     assert converted.codec.get_config() == model.codec.get_config()
-    assert os.path.isfile(os.path.join(output_dir, PRESET_METADATA_FILE))
-    loaded = type(model).from_preset(output_dir)
-    assert_outputs_close(loaded(x), expected, atol, f"{name} converted preset folder")
+    assert os.path.isfile(os.path.join(output_dir, PRESET_METADATA_FILE))  # loading it: run_preset_test
     return converted
 
 

@@ -227,6 +227,7 @@ def test_vitpose_overfits_coco_sample_crops():
 # ------------------------------------------------------------ fit everywhere
 
 
+@pytest.mark.slow  # an XLA-compiled fit
 def test_fit_tf_jit_compile_mixed_bfloat16():
     from keras_pose.data import model_dataset
 

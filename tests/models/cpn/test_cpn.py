@@ -69,6 +69,7 @@ def test_align_corners_resize_matches_torch():
 
 
 # ----------------------------------------------------------------- model
+@pytest.mark.large  # the full ResNet-50 CPN at 256x192
 def test_cpn50_shapes_and_parameter_count():
     model = CPN.from_checkpoint_config(depth=50, image_size=(256, 192))
     assert model.image_size == (256, 192)
@@ -297,6 +298,7 @@ def test_cpn_loss_hand_computed():
 
 
 # ----------------------------------------------------------------- training / precision
+@pytest.mark.slow  # XLA compilation; CPM's is the fast suite's mixed-precision check
 def test_mixed_bfloat16_jit_forward():
     model = tiny_cpn(dtype="mixed_bfloat16")
     assert model.get_layer("refine_final_conv").compute_dtype == "bfloat16"

@@ -44,6 +44,7 @@ def test_shapes_and_stack_count(image_size, num_stacks, spec):
     assert model.decoding["codec"]["heatmap_size"] == [h, w]
 
 
+@pytest.mark.large  # builds the 94.6M-parameter Hourglass-52
 def test_hourglass52_structure_matches_mmpose():
     backbone = HourglassBackbone(image_size=(256, 256), **HOURGLASS52)
     paths = set(backbone.torch_layer_paths.values())
@@ -114,6 +115,7 @@ def test_fit_with_intermediate_supervision():
         assert not np.allclose(b, _np(layer.kernel))
 
 
+@pytest.mark.slow  # XLA compilation; CPM's is the fast suite's mixed-precision check
 def test_mixed_bfloat16_jit_forward():
     model = tiny_hourglass((16, 16), 2, dtype="mixed_bfloat16", **SHALLOW)
     assert model.final_layers[0].compute_dtype == "bfloat16"

@@ -159,6 +159,7 @@ def _summary(err):
 
 
 # ----------------------------------------------------------- float32 parity
+@SLOW  # float32 export of every family, random weights: tests/models/test_family_harness.py
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_float32_parity(family, fmt, tmp_path):
     path = export_model(family.model, tmp_path / f"{family.name}.{fmt}")
@@ -363,7 +364,7 @@ def test_all_outputs_multi_output_families(tmp_path):
         np.testing.assert_allclose(runner.heatmaps(fam.crops[:4]), fam.heatmaps[:4], atol=1e-4 * fam.range)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("tflite", marks=SLOW)])
 def test_dynamic_batch(fmt, tmp_path):
     fam = _get("vitpose")
     runner = load_exported(export_model(fam.model, tmp_path / f"dyn.{fmt}", batch_size=None))

@@ -33,6 +33,19 @@ def test_every_built_in_family_is_covered():
         families.lookup(families.REFERENCE_EXPORTERS, "REFERENCE_EXPORTERS", family)
 
 
+def test_a_family_without_a_line_fails_naming_the_table():
+    with pytest.raises(pytest.fail.Exception, match="no line in pose_testing.families.TINY_OVERRIDES"):
+        families.lookup(families.TINY_OVERRIDES, "TINY_OVERRIDES", "a_new_family")
+
+
+def test_reference_entries_are_the_smallest_presets():
+    names = {family: families.reference_entry(family).name for family in ("vitpose", "vitpose_plus", "cpn", "cpm")}
+    assert names == {"vitpose": "vitpose_small_coco_256x192", "vitpose_plus": "vitpose_plus_small",
+                     "cpn": "cpn50_coco_256x192", "cpm": "cpm_coco_256x192"}
+    entry = families.tiny_entry("cpm")  # codec sizes follow the tiny input (CPM: stride 8)
+    assert entry.decoding["codec"]["input_size"] == [64, 48] and entry.decoding["codec"]["heatmap_size"] == [8, 6]
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def family(request):
     return request.param

@@ -67,7 +67,7 @@ def lookup(table, table_name, family):
 def _numbers(value):
     if isinstance(value, bool) or value is None:
         return 0.0
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):  # widths, depths, counts (not epsilons)
         return float(value)
     if isinstance(value, (list, tuple)):
         return sum(_numbers(v) for v in value)
@@ -75,7 +75,8 @@ def _numbers(value):
 
 
 def _size_key(entry):
-    """Architecture size first (the sum of the config's numbers: widths, depths, stages), then input area."""
+    """Architecture size first (the sum of the config's integers: widths, depths, stages), then input
+    area, then the name (the plain release before its `_hf` / `_mmpose` re-publications)."""
     config = entry.config
     arch = sum(_numbers(v) for k, v in config.items() if k not in ("image_size", "heatmap_size", "num_keypoints"))
     h, w = config["image_size"]

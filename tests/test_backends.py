@@ -11,6 +11,9 @@ import pytest
 
 from pose_testing.paths import REPO_ROOT
 
+# Minutes each (a JAX / PyTorch process builds and fits every family): `python -m pytest -m backends`.
+pytestmark = pytest.mark.backends
+
 SCRIPT = REPO_ROOT / "tests" / "scripts" / "backend_smoke.py"
 FAMILIES = ["vitpose", "vitpose_simple", "vitpose_plus", "cpm", "hourglass", "cpn"]
 

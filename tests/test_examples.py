@@ -72,6 +72,7 @@ def test_predict_and_draw(tmp_path):
     assert np.isfinite(keypoints).all() and (np.abs(keypoints[:, 2]) <= 1.5).all()  # heatmap maxima
 
 
+@pytest.mark.slow  # a subprocess each; predict_and_draw stays in the fast suite
 def test_evaluate_coco(tmp_path):
     out = _run_example("evaluate_coco.py", "--output-dir", tmp_path)
     assert "untrained demo model" in out and "ground-truth boxes" in out and "detected boxes" in out
@@ -89,6 +90,7 @@ def test_evaluate_coco(tmp_path):
         assert all(len(r["keypoints"]) == 51 and 0.0 <= r["score"] <= 1.0 for r in results)
 
 
+@pytest.mark.slow
 def test_export_tflite(tmp_path):
     out = _run_example("export_tflite.py", "--output-dir", tmp_path)
     assert "untrained demo model" in out and "LiteRT vs Keras" in out
@@ -102,6 +104,7 @@ def test_export_tflite(tmp_path):
     assert report["ms_per_crop_litert"] > 0 and report["ms_per_crop_keras"] > 0
 
 
+@pytest.mark.slow
 def test_finetune_custom_dataset(tmp_path):
     out = _run_example("finetune_custom_dataset.py", "--output-dir", tmp_path, "--epochs", 2,
                        "--steps-per-epoch", 2, "--input-size", "64x48")

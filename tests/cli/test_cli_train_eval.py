@@ -93,6 +93,7 @@ def test_train_sample_config_end_to_end(tmp_path, capsys):
     assert "output.dir" in line and "--overwrite" in line
 
 
+@pytest.mark.slow  # a second CLI training run; the end-to-end one stays in the fast suite
 def test_train_finetunes_a_preset_on_custom_keypoints(tmp_path, capsys, preset_dir):
     """A COCO preset fine-tuned on AP-10K keypoints read from the file: new head, same backbone."""
     ap10k = DATA_DIR / "ap10k" / "test_ap10k.json"

@@ -131,7 +131,12 @@ class Family:
 _FAMILIES = {}
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+# ViTPose's matrix runs in the fast suite; the other families' (a fit each) carry `slow`
+# (their float32 ONNX export is in the fast suite through tests/models/test_family_harness.py).
+SLOW = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=[pytest.param(f, marks=() if f == "vitpose" else SLOW) for f in FAMILIES])
 def family(request):
     if request.param not in _FAMILIES:
         _FAMILIES[request.param] = Family(request.param)
@@ -154,6 +159,7 @@ def _summary(err):
 
 
 # ----------------------------------------------------------- float32 parity
+@SLOW  # float32 export of every family, random weights: tests/models/test_family_harness.py
 @pytest.mark.parametrize("fmt", ["onnx", "tflite"])
 def test_float32_parity(family, fmt, tmp_path):
     path = export_model(family.model, tmp_path / f"{family.name}.{fmt}")
@@ -271,6 +277,7 @@ def test_tflite_int8_with_in_graph_decode(family, tmp_path):
         assert meta["int8"]["padding_ranges_fixed"] > 0
 
 
+@SLOW  # two int8 ViTPose exports + a fitted CPM
 def test_tflite_int8_keeps_attention_float_and_beats_full_int8(tmp_path):
     """int8_float_ops="auto": ViTPose's matmuls with weights / convs int8, attention and LayerNorm float32."""
     fam = _get("vitpose")
@@ -337,19 +344,20 @@ def test_tflite_dynamic_int8_round_trip(family, tmp_path):
     assert ratio <= 0.6
 
 
-def test_onnx_float16_and_int8(tmp_path):
-    for name in ("vitpose", "cpm"):
-        fam = _get(name)
-        fp16 = load_exported(export_model(fam.model, tmp_path / f"{name}16.onnx", quantization="float16"))
-        int8 = load_exported(
-            export_model(
-                fam.model, tmp_path / f"{name}8.onnx", quantization="int8", representative_dataset=fam.calibration
-            )
+@pytest.mark.parametrize("name", ["vitpose", pytest.param("cpm", marks=SLOW)])
+def test_onnx_float16_and_int8(name, tmp_path):
+    fam = _get(name)
+    fp16 = load_exported(export_model(fam.model, tmp_path / f"{name}16.onnx", quantization="float16"))
+    int8 = load_exported(
+        export_model(
+            fam.model, tmp_path / f"{name}8.onnx", quantization="int8", representative_dataset=fam.calibration
         )
-        _float16_check(fam, fp16(fam.crops)["heatmaps"], "onnx float16")
-        _int8_check(fam, int8(fam.crops)["heatmaps"], "onnx int8")
-        assert int8.metadata["int8"]["format"] == "QDQ"
-    assert int8.metadata["int8"]["padding_ranges_fixed"] > 0  # CPM's -inf max-pool padding
+    )
+    _float16_check(fam, fp16(fam.crops)["heatmaps"], "onnx float16")
+    _int8_check(fam, int8(fam.crops)["heatmaps"], "onnx int8")
+    assert int8.metadata["int8"]["format"] == "QDQ"
+    if name == "cpm":
+        assert int8.metadata["int8"]["padding_ranges_fixed"] > 0  # CPM's -inf max-pool padding
 
 
 def test_tflite_int8_io(tmp_path):
@@ -392,7 +400,7 @@ def test_argmax_decode_tf_matches_codec_maximum():
         assert (np.asarray(keypoints)[0, 0] < 0).all()
 
 
-@pytest.mark.parametrize("name,fmt", [("vitpose", "onnx"), ("cpn", "tflite")])  # UDP and standard codecs
+@pytest.mark.parametrize("name,fmt", [("vitpose", "onnx"), pytest.param("cpn", "tflite", marks=SLOW)])  # UDP, standard
 def test_float32_in_graph_decode_equals_argmax_of_keras(name, fmt, tmp_path):
     fam = _get(name)
     out = load_exported(export_model(fam.model, tmp_path / f"d.{fmt}", include_decode=True))(fam.crops)
@@ -403,6 +411,7 @@ def test_float32_in_graph_decode_equals_argmax_of_keras(name, fmt, tmp_path):
 
 
 # --------------------------------------------------------- outputs / batch
+@SLOW
 def test_all_outputs_multi_output_families(tmp_path):
     for name, expected_names, final in (
         ("cpm", ["stage1", "stage2"], "stage2"),
@@ -422,7 +431,7 @@ def test_all_outputs_multi_output_families(tmp_path):
         np.testing.assert_allclose(runner.heatmaps(fam.crops[:4]), fam.heatmaps[:4], atol=1e-4 * fam.range)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("tflite", marks=SLOW)])
 def test_dynamic_batch(fmt, tmp_path):
     fam = _get("vitpose")
     runner = load_exported(export_model(fam.model, tmp_path / f"dyn.{fmt}", batch_size=None))
@@ -495,6 +504,7 @@ def test_representative_crops_are_inference_crops():
     assert representative_crops(fam.model, COCO, num_samples=5, include_flipped=False).shape[0] == 5
 
 
+@SLOW
 def test_representative_dataset_forms(tmp_path):
     """tf.data of (images, targets) batches and generators calibrate like arrays."""
     import tensorflow as tf

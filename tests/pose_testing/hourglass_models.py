@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_pose.layers import BasicResidualBlock
 from keras_pose.models.hourglass import Hourglass
+from pose_testing.cpm_models import export_conv_module as _export_conv
 
 
 TINY = dict(downsample_times=2, stage_channels=[8, 8, 12], stage_blocks=[1, 1, 2], feat_channels=8, stem_channels=4)
@@ -18,18 +19,6 @@ def tiny_hourglass(image_size=(32, 32), num_stacks=2, keypoint_spec="coco", **kw
 
 def _np(v):
     return keras.ops.convert_to_numpy(v)
-
-
-def _export_conv(sd, layer, conv_prefix, bn_prefix):
-    sd[f"{conv_prefix}.weight"] = np.transpose(_np(layer.conv.kernel), (3, 2, 0, 1))
-    if layer.use_bias:
-        sd[f"{conv_prefix}.bias"] = _np(layer.conv.bias)
-    if layer.bn is not None:
-        bn = layer.bn
-        for key, var in (("weight", bn.gamma), ("bias", bn.beta), ("running_mean", bn.moving_mean),
-                         ("running_var", bn.moving_variance)):
-            sd[f"{bn_prefix}.{key}"] = _np(var)
-        sd[f"{bn_prefix}.num_batches_tracked"] = np.array(0, np.int64)
 
 
 def _export_block(sd, block, prefix):

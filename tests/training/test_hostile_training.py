@@ -207,6 +207,7 @@ def _kill_in_epoch(monkeypatch, epoch):
     monkeypatch.setattr(HistoryWriter, "on_epoch_end", on_epoch_end)
 
 
+@pytest.mark.slow  # three training runs
 def test_restarting_a_killed_run_never_loses_its_best_checkpoint(tmp_path, capsys, monkeypatch):
     out_dir = tmp_path / "run"
     path = _write_config(tmp_path / "c.yaml", _config(out_dir, epochs=2, learning_rate=1e-4))

@@ -186,6 +186,7 @@ def _coco():
     return load_coco_keypoints(DATA_DIR / "coco" / "test_coco.json", keypoint_spec="coco")
 
 
+@pytest.mark.slow  # a convergence check: `python -m pytest -m slow`
 def test_vitpose_overfits_coco_sample_crops():
     """A small ViTPose learns the 12 COCO sample people: PCK@0.05 >= 0.9.
 
@@ -226,6 +227,7 @@ def test_vitpose_overfits_coco_sample_crops():
 # ------------------------------------------------------------ fit everywhere
 
 
+@pytest.mark.slow  # an XLA-compiled fit
 def test_fit_tf_jit_compile_mixed_bfloat16():
     from keras_pose.data import model_dataset
 
@@ -261,6 +263,7 @@ _FIT_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.backends  # a JAX / PyTorch process each: `python -m pytest -m backends`
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_fit_other_backends_in_subprocess(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")

@@ -36,6 +36,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 from pose_testing.paths import DATA_DIR
 
 from keras_pose.training import PoseEvaluationCallback, evaluate_pose_model
@@ -151,6 +152,7 @@ def test_pipeline_per_level_targets_for_cpn():
         build_top_down_dataset(coco[:4], MSRAHeatmap((128, 96), (32, 24)), heatmap_levels=True, **kwargs)
 
 
+@pytest.mark.slow  # a convergence check: `python -m pytest -m slow`
 def test_cpm_overfits_coco_sample_crops():
     """CPM, 2 stages (intermediate supervision), 192x144 -> 24x18 belief maps, MSRA decoding."""
     from keras_pose.losses import KeypointMSELoss
@@ -175,6 +177,7 @@ def test_cpm_overfits_coco_sample_crops():
     _assert_fitted(*result)
 
 
+@pytest.mark.slow  # a convergence check: `python -m pytest -m slow`
 def test_hourglass_overfits_coco_sample_crops():
     """Stacked Hourglass, 2 stacks (intermediate supervision), 128x96 -> 32x24, MSRA decoding."""
     from keras_pose.losses import KeypointMSELoss
@@ -198,6 +201,7 @@ def test_hourglass_overfits_coco_sample_crops():
     _assert_fitted(*result)
 
 
+@pytest.mark.slow  # a convergence check: `python -m pytest -m slow`
 def test_cpn_overfits_coco_sample_crops():
     """CPN (ResNet 1-1-1-1), GlobalNet L2 on per-level targets + RefineNet OHKM, CPNHeatmap decoding."""
     from keras_pose.models.cpn import CPN, CPNBackbone, CPNLoss

@@ -1,7 +1,10 @@
-"""CPM: shapes, stages, centre map, serialization, converter, training, mixed precision.
+"""CPM specifics: shapes per stage count, centre map, mmpose structure, architecture
+inference, intermediate supervision, mixed precision.
 
-Reduced widths keep every test small; reference parity of the full models is
-in test_golden_cpm_hourglass.py.
+The family contract (forward, fit, `.keras` and preset round trips,
+predict_keypoints, converter round trip and damaged-file report, export) is
+tests/models/test_family_harness.py's; reference parity of the full models is
+in tests/conversion/test_golden_cpm_hourglass.py.
 """
 
 import numpy as np
@@ -13,22 +16,8 @@ from keras_pose.errors import CheckpointError
 from keras_pose.models.cpm import CPM, CPMBackbone, CPMCenterMap
 from keras_pose.models.cpm.cpm_layers import cpm_output_size
 from pose_testing.cpm_models import TINY, tiny_cpm, export_state_dict
-
-
-def _as_list(outputs):
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-
-
-def randomize_norms(model, seed=0):
-    """Non-trivial BatchNorm statistics, so loading order mistakes show."""
-    rng = np.random.default_rng(seed)
-    for layer in model.backbone._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_mean.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
+from pose_testing.families import randomize_weights
+from pose_testing.harness import assert_outputs_close, flat_outputs as _as_list, save_reference_checkpoint
 
 
 # ------------------------------------------------------------------ shapes
@@ -86,60 +75,18 @@ def test_bad_arguments():
         CPM(backbone=CPMBackbone(num_keypoints=17, image_size=(64, 48), **TINY), keypoint_spec="mpii")
 
 
-# ------------------------------------------------------------ serialization
-def test_keras_round_trip(tmp_path):
-    model = tiny_cpm((64, 48), 2)
-    randomize_norms(model)
-    x = np.random.default_rng(1).normal(size=(1, 64, 48, 3)).astype("float32")
-    expected = _as_list(model.predict_on_batch(x))
-    path = tmp_path / "cpm.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is CPM and restored.backbone.get_config() == model.backbone.get_config()
-    assert restored.decoding == model.decoding and restored.keypoint_spec.name == "coco"
-    for a, b in zip(expected, _as_list(restored.predict_on_batch(x))):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-
-
 # ---------------------------------------------------------------- converter
-def _save_mmpose(sd, path):
-    import torch
-
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
-    torch.save({"meta": {"mmpose_version": "1.0.0"}, "state_dict": tensors}, path,
-               _use_new_zipfile_serialization=False)
-    return path
-
-
 def test_converter_round_trip_infers_architecture(tmp_path):
     from keras_pose.conversion.cpm_converter import convert, infer_config
 
-    source = tiny_cpm((64, 64), 3, "mpii")
-    randomize_norms(source)
+    # without a preset: every architecture key from the file, the keypoint spec from K = 16 -> mpii
+    source = randomize_weights(tiny_cpm((64, 64), 3, "mpii"))
     sd = export_state_dict(source)
     assert infer_config(sd) == {"num_keypoints": 16, "num_stages": 3, **TINY}
-    path = _save_mmpose(sd, tmp_path / "cpm_tiny.pth")
-    model = convert(path, image_size=(64, 64))  # keypoint spec from K = 16 -> mpii
+    model = convert(save_reference_checkpoint(sd, tmp_path / "cpm_tiny.pth", "mmpose"), image_size=(64, 64))
     assert model.keypoint_spec.name == "mpii" and model.backbone.num_stages == 3
     x = np.random.default_rng(2).normal(size=(1, 64, 64, 3)).astype("float32")
-    for a, b in zip(_as_list(source.predict_on_batch(x)), _as_list(model.predict_on_batch(x))):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-def test_converter_lists_missing_unexpected_misshapen():
-    from keras_pose.conversion.cpm_converter import convert
-
-    sd = export_state_dict(tiny_cpm((64, 48), 2))
-    del sd["backbone.middle.2.bn.running_var"]
-    sd["backbone.extra_head.weight"] = np.zeros((3, 3), np.float32)
-    sd["backbone.cpm_stages.0.model.1.conv.weight"] = np.zeros((8, 8, 9, 9), np.float32)
-    with pytest.raises(CheckpointError) as info:
-        convert(sd, image_size=(64, 48))
-    message = str(info.value)
-    assert "missing (1)" in message and "backbone.middle.2.bn.running_var" in message
-    assert "unexpected (1)" in message and "backbone.extra_head.weight (3, 3)" in message
-    assert "misshapen (1)" in message
-    assert "backbone.cpm_stages.0.model.1.conv.weight: checkpoint (8, 8, 9, 9), model expects (8, 8, 11, 11)" in message
+    assert_outputs_close(model.predict_on_batch(x), source.predict_on_batch(x), 1e-5, "CPM converted without preset")
 
 
 def test_converter_rejects_other_checkpoints_and_preset_conflicts():
@@ -174,7 +121,7 @@ def test_fit_with_intermediate_supervision():
 
     stage1_head = model.backbone.get_layer("stem_9").conv.kernel
     before = keras.ops.convert_to_numpy(stage1_head).copy()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)  # traced fits: test_family_harness
     history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     # stage 1's own head is trained (its belief maps are supervised directly)

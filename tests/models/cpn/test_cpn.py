@@ -1,4 +1,7 @@
-"""CPN: layers, model shapes, serialisation, converter errors, loss, training.
+"""CPN specifics: layers, model shapes, defaults, the release file's quirks, converter
+errors, loss, mixed precision. The family contract (forward, fit, `.keras` and
+preset round trips, predict_keypoints, converter round trip, export) is
+tests/models/test_family_harness.py's.
 
 The full ResNet-50 model is built once (shapes, parameter count against the
 golden checkpoint's key list); everything else uses a reduced configuration
@@ -66,6 +69,7 @@ def test_align_corners_resize_matches_torch():
 
 
 # ----------------------------------------------------------------- model
+@pytest.mark.large  # the full ResNet-50 CPN at 256x192
 def test_cpn50_shapes_and_parameter_count():
     model = CPN.from_checkpoint_config(depth=50, image_size=(256, 192))
     assert model.image_size == (256, 192)
@@ -108,37 +112,6 @@ def test_tiny_shapes_and_defaults(tiny_model):
     # list form: Keras' flat outputs are in sorted key order, refine last
     flat = [outputs[k] for k in sorted(outputs)]
     assert tiny_model.heatmaps_from_outputs(flat) is outputs["refine"]
-
-
-def test_predict_keypoints_runs(tiny_model):
-    image = np.random.default_rng(0).integers(0, 255, (80, 60, 3), dtype=np.uint8)
-    result = tiny_model.predict_keypoints(image, boxes=np.array([[5, 5, 30, 60]]))
-    assert result.keypoints.shape == (1, 17, 2)
-    assert np.isfinite(result.keypoints).all()
-
-
-def test_keras_round_trip(tiny_model, tmp_path):
-    x = np.random.default_rng(1).normal(size=(1, 64, 32, 3)).astype(np.float32)
-    expected = tiny_model.predict_on_batch(x)
-    path = tmp_path / "cpn.keras"
-    tiny_model.save(path)
-    loaded = keras.saving.load_model(path)
-    assert isinstance(loaded, CPN)
-    assert loaded.get_config()["refine_planes"] == 8
-    assert isinstance(loaded._default_loss, CPNLoss)
-    actual = loaded.predict_on_batch(x)
-    for k in expected:
-        np.testing.assert_allclose(actual[k], expected[k], rtol=1e-5, atol=1e-6)
-
-    clone = CPN.from_config(tiny_model.get_config())
-    assert clone.decoding == tiny_model.decoding
-
-    tiny_model.save_to_preset(str(tmp_path / "preset"))
-    import keras_hub
-
-    restored = keras_hub.models.Task.from_preset.__func__(CPN, str(tmp_path / "preset"))
-    actual = restored.predict_on_batch(x)
-    np.testing.assert_allclose(actual["refine"], expected["refine"], rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------- converter
@@ -325,24 +298,7 @@ def test_cpn_loss_hand_computed():
 
 
 # ----------------------------------------------------------------- training / precision
-def test_fit_two_steps():
-    model = tiny_cpn()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(4, 64, 32, 3)).astype(np.float32)
-    y = {
-        "heatmaps": rng.uniform(size=(4, 16, 8, 17)).astype(np.float32),
-        "keypoint_weights": np.ones((4, 17), np.float32),
-    }
-    # Eager: tracing the train step of ~200 layers costs ~30 s on a 2-core CI
-    # machine; graph / XLA compilation is covered by the jit forward test.
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
-    before = model.get_layer("refine_final_conv").get_weights()[0].copy()
-    history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    after = model.get_layer("refine_final_conv").get_weights()[0]
-    assert not np.allclose(before, after)
-
-
+@pytest.mark.slow  # XLA compilation; CPM's is the fast suite's mixed-precision check
 def test_mixed_bfloat16_jit_forward():
     model = tiny_cpn(dtype="mixed_bfloat16")
     assert model.get_layer("refine_final_conv").compute_dtype == "bfloat16"

@@ -1,7 +1,11 @@
-"""Stacked Hourglass: shapes, stacks, serialization, converter, training, mixed precision.
+"""Stacked Hourglass specifics: shapes per stack count, mmpose structure, architecture
+inference (one-stack files with mmpose's unused block), intermediate supervision,
+mixed precision.
 
-Reduced depths / widths keep every test small; reference parity of the
-released Hourglass-52 is in test_golden_cpm_hourglass.py.
+The family contract (forward, fit, `.keras` and preset round trips,
+predict_keypoints, converter round trip and damaged-file report, export) is
+tests/models/test_family_harness.py's; reference parity of the released
+Hourglass-52 is in tests/conversion/test_golden_cpm_hourglass.py.
 """
 
 import numpy as np
@@ -11,22 +15,9 @@ import keras
 
 from keras_pose.errors import CheckpointError
 from keras_pose.models.hourglass import HOURGLASS52, Hourglass, HourglassBackbone
+from pose_testing.families import randomize_weights
+from pose_testing.harness import assert_outputs_close, flat_outputs as _as_list, save_reference_checkpoint
 from pose_testing.hourglass_models import TINY, tiny_hourglass, _np, _export_block, export_state_dict
-
-
-def _as_list(outputs):
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-
-
-def randomize_norms(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.backbone._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
-            layer.beta.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_mean.assign(rng.normal(0, 0.1, c).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, c).astype("float32"))
 
 
 # ------------------------------------------------------------------ shapes
@@ -53,6 +44,7 @@ def test_shapes_and_stack_count(image_size, num_stacks, spec):
     assert model.decoding["codec"]["heatmap_size"] == [h, w]
 
 
+@pytest.mark.large  # builds the 94.6M-parameter Hourglass-52
 def test_hourglass52_structure_matches_mmpose():
     backbone = HourglassBackbone(image_size=(256, 256), **HOURGLASS52)
     paths = set(backbone.torch_layer_paths.values())
@@ -74,62 +66,21 @@ def test_bad_arguments():
         tiny_hourglass(downsample_times=3)
 
 
-# ------------------------------------------------------------ serialization
-def test_keras_round_trip(tmp_path):
-    model = tiny_hourglass((32, 32), 2, "mpii")
-    randomize_norms(model)
-    x = np.random.default_rng(1).normal(size=(1, 32, 32, 3)).astype("float32")
-    expected = _as_list(model.predict_on_batch(x))
-    path = tmp_path / "hourglass.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert type(restored) is Hourglass and restored.backbone.get_config() == model.backbone.get_config()
-    assert restored.num_keypoints == 16 and restored.decoding == model.decoding
-    for a, b in zip(expected, _as_list(restored.predict_on_batch(x))):
-        np.testing.assert_allclose(a, b, atol=1e-6)
-
-
 # ---------------------------------------------------------------- converter
-def _save_mmpose(sd, path):
-    import torch
-
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
-    torch.save({"meta": {}, "state_dict": tensors}, path, _use_new_zipfile_serialization=False)
-    return path
-
-
 @pytest.mark.parametrize("num_stacks,head", [(2, "head."), (1, "keypoint_head.")])
 def test_converter_round_trip_infers_architecture(tmp_path, num_stacks, head):
     from keras_pose.conversion.hourglass_converter import convert, infer_config
 
-    source = tiny_hourglass((32, 32), num_stacks)
-    randomize_norms(source)
+    source = randomize_weights(tiny_hourglass((32, 32), num_stacks))
     sd = export_state_dict(source, head=head)
     if num_stacks == 1:
         # mmpose's one-stack HourglassNet carries an unused inters.0 block
         extra = tiny_hourglass((32, 32), 2)
         _export_block(sd, extra.backbone.get_layer("inters_0"), "backbone.inters.0")
     assert infer_config(sd) == {"num_keypoints": 17, "num_stacks": num_stacks, **TINY}
-    model = convert(_save_mmpose(sd, tmp_path / "hg.pth"), image_size=(32, 32))
+    model = convert(save_reference_checkpoint(sd, tmp_path / "hg.pth", "mmpose"), image_size=(32, 32))
     x = np.random.default_rng(2).normal(size=(1, 32, 32, 3)).astype("float32")
-    for a, b in zip(_as_list(source.predict_on_batch(x)), _as_list(model.predict_on_batch(x))):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-def test_converter_lists_missing_unexpected_misshapen():
-    from keras_pose.conversion.hourglass_converter import convert
-
-    sd = export_state_dict(tiny_hourglass((32, 32), 2))
-    del sd["backbone.remap_convs.0.bn.running_mean"]
-    sd["backbone.unknown.weight"] = np.zeros((2,), np.float32)
-    sd["backbone.hourglass_modules.1.low2.low2.1.conv2.weight"] = np.zeros((12, 12, 1, 1), np.float32)
-    with pytest.raises(CheckpointError) as info:
-        convert(sd, image_size=(32, 32))
-    message = str(info.value)
-    assert "missing (1)" in message and "backbone.remap_convs.0.bn.running_mean expected (8)" in message
-    assert "unexpected (1)" in message and "backbone.unknown.weight (2)" in message
-    assert "misshapen (1)" in message
-    assert "hourglass_modules.1.low2.low2.1.conv2.weight: checkpoint (12, 12, 1, 1), model expects (12, 12, 3, 3)" in message
+    assert_outputs_close(model.predict_on_batch(x), source.predict_on_batch(x), 1e-5, f"{num_stacks}-stack Hourglass")
 
 
 def test_converter_rejects_other_checkpoints_and_preset_conflicts():
@@ -156,7 +107,7 @@ def test_fit_with_intermediate_supervision():
         "keypoint_weights": np.ones((4, 17), "float32"),
     }
     before = [_np(layer.kernel).copy() for layer in model.final_layers]
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)  # traced fits: test_family_harness
     history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     # both stacks' heads are supervised
@@ -164,6 +115,7 @@ def test_fit_with_intermediate_supervision():
         assert not np.allclose(b, _np(layer.kernel))
 
 
+@pytest.mark.slow  # XLA compilation; CPM's is the fast suite's mixed-precision check
 def test_mixed_bfloat16_jit_forward():
     model = tiny_hourglass((16, 16), 2, dtype="mixed_bfloat16", **SHALLOW)
     assert model.final_layers[0].compute_dtype == "bfloat16"

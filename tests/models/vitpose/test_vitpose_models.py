@@ -258,6 +258,7 @@ def _fit_two_steps(model, jit_compile):
     return losses
 
 
+@pytest.mark.slow  # XLA-compiled fits: `python -m pytest -m slow`
 @pytest.mark.parametrize("decoder", ["classic", "simple"])
 def test_mixed_bfloat16_jit_forward_and_fit(mixed_bfloat16, decoder):
     model = ViTPose(ViTPoseBackbone(image_size=(64, 48), **TINY), decoder=decoder, deconv_filters=(16, 16))
@@ -272,6 +273,7 @@ def test_mixed_bfloat16_jit_forward_and_fit(mixed_bfloat16, decoder):
     assert predicted.dtype == np.float32 and np.isfinite(predicted).all()
 
 
+@pytest.mark.slow
 def test_mixed_float16_pp_fit():
     backbone = ViTPoseBackbone(image_size=(64, 48), dtype="mixed_float16", **TINY_PP)
     model = ViTPosePP(backbone, dataset="aic", deconv_filters=(16, 16))
@@ -280,6 +282,7 @@ def test_mixed_float16_pp_fit():
     _fit_two_steps(model, jit_compile=False)
 
 
+@pytest.mark.slow
 def test_float32_jit_fit_changes_weights():
     model = ViTPose(ViTPoseBackbone(image_size=(64, 48), **TINY), decoder="classic", deconv_filters=(16, 16))
     before = _np(model.backbone.transformer_layers[0].mlp.fc1.kernel).copy()

@@ -6,10 +6,12 @@ from keras_pose.layers.conv_blocks import TORCH_BN_EPSILON
 from keras_pose.layers.conv_blocks import TORCH_BN_MOMENTUM
 from keras_pose.layers.conv_blocks import TorchMaxPool2D
 from keras_pose.layers.conv_blocks import torch_padding
+from keras_pose.layers.transposed_conv import PhaseConv2DTranspose
 
 __all__ = [
     "BasicResidualBlock",
     "ConvModule",
+    "PhaseConv2DTranspose",
     "TORCH_BN_EPSILON",
     "TORCH_BN_MOMENTUM",
     "TorchMaxPool2D",

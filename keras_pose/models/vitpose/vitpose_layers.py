@@ -28,6 +28,8 @@ import math
 import keras
 from keras import ops
 
+from keras_pose.layers.transposed_conv import PhaseConv2DTranspose
+
 _SQRT1_2 = 0.7071067811865476  # 1 / sqrt(2), torch's M_SQRT1_2
 
 
@@ -374,7 +376,10 @@ class ViTPoseClassicHead(keras.layers.Layer):
     Input features (B, Hp, Wp, C); output heatmaps (B, Hp * 2^n, Wp * 2^n, K).
     Sub-layers `deconv_{i}`, `bn_{i}` and `final_conv`. A torch
     ConvTranspose2d(k=4, s=2, p=1) equals Keras Conv2DTranspose(4, 2,
-    padding="same") with kernel = weight.transpose(2, 3, 1, 0).
+    padding="same") with kernel = weight.transpose(2, 3, 1, 0). The deconvolutions
+    are `PhaseConv2DTranspose` (a `Conv2DTranspose` with the same weights,
+    computed as four 2x2 convolutions on TensorFlow and JAX, where that is
+    faster and XLA differentiates it well; see `keras_pose.layers.transposed_conv`).
     """
 
     def __init__(
@@ -397,7 +402,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
         self.deconvs, self.norms = [], []
         for i, filters in enumerate(self.deconv_filters):
             self.deconvs.append(
-                keras.layers.Conv2DTranspose(
+                PhaseConv2DTranspose(
                     filters,
                     self.deconv_kernel_size,
                     strides=2,

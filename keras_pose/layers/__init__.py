@@ -1,5 +1,8 @@
 """Layers shared by several model families (torch-compatible conv blocks)."""
 
+from keras_pose.layers.backend_kernels import FusedBiasDense
+from keras_pose.layers.backend_kernels import exact_gelu
+from keras_pose.layers.backend_kernels import multi_head_attention
 from keras_pose.layers.conv_blocks import BasicResidualBlock
 from keras_pose.layers.conv_blocks import ConvModule
 from keras_pose.layers.conv_blocks import TORCH_BN_EPSILON
@@ -11,9 +14,12 @@ from keras_pose.layers.transposed_conv import PhaseConv2DTranspose
 __all__ = [
     "BasicResidualBlock",
     "ConvModule",
+    "FusedBiasDense",
     "PhaseConv2DTranspose",
     "TORCH_BN_EPSILON",
     "TORCH_BN_MOMENTUM",
     "TorchMaxPool2D",
+    "exact_gelu",
+    "multi_head_attention",
     "torch_padding",
 ]

@@ -276,8 +276,10 @@ def test_presets_saved_before_the_preprocessor_still_load(tmp_path):
         model = keras_pose.from_preset(str(folder / name))
         assert type(model).__name__ == cls
         result = model.predict_keypoints(image, [[10.0, 12.0, 40.0, 60.0]])
-        np.testing.assert_array_equal(result.keypoints, np.array(expected[name]["keypoints"], np.float32))
-        np.testing.assert_array_equal(result.scores, np.array(expected[name]["scores"], np.float32))
+        # Same weights; the ViTPose head's deconvolutions now run as four 2x2 convolutions
+        # on TensorFlow (keras_pose.layers.transposed_conv): float32 round-off, 1e-5 relative.
+        np.testing.assert_allclose(result.keypoints, np.array(expected[name]["keypoints"], np.float32), atol=1e-3)
+        np.testing.assert_allclose(result.scores, np.array(expected[name]["scores"], np.float32), rtol=1e-5)
         assert model.preprocessing == expected[name]["preprocessing"]
         old = {k: v for k, v in expected[name]["decoding"].items() if k not in ("reference", "cpn_test")}
         assert {k: model.decoding[k] for k in old if k != "codec"} == {k: v for k, v in old.items() if k != "codec"}

@@ -9,16 +9,16 @@ from keras_pose.layers.conv_blocks import TORCH_BN_EPSILON
 from keras_pose.layers.conv_blocks import TORCH_BN_MOMENTUM
 from keras_pose.layers.conv_blocks import TorchMaxPool2D
 from keras_pose.layers.conv_blocks import torch_padding
-from keras_pose.layers.transposed_conv import PhaseConv2DTranspose
+from keras_pose.layers.transposed_conv import apply_transposed_conv
 
 __all__ = [
     "BasicResidualBlock",
     "ConvModule",
     "FusedBiasDense",
-    "PhaseConv2DTranspose",
     "TORCH_BN_EPSILON",
     "TORCH_BN_MOMENTUM",
     "TorchMaxPool2D",
+    "apply_transposed_conv",
     "exact_gelu",
     "multi_head_attention",
     "torch_padding",

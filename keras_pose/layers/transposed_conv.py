@@ -19,9 +19,10 @@ TensorFlow's forward is 2.4x faster too. PyTorch's native `conv_transpose2d`
 is faster than the four convolutions there, so the torch backend keeps it
 (`implementation="auto"`).
 
-The layer *is* a `keras.layers.Conv2DTranspose` (same `kernel` variable,
-layout (4, 4, filters, in_channels), same name and weights), so converters,
-`.keras` files and presets saved with the plain layer load unchanged.
+`apply_transposed_conv(layer, x)` runs a plain `keras.layers.Conv2DTranspose`
+this way: the weights stay in that layer (`kernel` (4, 4, filters,
+in_channels)), so converters, `.keras` files and presets (whose weight paths
+name the layer class) load unchanged.
 """
 
 import keras
@@ -71,56 +72,52 @@ def transposed_conv_4x4_s2_as_phases(x, kernel):
     return ops.reshape(out, (-1, shape[1] * 2, shape[2] * 2, out_channels))
 
 
-@keras.saving.register_keras_serializable(package="keras_pose")
-class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
-    """`Conv2DTranspose(filters, 4, strides=2, padding="same")` as four 2x2 convs.
+def check_phase_compatible(layer):
+    """Raise ValueError unless `layer` is a Conv2DTranspose(k=4, s=2, "same") `apply_transposed_conv` computes."""
+    if (
+        not isinstance(layer, keras.layers.Conv2DTranspose)
+        or tuple(layer.kernel_size) != (4, 4)
+        or tuple(layer.strides) != (2, 2)
+        or layer.padding != "same"
+        or tuple(layer.dilation_rate) != (1, 1)
+        or layer.data_format != "channels_last"
+        or layer.output_padding is not None
+    ):
+        raise ValueError(
+            "The phase form supports only keras.layers.Conv2DTranspose with kernel_size 4, strides 2, "
+            "padding 'same', no dilation, no output_padding and channels_last; "
+            f"got {type(layer).__name__} {getattr(layer, 'name', '')!r}."
+        )
 
-    Input (B, H, W, I) -> output (B, 2H, 2W, filters), channels-last. Same
-    arguments, weights and output as `keras.layers.Conv2DTranspose` (which it
-    subclasses); only the computation differs (module docstring).
+
+def apply_transposed_conv(layer, x, implementation="auto"):
+    """Run a `Conv2DTranspose(filters, 4, strides=2, padding="same")` layer on `x`.
+
+    The layer keeps its weights (and so every saved file and converter keeps
+    working); only the computation is chosen:
 
     Args:
-        filters: output channels.
+        layer: a built `keras.layers.Conv2DTranspose` (see `check_phase_compatible`).
+        x: (B, H, W, I) channels-last input.
         implementation: "phases" (four 2x2 convolutions), "transpose" (the
-            backend's transposed convolution) or "auto" (default: "phases" on
-            TensorFlow and JAX, "transpose" on PyTorch, the faster per backend).
-        **kwargs: `Conv2DTranspose` arguments; `kernel_size` 4, `strides` 2,
-            `padding` "same", no dilation and channels-last are required.
+            layer itself, the backend's transposed convolution) or "auto":
+            `phase_implementation_for_backend()` ("phases" on TensorFlow and
+            JAX, "transpose" on PyTorch, the faster on each).
+
+    Returns:
+        (B, 2H, 2W, filters) in the layer's compute dtype.
     """
-
-    def __init__(self, filters, kernel_size=4, strides=2, padding="same", implementation="auto", **kwargs):
-        super().__init__(filters, kernel_size, strides=strides, padding=padding, **kwargs)
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
-        if (
-            tuple(self.kernel_size) != (4, 4)
-            or tuple(self.strides) != (2, 2)
-            or self.padding != "same"
-            or tuple(self.dilation_rate) != (1, 1)
-            or self.data_format != "channels_last"
-            or self.output_padding is not None
-        ):
-            raise ValueError(
-                "PhaseConv2DTranspose supports only kernel_size 4, strides 2, padding 'same', no dilation, "
-                "no output_padding and channels_last; use keras.layers.Conv2DTranspose for other settings."
-            )
-        self.implementation = implementation
-
-    def call(self, inputs):
-        implementation = self.implementation
-        if implementation == "auto":
-            implementation = phase_implementation_for_backend()
-        if implementation == "transpose":
-            return super().call(inputs)
-        kernel = ops.cast(self.kernel, self.compute_dtype)
-        outputs = transposed_conv_4x4_s2_as_phases(inputs, kernel)
-        if self.use_bias:
-            outputs = ops.add(outputs, ops.reshape(ops.cast(self.bias, outputs.dtype), (1, 1, 1, self.filters)))
-        if self.activation is not None:
-            return self.activation(outputs)
-        return outputs
-
-    def get_config(self):
-        config = super().get_config()
-        config["implementation"] = self.implementation
-        return config
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
+    if implementation == "auto":
+        implementation = phase_implementation_for_backend()
+    if implementation == "transpose":
+        return layer(x)
+    check_phase_compatible(layer)
+    dtype = layer.compute_dtype
+    outputs = transposed_conv_4x4_s2_as_phases(ops.cast(x, dtype), ops.cast(layer.kernel, dtype))
+    if layer.use_bias:
+        outputs = ops.add(outputs, ops.reshape(ops.cast(layer.bias, dtype), (1, 1, 1, layer.filters)))
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs

@@ -47,7 +47,6 @@ Targets are dicts (the codec's keys); ``train_on_batch(x, {"heatmaps": ...,
 import importlib
 
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 from keras import tree
@@ -56,6 +55,10 @@ from keras_pose.codecs import get_codec
 from keras_pose.codecs import serialize_codec
 from keras_pose.errors import PresetError
 from keras_pose.losses import get_loss
+from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 PARADIGMS = ("top_down", "bottom_up", "one_stage")
 
@@ -173,6 +176,21 @@ class PoseEstimator(keras_hub.models.Task):
     def test_on_batch(self, x, y=None, sample_weight=None, **kwargs):
         """One evaluation step on model-ready inputs and a target dict (any backend)."""
         return keras.Model.test_on_batch(self, _tensors(x), _tensors(y), _tensors(sample_weight), **kwargs)
+
+    # keras-hub tells a tf.data dataset from other inputs with its own module-level
+    # `tf`, None when keras-hub was imported without TensorFlow (JAX / PyTorch):
+    # hand it over first if the caller has imported TensorFlow since.
+    def fit(self, *args, **kwargs):
+        attach_tensorflow_to_keras_hub()
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        attach_tensorflow_to_keras_hub()
+        return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        attach_tensorflow_to_keras_hub()
+        return super().predict(*args, **kwargs)
 
     # --------------------------------------------------------------- inference
     def predict_keypoints(self, images, batch_size=32, **kwargs):

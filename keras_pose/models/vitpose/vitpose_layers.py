@@ -33,7 +33,7 @@ from keras import ops
 from keras_pose.layers.backend_kernels import FusedBiasDense
 from keras_pose.layers.backend_kernels import exact_gelu
 from keras_pose.layers.backend_kernels import multi_head_attention
-from keras_pose.layers.transposed_conv import PhaseConv2DTranspose
+from keras_pose.layers.transposed_conv import apply_transposed_conv
 
 # mmpose / ViTPose head initialisation: convolutions and deconvolutions
 # ~ N(0, 0.001), zero biases (BatchNorm keeps gamma 1, beta 0). Heads trained
@@ -371,9 +371,10 @@ class ViTPoseClassicHead(keras.layers.Layer):
     Sub-layers `deconv_{i}`, `bn_{i}` and `final_conv`. A torch
     ConvTranspose2d(k=4, s=2, p=1) equals Keras Conv2DTranspose(4, 2,
     padding="same") with kernel = weight.transpose(2, 3, 1, 0). The deconvolutions
-    are `PhaseConv2DTranspose` (a `Conv2DTranspose` with the same weights,
-    computed as four 2x2 convolutions on TensorFlow and JAX, where that is
-    faster and XLA differentiates it well; see `keras_pose.layers.transposed_conv`).
+    are computed by `apply_transposed_conv`: four 2x2 convolutions on
+    TensorFlow and JAX (faster there, and XLA differentiates them well), the
+    layer's own transposed convolution on PyTorch; same weights either way
+    (`keras_pose.layers.transposed_conv`).
     """
 
     def __init__(
@@ -396,7 +397,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
         self.deconvs, self.norms = [], []
         for i, filters in enumerate(self.deconv_filters):
             self.deconvs.append(
-                PhaseConv2DTranspose(
+                keras.layers.Conv2DTranspose(
                     filters,
                     self.deconv_kernel_size,
                     strides=2,
@@ -431,7 +432,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
 
     def call(self, x, training=None):
         for deconv, norm in zip(self.deconvs, self.norms):
-            x = ops.relu(norm(deconv(x), training=training))
+            x = ops.relu(norm(apply_transposed_conv(deconv, x), training=training))
         return self.final_conv(x)
 
     def compute_output_shape(self, input_shape):

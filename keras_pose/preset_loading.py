@@ -31,6 +31,7 @@ from keras_pose.preset_cache import SHARDED_WEIGHTS_FILE
 from keras_pose.preset_cache import TASK_WEIGHTS_FILE
 from keras_pose.preset_cache import WEIGHTS_FILE
 from keras_pose.preset_cache import presets_cache_dir
+from keras_pose.utils.backend_imports import import_keras_hub
 from keras_pose.preset_cache import resolve
 from keras_pose.utils.json_files import read_json
 
@@ -149,6 +150,7 @@ def task_class_of(directory):
 
 def _local_copy(handle):
     """The local folder holding a `kaggle://` / `hf://` preset's files (keras-hub fetches and caches them)."""
+    import_keras_hub()  # keras-hub without TensorFlow on JAX / PyTorch
     from keras_hub.src.utils.preset_utils import check_file_exists, get_file
 
     try:
@@ -169,6 +171,7 @@ def _local_copy(handle):
 
 def _build_task(directory, task_class, task_config, backbone_config, **kwargs):
     """The task `task.json` describes, with keras-hub's override rules, weights not loaded."""
+    import_keras_hub()  # keras-hub without TensorFlow on JAX / PyTorch
     from keras_hub.src.utils.preset_utils import KerasPresetLoader
 
     loader = KerasPresetLoader(directory, backbone_config)
@@ -232,6 +235,7 @@ def load_preset_weights(task, directory):
             f"would predict with a randomly initialised head. {_repair_hint(directory)}"
         )
     try:
+        import_keras_hub()
         from keras_hub.src.utils.preset_utils import jax_memory_cleanup
     except ImportError:  # pragma: no cover - keras-hub internals moved
         jax_memory_cleanup = None

@@ -16,7 +16,10 @@ Every released reference checkpoint has one entry. Naming
   is mmpose's conversion of the original ViTPose-H;
   `vitpose_<size>_humanart_coco_256x192_mmpose` the Human-Art + COCO models.
 - `..._hf`: the HF transformers safetensors conversions
-  (huggingface.co/usyd-community), e.g. `vitpose_base_coco_256x192_hf`.
+  (huggingface.co/usyd-community), e.g. `vitpose_base_coco_256x192_hf`. They
+  decode as HF transformers does (`dark_variant="hf"`, HF's DARK blur); their
+  published AP is the original release's (mmpose DARK blur), see
+  `vitpose_records.HF_DECODING_REFERENCE`.
 - `vitpose_plus_<size>`: ViTPose++ multi-dataset model, all six experts and
   heads (dataset order coco, aic, mpii, ap10k, apt36k, coco_wholebody).
 - `vitpose_plus_<size>_<dataset>_256x192`: the same file with one dataset's
@@ -43,6 +46,7 @@ from keras_pose.presets.vitpose_records import (
     dataset_decoding,
     onedrive_url,
     plus_accuracy,
+    hf_udp_decoding,
     udp_decoding,
     vitpose_config,
 )
@@ -409,7 +413,7 @@ def _hf_entries():
                 description=f"ViTPose-B ({decoder} decoder), COCO, 256x192; HF transformers safetensors",
                 repo=repo,
                 config=vitpose_config("base", decoder, layer_norm_epsilon=None),
-                decoding=udp_decoding(ORIG_UDP),
+                decoding=hf_udp_decoding(),
                 accuracy=coco_accuracy(ap, ar, SRC_README + f", single-task table, {decoder} decoder, ViTPose-B "
                                   "(weights converted from that release)"),
                 notes=f"Converted from vitpose{'-b-simple' if decoder == 'simple' else '-b'}.pth "
@@ -425,7 +429,7 @@ def _hf_entries():
             description="ViTPose-B multi-task COCO+AIC+MPII, COCO head, 256x192; HF transformers safetensors",
             repo="usyd-community/vitpose-base-coco-aic-mpii",
             config=vitpose_config("base", "classic", layer_norm_epsilon=None),
-            decoding=udp_decoding(ORIG_UDP),
+            decoding=hf_udp_decoding(),
             accuracy=coco_accuracy(coco[0], coco[1], SRC_README + ", multi-task table (COCO+AIC+MPII), ViTPose-B "
                               "(weights converted from that release)"),
             notes="Converted from vitpose_base_coco_aic_mpii.pth (preset vitpose_base_coco_aic_mpii_256x192); "
@@ -442,7 +446,7 @@ def _hf_entries():
                 description=f"ViTPose++-{LETTER[size]} (6 experts, COCO head only), 256x192; HF transformers",
                 repo=f"usyd-community/vitpose-plus-{size}",
                 config=vitpose_config(size, "classic", layer_norm_epsilon=None, plus=True, datasets=["coco"]),
-                decoding=udp_decoding(ORIG_UDP),
+                decoding=hf_udp_decoding(),
                 accuracy=coco_accuracy(ap, ar, SRC_README + f", ViTPose++-{LETTER[size]} row (weights converted from "
                                   "that release)"),
                 notes=(

@@ -57,6 +57,23 @@ def udp_decoding(source):
                             blur_kernel_size=11)
 
 
+HF_DECODING_REFERENCE = (
+    "HF transformers VitPoseImageProcessor.post_process_pose_estimation: UDP argmax, DARK-UDP with "
+    "scipy gaussian_filter(sigma=0.8, radius 5, mode='reflect') on the heatmaps (dark_variant='hf'), "
+    "box padding 1.25; flip test as the original release. The published AP of this preset was "
+    "measured with the original ViTPose decoding (mmpose DARK-UDP blur, dark_variant='mmpose'); "
+    "on the same heatmaps the two differ by < 1.5 px per keypoint (tests/test_golden_decode.py)"
+)
+
+
+def hf_udp_decoding():
+    """`udp_decoding` with HF transformers' DARK blur (`dark_variant="hf"`): the
+    HF-converted presets decode as `VitPoseImageProcessor.post_process_pose_estimation`
+    (6e-5 px on the golden heatmaps)."""
+    return heatmap_decoding("UDPHeatmap", IMAGE_SIZE, HEATMAP_SIZE, 2.0, HF_DECODING_REFERENCE,
+                            shift_heatmap=False, blur_kernel_size=11, dark_variant="hf")
+
+
 def msra_decoding(source):
     """mmpose 0.x `post_process='default'` without UDP (argmax + quarter-pixel
     shift, = mmpose 1.x MSRAHeatmap(unbiased=False)), standard affine crops,

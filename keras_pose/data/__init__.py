@@ -9,6 +9,11 @@ from keras_pose.data.top_down_pipeline import META_KEYS
 from keras_pose.data.top_down_pipeline import PipelineError
 from keras_pose.data.top_down_pipeline import build_top_down_dataset
 from keras_pose.data.top_down_pipeline import model_dataset
+from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
+
+# These pipelines imported TensorFlow: keras-hub, if it was imported without
+# it (JAX / PyTorch backends), gets it now, so it recognises tf.data datasets.
+attach_tensorflow_to_keras_hub()
 
 __all__ = [
     "DEFAULT_AUGMENT",

@@ -47,7 +47,6 @@ Targets are dicts (the codec's keys); ``train_on_batch(x, {"heatmaps": ...,
 import importlib
 
 import keras
-import keras_hub
 import numpy as np
 from keras import ops
 from keras import tree
@@ -56,6 +55,10 @@ from keras_pose.codecs import get_codec
 from keras_pose.codecs import serialize_codec
 from keras_pose.errors import PresetError
 from keras_pose.losses import get_loss
+from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 PARADIGMS = ("top_down", "bottom_up", "one_stage")
 
@@ -85,12 +88,24 @@ class PoseEstimator(keras_hub.models.Task):
         test_cfg: dict of test-time settings (paradigm specific).
         **kwargs: passed to `keras_hub.models.Task` (`inputs`, `outputs`,
             `name`, `dtype`).
+
+    XLA: on TensorFlow, `compile(jit_compile="auto")` (the default) compiles
+    the training / evaluation step with XLA where the family's
+    `tf_train_jit_compile` says it helps (measured with
+    benchmarks/bench_xla.py: on for ViTPose / ViTPose++, off for CPM,
+    Hourglass and CPN, which XLA slows down); inference keeps the plain graph
+    (a new batch size would compile again). JAX always runs XLA; PyTorch runs
+    eagerly. An explicit `jit_compile=True / False` wins.
     """
 
     paradigm = None
     per_image_arguments = ()
     backbone_cls = None
     preprocessor_cls = None
+
+    # XLA for the TensorFlow training step when compile(jit_compile="auto"):
+    # set per family from benchmarks/bench_xla.py (time without / with XLA).
+    tf_train_jit_compile = False
 
     def __init__(self, *, keypoint_spec, preprocessor=None, codec=None, loss=None, test_cfg=None, **kwargs):
         from keras_pose.keypoints import get_keypoint_spec
@@ -134,7 +149,26 @@ class PoseEstimator(keras_hub.models.Task):
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(learning_rate=5e-4)
         self.pose_loss = self._default_loss if loss == "auto" else get_loss(loss)
-        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+        jit_compile = kwargs.pop("jit_compile", "auto")
+        # TensorFlow: "auto" means the family's measured default for training
+        # (`tf_train_jit_compile`); inference (`predict_on_batch`, `predict_keypoints`)
+        # stays without XLA unless jit_compile=True is given (each new batch size
+        # would compile again). Keras' own "auto" is False on CPU-only machines.
+        auto_tf = jit_compile == "auto" and keras.backend.backend() == "tensorflow"
+        if auto_tf:
+            jit_compile = bool(self.tf_train_jit_compile) and not kwargs.get("run_eagerly", False)
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, jit_compile=jit_compile, **kwargs)
+        object.__setattr__(self, "_predict_without_xla", auto_tf)
+
+    def make_predict_function(self, force=False):
+        if not self.__dict__.get("_predict_without_xla") or keras.backend.backend() != "tensorflow":
+            return super().make_predict_function(force=force)
+        saved = self._jit_compile
+        self._jit_compile = False
+        try:
+            return super().make_predict_function(force=force)
+        finally:
+            self._jit_compile = saved
 
     def get_compile_config(self):
         if not self.compiled:
@@ -173,6 +207,21 @@ class PoseEstimator(keras_hub.models.Task):
     def test_on_batch(self, x, y=None, sample_weight=None, **kwargs):
         """One evaluation step on model-ready inputs and a target dict (any backend)."""
         return keras.Model.test_on_batch(self, _tensors(x), _tensors(y), _tensors(sample_weight), **kwargs)
+
+    # keras-hub tells a tf.data dataset from other inputs with its own module-level
+    # `tf`, None when keras-hub was imported without TensorFlow (JAX / PyTorch):
+    # hand it over first if the caller has imported TensorFlow since.
+    def fit(self, *args, **kwargs):
+        attach_tensorflow_to_keras_hub()
+        return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        attach_tensorflow_to_keras_hub()
+        return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        attach_tensorflow_to_keras_hub()
+        return super().predict(*args, **kwargs)
 
     # --------------------------------------------------------------- inference
     def predict_keypoints(self, images, batch_size=32, **kwargs):

@@ -8,11 +8,13 @@ float32 expression, ``(pixel[..., order] - mean) / std``.
 """
 
 import keras
-import keras_hub
 import numpy as np
 
 from keras_pose.errors import PreprocessingError
 from keras_pose.reference_constants import IMAGENET_MEAN, IMAGENET_STD
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 
 CHANNEL_ORDERS = ("rgb", "bgr")

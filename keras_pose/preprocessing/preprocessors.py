@@ -20,12 +20,14 @@ twice.
 """
 
 import keras
-import keras_hub
 
 from keras_pose.errors import PreprocessingError
 from keras_pose.preprocessing.image_converter import PoseImageConverter
 from keras_pose.preprocessing.top_down_cropper import TopDownCropper
 from keras_pose.preprocessing.whole_image_resizer import WholeImageResizer
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 
 class PosePreprocessor(keras_hub.models.Preprocessor):

@@ -136,7 +136,9 @@ def _import_backend():
     import keras  # noqa: F401 - imports the backend (tensorflow, jax or torch)
 
     if importlib.util.find_spec("keras_hub") is not None:
-        importlib.import_module("keras_hub")  # imports tensorflow(-text) on every backend
+        from keras_pose.utils.backend_imports import import_keras_hub
+
+        import_keras_hub()  # without tensorflow(-text) on JAX / PyTorch
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         tf.config.list_physical_devices()  # device enumeration: the cuInit message, here

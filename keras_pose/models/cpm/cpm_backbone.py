@@ -16,10 +16,12 @@ Every stage's belief maps are outputs (intermediate supervision).
 """
 
 import keras
-import keras_hub
 
 from keras_pose.layers import ConvModule, TorchMaxPool2D
 from keras_pose.models.cpm.cpm_layers import CPM_STRIDE, CPMCenterMap, cpm_output_size
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 
 def _name(path):

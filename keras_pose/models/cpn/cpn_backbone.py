@@ -11,7 +11,9 @@ than re-implemented; its layer names (``conv1_conv``, ``stack{s}_block{b}_{k}_co
 """
 
 import keras
-import keras_hub
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 RESNET_DEPTHS = {
     50: (3, 4, 6, 3),

@@ -15,11 +15,13 @@ Hourglass-52 (mmpose's released models) is one stack with
 """
 
 import keras
-import keras_hub
 
 from keras_pose.layers import BasicResidualBlock, ConvModule
 from keras_pose.models.hourglass.hourglass_layers import hourglass_module
 from keras_pose.reference_constants import HOURGLASS52  # noqa: F401 - the released architecture
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 
 

@@ -34,6 +34,9 @@ class Hourglass(TopDownPoseEstimator):
     """
 
     backbone_cls = HourglassBackbone
+    # XLA slows Hourglass on TF (bench_xla.py --quick: 0.87x train step, 0.51x predict;
+    # issue 11: 0.74x): off.
+    tf_train_jit_compile = False
     default_codec = MMPOSE_HEATMAP_CODEC
     default_test_cfg = MMPOSE_HEATMAP_TEST_CFG
 

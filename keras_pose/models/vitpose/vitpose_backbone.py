@@ -1,7 +1,6 @@
 """The ViTPose / ViTPose++ backbone: a plain ViT over 16x16 patches."""
 
 import keras
-import keras_hub
 
 from keras_pose.models.vitpose.vitpose_layers import (
     ViTPosePatchEmbedding,
@@ -9,6 +8,9 @@ from keras_pose.models.vitpose.vitpose_layers import (
     patch_grid_size,
 )
 from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES  # noqa: F401 - re-exported
+from keras_pose.utils.backend_imports import import_keras_hub
+
+keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
 # The same table by variant name ("ViTPose-S", ...).
 VITPOSE_VARIANTS = {f"ViTPose-{size[0].upper()}": dict(sizes) for size, sizes in VIT_SIZES.items()}

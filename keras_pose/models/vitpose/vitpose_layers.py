@@ -13,6 +13,8 @@ checkpoints reproduce the reference outputs to float32 round-off:
 - pre-norm transformer blocks: `x + attn(LN(x))`, `x + mlp(LN(x))`, attention
   scale `head_dim ** -0.5`, exact (erf) GELU written out as
   `0.5 * x * (1 + erf(x / sqrt(2)))` (so it also exports to ONNX as `Erf`).
+  On the PyTorch backend the GELU, the dense bias adds and the attention use
+  torch's fused kernels (`keras_pose.layers.backend_kernels`): same math.
 - ViTPose++ partially shared FFN: `fc2` gives the first C - P channels (shared
   by every dataset), expert e gives the last P channels; the expert is chosen
   by a Python int at graph-construction time (`expert_index`).
@@ -28,8 +30,10 @@ import math
 import keras
 from keras import ops
 
-_SQRT1_2 = 0.7071067811865476  # 1 / sqrt(2), torch's M_SQRT1_2
-
+from keras_pose.layers.backend_kernels import FusedBiasDense
+from keras_pose.layers.backend_kernels import exact_gelu
+from keras_pose.layers.backend_kernels import multi_head_attention
+from keras_pose.layers.transposed_conv import apply_transposed_conv
 
 # mmpose / ViTPose head initialisation: convolutions and deconvolutions
 # ~ N(0, 0.001), zero biases (BatchNorm keeps gamma 1, beta 0). Heads trained
@@ -37,17 +41,13 @@ _SQRT1_2 = 0.7071067811865476  # 1 / sqrt(2), torch's M_SQRT1_2
 HEAD_INITIALIZER = keras.initializers.RandomNormal(stddev=0.001)
 
 
-def exact_gelu(x):
-    """Exact (erf) GELU, `x * 0.5 * (1 + erf(x / sqrt(2)))`, as torch computes it."""
-    return ops.multiply(ops.multiply(x, 0.5), ops.add(1.0, ops.erf(ops.multiply(x, _SQRT1_2))))
-
-
 @keras.saving.register_keras_serializable(package="keras_pose")
 class ExactGELU(keras.layers.Layer):
     """Exact (erf) GELU activation layer (`torch.nn.GELU()` default).
 
-    Written with `keras.ops.erf` rather than `keras.activations.gelu`: the
-    latter's exact form exports to ONNX as `Erfc`, which onnxruntime rejects.
+    `keras_pose.layers.backend_kernels.exact_gelu`: torch's fused GELU on the
+    PyTorch backend, the erf form written out elsewhere (`keras.activations.gelu`'s
+    exact form exports to ONNX as `Erfc`, which onnxruntime rejects).
     """
 
     def call(self, x):
@@ -191,10 +191,10 @@ class ViTPoseAttention(keras.layers.Layer):
             )
         self.head_dim = self.hidden_dim // self.num_heads
         self.scale = self.head_dim**-0.5
-        self.qkv = keras.layers.Dense(
+        self.qkv = FusedBiasDense(
             3 * self.hidden_dim, use_bias=self.qkv_bias, dtype=self.dtype_policy, name="qkv"
         )
-        self.proj = keras.layers.Dense(self.hidden_dim, dtype=self.dtype_policy, name="proj")
+        self.proj = FusedBiasDense(self.hidden_dim, dtype=self.dtype_policy, name="proj")
 
     def build(self, input_shape):
         self.qkv.build(input_shape)
@@ -204,13 +204,9 @@ class ViTPoseAttention(keras.layers.Layer):
         n = x.shape[1]
         qkv = self.qkv(x)
         qkv = ops.reshape(qkv, (-1, n, 3, self.num_heads, self.head_dim))
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, heads, N, hd)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * self.scale
-        probs = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), v.dtype)
-        out = ops.matmul(probs, v)  # (B, heads, N, hd)
-        out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (-1, n, self.hidden_dim))
-        return self.proj(out)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # (B, N, heads, hd)
+        out = multi_head_attention(q, k, v, self.scale)  # (B, N, heads, hd)
+        return self.proj(ops.reshape(out, (-1, n, self.hidden_dim)))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.hidden_dim,)
@@ -247,8 +243,8 @@ class ViTPoseMLP(keras.layers.Layer):
                 f"part_features must be in (0, hidden_dim={self.hidden_dim}) when num_experts > 0, "
                 f"got {part_features}."
             )
-        self.fc1 = keras.layers.Dense(self.mlp_dim, dtype=self.dtype_policy, name="fc1")
-        self.fc2 = keras.layers.Dense(
+        self.fc1 = FusedBiasDense(self.mlp_dim, dtype=self.dtype_policy, name="fc1")
+        self.fc2 = FusedBiasDense(
             self.hidden_dim - self.part_features, dtype=self.dtype_policy, name="fc2"
         )
 
@@ -374,7 +370,11 @@ class ViTPoseClassicHead(keras.layers.Layer):
     Input features (B, Hp, Wp, C); output heatmaps (B, Hp * 2^n, Wp * 2^n, K).
     Sub-layers `deconv_{i}`, `bn_{i}` and `final_conv`. A torch
     ConvTranspose2d(k=4, s=2, p=1) equals Keras Conv2DTranspose(4, 2,
-    padding="same") with kernel = weight.transpose(2, 3, 1, 0).
+    padding="same") with kernel = weight.transpose(2, 3, 1, 0). The deconvolutions
+    are computed by `apply_transposed_conv`: four 2x2 convolutions on
+    TensorFlow and JAX (faster there, and XLA differentiates them well), the
+    layer's own transposed convolution on PyTorch; same weights either way
+    (`keras_pose.layers.transposed_conv`).
     """
 
     def __init__(
@@ -432,7 +432,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
 
     def call(self, x, training=None):
         for deconv, norm in zip(self.deconvs, self.norms):
-            x = ops.relu(norm(deconv(x), training=training))
+            x = ops.relu(norm(apply_transposed_conv(deconv, x), training=training))
         return self.final_conv(x)
 
     def compute_output_shape(self, input_shape):

@@ -76,6 +76,7 @@ class ViTPosePP(TopDownPoseEstimator):
     """
 
     backbone_cls = ViTPoseBackbone
+    tf_train_jit_compile = True  # as ViTPose (same backbone and heads)
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ test modules import `pose_testing` helpers directly).
 
 import pytest
 
+from pose_testing.http_server import LocalHTTPServer
 from pose_testing.paths import DATA_DIR, GOLDEN_DIR
 
 
@@ -32,3 +33,22 @@ def tiny_preset_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("preset") / "tiny"
     model.save_to_preset(str(directory))
     return str(directory)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """KERAS_POSE_HOME in tmp_path, downloads allowed: the preset cache of one test."""
+    root = tmp_path / "kp_home"
+    monkeypatch.setenv("KERAS_POSE_HOME", str(root))
+    monkeypatch.delenv("KERAS_POSE_OFFLINE", raising=False)
+    return root
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A LocalHTTPServer on 127.0.0.1 serving tmp_path/srv."""
+    root = tmp_path / "srv"
+    root.mkdir()
+    srv = LocalHTTPServer(root)
+    yield srv
+    srv.close()

@@ -37,13 +37,6 @@ def _entry(name, sha256=None, url="https://example.invalid/tiny.pth", image_size
                                           "decoding": decoding, "published_accuracy": dict(ACCURACY)})
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_POSE_HOME", str(tmp_path / "kp_home"))
-    monkeypatch.delenv("KERAS_POSE_OFFLINE", raising=False)
-    return tmp_path / "kp_home"
-
-
 def _ours(caught):
     """The conversion's own warnings among `caught` (input size, not the released file)."""
     return [str(w.message) for w in caught if "input size" in str(w.message) or "released" in str(w.message)]

@@ -31,7 +31,6 @@ from keras_pose.preset_cache import fetch_checkpoint
 from keras_pose.preset_cache import resolve_preset
 from keras_pose.preset_loading import load_preset
 
-from pose_testing.http_server import LocalHTTPServer as _Server
 from pose_testing.tiny_checkpoints import make_tiny_state_dict
 from pose_testing.tiny_checkpoints import save_original_checkpoint
 from pose_testing.tiny_checkpoints import tiny_entry
@@ -46,23 +45,6 @@ def _heatmaps(model):
 def _files(folder):
     folder = pathlib.Path(folder)
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    root = tmp_path / "kp_home"
-    monkeypatch.setenv("KERAS_POSE_HOME", str(root))
-    monkeypatch.delenv("KERAS_POSE_OFFLINE", raising=False)
-    return root
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    srv = _Server(root)
-    yield srv
-    srv.close()
 
 
 @pytest.fixture

@@ -23,25 +23,7 @@ from keras_pose.preset_cache import resolve_preset
 from keras_pose.preset_loading import load_preset
 from keras_pose.preset_registry import PresetEntry
 
-from pose_testing.http_server import LocalHTTPServer as _Server
 from pose_testing.tiny_checkpoints import TINY_BACKBONE, make_tiny_state_dict, needs_converter, save_original_checkpoint, tiny_entry
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    root = tmp_path / "kp_home"
-    monkeypatch.setenv("KERAS_POSE_HOME", str(root))
-    monkeypatch.delenv("KERAS_POSE_OFFLINE", raising=False)
-    return root
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    srv = _Server(root)
-    yield srv
-    srv.close()
-
 
 @pytest.fixture
 def tiny_checkpoint(server):

@@ -13,16 +13,6 @@ from keras_pose.utils import download
 from keras_pose.utils.download import cache_dir
 from keras_pose.utils.download import cached_download
 from keras_pose.utils.download import download_file
-from pose_testing.http_server import LocalHTTPServer as _Server
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    srv = _Server(root)
-    yield srv
-    srv.close()
 
 
 @pytest.fixture

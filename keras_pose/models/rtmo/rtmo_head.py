@@ -22,7 +22,7 @@ keypoint-offset branch (`out_kpt_reg`) is not built.
 
 import keras
 
-from keras_pose.models.rtmo.rtmo_layers import ChannelHalves, LayerFactory
+from keras_pose.models.rtmo.rtmo_layers import ChannelHalves, LayerFactory, with_dtype_policy
 
 HEAD_OUTPUTS = ("cls", "bbox", "kpt_vis", "pose_vec")
 
@@ -141,10 +141,7 @@ class RTMOHeadModule(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**with_dtype_policy(config))
 
 
 __all__ = ["HEAD_OUTPUTS", "RTMOHeadModule", "head_output_name"]

@@ -322,6 +322,14 @@ def channel_mapper(features, factory, path, out_channels):
     ]
 
 
+def with_dtype_policy(config):
+    """A copy of a functional sub-model's config with its serialised `dtype` policy deserialised (for `from_config`)."""
+    config = dict(config)
+    if isinstance(config.get("dtype"), dict):
+        config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+    return config
+
+
 __all__ = [
     "ChannelHalves",
     "FocusSpaceToDepth",
@@ -338,4 +346,5 @@ __all__ = [
     "sine_frequencies",
     "sine_position_encoding_2d",
     "spp_bottleneck",
+    "with_dtype_policy",
 ]

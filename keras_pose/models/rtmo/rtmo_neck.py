@@ -26,6 +26,7 @@ from keras_pose.models.rtmo.rtmo_layers import (
     channel_mapper,
     csp_rep_layer,
     layer_name,
+    with_dtype_policy,
 )
 from keras_pose.layers import TORCH_BN_EPSILON
 
@@ -140,10 +141,7 @@ class HybridEncoder(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**with_dtype_policy(config))
 
 
 __all__ = ["HybridEncoder", "layer_name"]

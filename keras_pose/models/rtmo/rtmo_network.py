@@ -23,6 +23,7 @@ import keras
 from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, CSPDarknetBackbone
 from keras_pose.models.rtmo.rtmo_dcc import DynamicCoordinateClassifier
 from keras_pose.models.rtmo.rtmo_head import RTMOHeadModule
+from keras_pose.models.rtmo.rtmo_layers import with_dtype_policy
 from keras_pose.models.rtmo.rtmo_neck import HybridEncoder
 
 
@@ -202,10 +203,7 @@ class RTMONetwork(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
+        return cls(**with_dtype_policy(config))
 
 
 __all__ = ["RTMONetwork", "rtmo_widths"]

@@ -279,7 +279,9 @@ def test_presets_saved_before_the_preprocessor_still_load(tmp_path):
         # Float32 sums differ in the last bits between runs (thread count, oneDNN) and the ViTPose
         # head's deconvolutions run as four 2x2 convolutions on TF/JAX (keras_pose.layers.transposed_conv).
         np.testing.assert_allclose(result.keypoints, np.array(expected[name]["keypoints"], np.float32), rtol=0, atol=1e-3)
-        np.testing.assert_allclose(result.scores, np.array(expected[name]["scores"], np.float32), rtol=1e-4, atol=0)
+        # The tiny random models' scores are ~1e-7 heatmap maxima: last-bit differences in the
+        # convolutions move them by up to ~1e-3 relative (seen on CI), so 5e-3 relative.
+        np.testing.assert_allclose(result.scores, np.array(expected[name]["scores"], np.float32), rtol=5e-3, atol=0)
         assert model.preprocessing == expected[name]["preprocessing"]
         old = {k: v for k, v in expected[name]["decoding"].items() if k not in ("reference", "cpn_test")}
         assert {k: model.decoding[k] for k in old if k != "codec"} == {k: v for k, v in old.items() if k != "codec"}

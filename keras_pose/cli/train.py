@@ -18,7 +18,7 @@ def _overrides(args):
     if args.preset is not None:
         # The preset brings its architecture and input size: drop the config's.
         overrides[:0] = [("model.backbone", {}), ("model.head", {}), ("model.input_size", None)]
-    if args.overwrite:
+    if args.overwrite or args.restart:
         overrides.append(("output.overwrite", True))
     if args.discard_previous_run:
         overrides.append(("output.discard_previous_run", True))
@@ -26,16 +26,23 @@ def _overrides(args):
 
 
 def _dry_run(config):
-    from keras_pose.training import describe_previous_run
+    from keras_pose.errors import TrainConfigError
+    from keras_pose.training.run_folder import check_output, describe_previous_run
 
     out = config["output"]
-    previous = describe_previous_run(out["dir"])
     sys.stdout.write(config.to_yaml())
+    try:
+        previous, refusal = check_output(out, config), None
+    except TrainConfigError as error:
+        previous, refusal = describe_previous_run(out["dir"]), str(error)
     if previous is not None:
         action = ("would delete it (--discard-previous-run)" if out["discard_previous_run"] else
-                  "would move it to previous_runs/ (--overwrite)" if out["overwrite"] else
-                  "would refuse to start: give another --output-dir, --overwrite or --discard-previous-run")
+                  "would move it to previous_runs/ (--restart)" if out["overwrite"] else
+                  "would resume it" if previous.get("resume") else
+                  "would refuse to start: give another --output-dir, --restart or --discard-previous-run")
         print(f"note: output.dir {out['dir']!r} holds {previous['summary']}; train {action}.", file=sys.stderr)
+        if refusal and "cannot be resumed" in refusal:
+            print(f"note: {refusal.split('. ', 1)[-1].split(', and a new run')[0]}.", file=sys.stderr)
     return 0
 
 
@@ -69,8 +76,10 @@ def add_parser(subparsers):
         "build), keypoint spec, datasets, batch size, epochs, learning-rate schedule, augmentation, validation "
         "metric and output folder. Writes history.csv/json, the best checkpoint, metrics.json, "
         "training_curves.png and a preset folder (keras_pose.from_preset(DIR)) into the output folder. "
-        "Relative paths inside the config are relative to the config file. An output folder that holds an earlier "
-        "run (finished or killed) is refused, listing its checkpoints, unless --overwrite (move it to "
+        "Relative paths inside the config are relative to the config file. The complete training state is saved "
+        "at every epoch end and every output.state_every_n_steps steps: running the same command again on a killed "
+        "run resumes it from its newest state. An output folder that holds a run that cannot be resumed (finished, "
+        "no state saved, or another config) is refused, listing its checkpoints, unless --restart (move it to "
         "previous_runs/) or --discard-previous-run (delete it) says what to do with it. Training stops with an "
         "error at the first NaN/Inf loss, keeping the last finite checkpoint and writing no preset.",
     )
@@ -86,8 +95,11 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config key, dotted, value in YAML (repeatable), e.g. "
                    "--set train.learning_rate.base=1e-3 --set train.augmentation=false")
+    p.add_argument("--restart", action="store_true",
+                   help="start over instead of resuming the run in the output folder: the earlier run is moved to "
+                   "OUTPUT_DIR/previous_runs/<its start time>/, nothing is deleted (output.overwrite)")
     p.add_argument("--overwrite", action="store_true",
-                   help="start over in an output folder that holds an earlier run: the earlier run (checkpoints, "
+                   help="the same as --restart: start over in an output folder that holds an earlier run: the earlier run (checkpoints, "
                    "preset, history) is moved to OUTPUT_DIR/previous_runs/<its start time>/, nothing is deleted "
                    "(output.overwrite)")
     p.add_argument("--discard-previous-run", dest="discard_previous_run", action="store_true",

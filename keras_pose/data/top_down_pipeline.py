@@ -313,6 +313,7 @@ def build_top_down_dataset(
     use_joint_weights=False,
     prefetch=AUTOTUNE,
     heatmap_levels=False,
+    skip_elements=0,
 ):
     """A batched ``tf.data.Dataset`` of top-down crops and heatmap targets.
 
@@ -375,6 +376,11 @@ def build_top_down_dataset(
             (``CPNHeatmap``: one per GlobalNet level, coarsest kernel first;
             ``CPNLoss`` reads them). Needs a codec with that target.
             ``targets["heatmaps"]`` is unchanged.
+        skip_elements: start this many instances into the (shuffled,
+            repeated) stream: with a ``seed``, the elements that follow are
+            exactly those an unskipped dataset gives after that many (how a
+            resumed run continues where a killed one stopped:
+            ``global_step * batch_size``).
 
     Returns:
         ``tf.data.Dataset`` of ``(images, targets)`` or
@@ -524,6 +530,10 @@ def build_top_down_dataset(
     else:
         rand = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
     ds = tf.data.Dataset.zip((ds, rand))
+    if skip_elements:
+        # Before the map: skipped elements are neither read nor augmented, and
+        # the rest keep the instance order and random seeds they would have had.
+        ds = ds.skip(int(skip_elements))
     ds = ds.map(make_element, num_parallel_calls=num_parallel_calls, deterministic=True)
     if batch_size:
         ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)

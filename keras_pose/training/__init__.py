@@ -11,7 +11,9 @@ Modules, one job each:
 - `model_builder`: the model of a config, from any registered task class or
   a preset (`build_model_from_config`, `architectures`).
 - `callbacks`: NaN guard, evaluation, history, best checkpoint, learning rate;
-  `checkpoints`: atomic, finite weight files; `evaluation`:
+  `checkpoints`: atomic, finite weight files; `resume`: the complete
+  training state of a run, saved atomically, and resuming from it
+  (`TrainingStateCheckpoint`); `evaluation`:
   `evaluate_pose_model` / `predict_dataset`.
 - `run_folder`: the output folder (earlier runs are never lost);
   `trainer`: the run (`train_from_config`).
@@ -27,6 +29,9 @@ from keras_pose.training.config_io import load_train_config
 from keras_pose.training.config_schema import TrainConfig
 from keras_pose.training.evaluation import evaluate_pose_model
 from keras_pose.training.evaluation import predict_dataset
+from keras_pose.training.resume import TrainingStateCheckpoint
+from keras_pose.training.resume import latest_training_state
+from keras_pose.training.resume import restore_training_state
 from keras_pose.training.run_folder import describe_previous_run
 from keras_pose.training.trainer import TrainResult, train_from_config
 
@@ -41,9 +46,12 @@ __all__ = [
     "TrainConfigError",
     "TrainResult",
     "TrainingDivergedError",
+    "TrainingStateCheckpoint",
     "describe_previous_run",
     "evaluate_pose_model",
+    "latest_training_state",
     "load_train_config",
     "predict_dataset",
+    "restore_training_state",
     "train_from_config",
 ]

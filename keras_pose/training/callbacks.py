@@ -82,6 +82,8 @@ class TerminateOnNonFiniteLoss(keras.callbacks.Callback):
             "initial weights"}``.
         last_finite_epoch: the 1-based epoch of the kept weights (0: the
             initial weights).
+        start_epoch: the epoch the weights ``fit`` starts from belong to (a
+            resumed run's; 0 by default).
     """
 
     def __init__(self, monitor="loss", snapshot_path=None, raise_error=False, verbose=1):
@@ -94,12 +96,13 @@ class TerminateOnNonFiniteLoss(keras.callbacks.Callback):
         self.verbose = verbose
         self.diverged = None
         self.last_finite_epoch = 0
+        self.start_epoch = 0
         self._weights = None
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
         self.diverged = None
-        self.last_finite_epoch = 0
+        self.last_finite_epoch = self.start_epoch
         # The starting point, in memory until a finite epoch replaces it.
         self._weights = self.model.get_weights()
 

@@ -80,6 +80,15 @@ working directory::
                     checkpoints and preset included [false]
       save:         best | last: the weights written to the preset [best]
       plot:         write training_curves.png [true]
+      resume:       when dir holds an unfinished run with a saved training
+                    state and the same config: continue it from its newest
+                    state [true]
+      state_every_n_steps:
+                    save the complete training state (weights, optimizer,
+                    RNG, data position; checkpoints/state/) every N steps
+                    as well as at every epoch end; null: epoch ends only
+                    [500]
+      keep_states:  how many training states to keep [2]
 
 Numbers are read as YAML 1.2 and Python write them, in files and ``--set``
 values alike: ``1e-3``, ``1E-4``, ``5.e-4``, ``.5``, ``1_000`` (PyYAML's
@@ -159,7 +168,8 @@ SCHEMA = {
         "batch_size": 32,
         "monitor": None,
     },
-    "output": {"dir": REQUIRED, "overwrite": False, "discard_previous_run": False, "save": "best", "plot": True},
+    "output": {"dir": REQUIRED, "overwrite": False, "discard_previous_run": False, "save": "best", "plot": True,
+               "resume": True, "state_every_n_steps": 500, "keep_states": 2},
 }
 _VAL_KEYS = {"annotation_file": REQUIRED, "image_root": None, "detections": None, "min_detection_score": 0.0}
 _KEYPOINT_KEYS = {"spec": REQUIRED, "sigmas": None}
@@ -469,6 +479,9 @@ def _validate_output(raw, base_dir):
     o["discard_previous_run"] = as_bool(o["discard_previous_run"], "output.discard_previous_run")
     o["save"] = as_choice(o["save"], "output.save", ("best", "last"))
     o["plot"] = as_bool(o["plot"], "output.plot")
+    o["resume"] = as_bool(o["resume"], "output.resume")
+    o["state_every_n_steps"] = as_int(o["state_every_n_steps"], "output.state_every_n_steps", allow_none=True)
+    o["keep_states"] = as_int(o["keep_states"], "output.keep_states", minimum=1)
     return o
 
 

@@ -15,6 +15,7 @@ import shutil
 import time
 
 from keras_pose.training.config_values import fail
+from keras_pose.training.resume import diverged_message, latest_training_state
 from keras_pose.utils.file_utils import atomic_write
 
 # What a run writes into output.dir; `previous_runs/` holds earlier runs
@@ -22,6 +23,10 @@ from keras_pose.utils.file_utils import atomic_write
 _RUN_NAMES = ("config.yaml", "history.csv", "history.json", "metrics.json", "training_curves.png", "checkpoints",
               "preset")
 PREVIOUS_RUNS_DIR = "previous_runs"
+# The complete training states a resumed run continues from (keras_pose.training.resume).
+STATE_DIR = os.path.join("checkpoints", "state")
+# Config keys a resumed run may change: where and how results are written, not what is trained.
+_RESUMABLE_CHANGES = ("output.",)
 # The first line of a run's config.yaml: how a folder is recognised as a run's
 # (runs written before the training package was split carry it too; keep it).
 CONFIG_HEADER = "# The resolved training config of this run (keras_pose.training.train_config)."
@@ -79,12 +84,15 @@ def describe_previous_run(directory):
     if os.path.isfile(os.path.join(ckpt, "last.weights.h5")):
         last = _read_json(os.path.join(ckpt, "last.json")) or {}
     preset = os.path.isdir(os.path.join(directory, "preset"))
+    state = latest_training_state(os.path.join(directory, STATE_DIR))
+    diverged = diverged_message(os.path.join(directory, STATE_DIR))
     epochs = history.get("epoch")
     epochs = len(epochs) if isinstance(epochs, list) else None
     times = [os.path.getmtime(os.path.join(directory, n)) for n in entries]
     started = os.path.getmtime(config_path) if "config.yaml" in entries else min(times)
     info = {"entries": entries, "finished": bool(metrics) and preset, "epochs": epochs, "best": best, "last": last,
-            "preset": preset, "started": started}
+            "preset": preset, "started": started, "state": state,
+            "diverged": diverged}
 
     weights = []
     if best is not None:
@@ -96,29 +104,77 @@ def describe_previous_run(directory):
             f" (end of epoch {last['epoch']})" if last.get("epoch") else ""))
     if preset:
         weights.append("its preset (preset/)")
-    state = "a finished run" if info["finished"] else "an unfinished run (killed, diverged or still running)"
+    status = "a finished run" if info["finished"] else "an unfinished run (killed, diverged or still running)"
     logged = f", {epochs} epoch{'s' if epochs != 1 else ''} logged" if epochs is not None else ""
     info["weights"] = (", ".join(weights[:-1]) + " and " + weights[-1] if len(weights) > 1 else weights[0]) if (
         weights) else "no weights (the run saved none)"
-    info["summary"] = f"{state}{logged}, started {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, " + (
+    if state is not None and not info["finished"] and not diverged:
+        logged += f", resumable at epoch {state['epoch'] + 1} step {state['step'] + 1}"
+    info["summary"] = f"{status}{logged}, started {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, " + (
         f"with {info['weights']}" if weights else "with no checkpoint or preset")
     return info
 
 
-def check_output(out):
+def check_output(out, config=None):
     """Refuse to start in a folder that holds an earlier run, unless told what to do with it.
+
+    An unfinished run with a saved training state is resumed (``output.resume``,
+    the default) when ``config`` is the config it was started with (except
+    ``output.*``); the returned dict then has ``"resume": True``.
 
     Returns the `describe_previous_run` dict (None: the folder holds no run).
     """
     info = describe_previous_run(out["dir"])
-    if info is not None and not (out["overwrite"] or out["discard_previous_run"]):
-        fail("output.dir", f"{out['dir']!r} holds {info['summary']}. Resuming a run is not supported yet, and a new "
-              "run here would replace its files. Choose one: another output folder (--output-dir / output.dir); "
-              "--overwrite (output.overwrite: true) to start over here and move the earlier run to "
-              f"{_backup_dir(out['dir'], info)} (nothing is deleted); or "
-              "--discard-previous-run (output.discard_previous_run: true) to delete the earlier run, losing "
-              f"{info['weights']}.")
-    return info
+    if info is None or out["overwrite"] or out["discard_previous_run"]:
+        return info
+    if info["finished"]:
+        why = "It finished, so there is nothing to resume"
+    elif info["diverged"]:
+        why = ("It diverged, and resuming it with the same config would diverge again (" +
+               info["diverged"].rstrip(".") + ")")
+    elif info["state"] is None:
+        why = "It saved no training state to resume from (it stopped before its first epoch end or state step)"
+    elif not out["resume"]:
+        why = "Resuming is off (output.resume: false)"
+    else:
+        changed = _config_changes(os.path.join(out["dir"], "config.yaml"), config)
+        if not changed:
+            info["resume"] = True
+            return info
+        why = (f"It cannot be resumed with this config: {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''} "
+               "differ from the run's config.yaml (give the same config and flags to resume)")
+    fail("output.dir", f"{out['dir']!r} holds {info['summary']}. {why}, and a new run here would replace its files. "
+          "Choose one: another output folder (--output-dir / output.dir); --restart or --overwrite (output.overwrite: "
+          "true) to "
+          f"start over here and move the earlier run to {_backup_dir(out['dir'], info)} (nothing is deleted); or "
+          "--discard-previous-run (output.discard_previous_run: true) to delete the earlier run, losing "
+          f"{info['weights']}.")
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: value}
+
+
+def _config_changes(path, config):
+    """Dotted keys whose values differ between a run's ``config.yaml`` and ``config`` (None: no config given)."""
+    if config is None:
+        return []
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as error:
+        return [f"config.yaml (unreadable: {error})"]
+    old, new = _flatten(saved if isinstance(saved, dict) else {}), _flatten(config.to_dict())
+    keys = [k for k in new if k not in old] + [k for k in old if k not in new] + [
+        k for k in new if k in old and old[k] != new[k]]
+    return [k for k in keys if not k.startswith(_RESUMABLE_CHANGES)]
 
 
 def _backup_dir(directory, info):
@@ -167,4 +223,4 @@ def write_run_config(path, config):
         f.write(config.to_yaml())
 
 
-__all__ = ["PREVIOUS_RUNS_DIR", "check_output", "describe_previous_run", "make_room", "write_run_config"]
+__all__ = ["PREVIOUS_RUNS_DIR", "STATE_DIR", "check_output", "describe_previous_run", "make_room", "write_run_config"]

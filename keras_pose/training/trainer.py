@@ -23,10 +23,19 @@ every epoch; ``last.json``), ``preset/`` (load it with
 ``keras_pose.from_preset``), ``metrics.json`` (best and last evaluation)
 and ``training_curves.png``. Every file is written atomically.
 
-Nothing is lost: a folder that holds an earlier run (finished, killed or
-diverged) is refused with a message that lists its checkpoints and preset,
-unless ``output.overwrite`` (moves it aside) or
-``output.discard_previous_run`` (deletes it) says what to do with it.
+A killed run resumes: the complete training state (weights, optimizer,
+RNG states, data position, best metric) is saved atomically into
+``checkpoints/state/step-*/`` at every epoch end and every
+``output.state_every_n_steps`` steps (the last ``output.keep_states`` kept;
+`keras_pose.training.resume`), and running the same config on the same
+folder again continues from the newest state; with a seed, the final
+weights equal an uninterrupted run's.
+
+Nothing is lost: a folder that holds an earlier run that cannot be resumed
+(finished, no state saved yet, or another config) is refused with a message
+that lists its checkpoints and preset, unless ``output.overwrite`` (moves it
+aside) or ``output.discard_previous_run`` (deletes it) says what to do with
+it.
 Training stops at the first NaN / Inf loss (`TrainingDivergedError`: the
 epoch and step, and what to try): the weights of the last finite epoch stay
 in ``last.weights.h5``, the best checkpoint is kept, and no preset or
@@ -58,7 +67,8 @@ from keras_pose.training.model_builder import (
     training_loss,
 )
 from keras_pose.training.optimizers import make_optimizer, make_schedule
-from keras_pose.training.run_folder import check_output, make_room, write_run_config
+from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged, restore_training_state
+from keras_pose.training.run_folder import STATE_DIR, check_output, make_room, write_run_config
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
 from keras_pose.utils.console import isatty
 
@@ -74,7 +84,9 @@ class TrainResult:
         preset_dir: ``output_dir/preset``.
         metrics: the ``metrics.json`` content (best / last evaluation).
         files: name -> path of every file written; ``"previous_run"``: the
-            folder an earlier run in ``output_dir`` was moved to.
+            folder an earlier run in ``output_dir`` was moved to;
+            ``"resumed_from"``: the training state a resumed run started
+            from.
     """
 
     model: object
@@ -155,7 +167,8 @@ def train_from_config(config, overrides=None, verbose=1):
     config = load_train_config(config, overrides)
     say = print if verbose else (lambda *a, **k: None)
     out = config["output"]
-    previous = check_output(out)
+    previous = check_output(out, config)
+    resume = previous["state"] if previous and previous.get("resume") else None
     if config["train"]["seed"] is not None:
         keras.utils.set_random_seed(config["train"]["seed"])
 
@@ -175,29 +188,36 @@ def train_from_config(config, overrides=None, verbose=1):
     t = config["train"]
     steps = t["steps_per_epoch"] or max(1, math.ceil(len(train_set) / t["batch_size"]))
     augment = _augment_for(spec, t["augmentation"], say)
-    ds = model_dataset(
-        model,
-        train_set,
-        batch_size=t["batch_size"],
-        training=True,
-        augment=augment,
-        seed=t["seed"],
-        repeat=True,
-        cache_images=config["data"]["cache_images"],
-    )
+
+    def training_data(global_step):
+        # The seeded stream from `global_step` batches on: a resumed run sees
+        # exactly the batches the killed run would have seen next.
+        return model_dataset(model, train_set, batch_size=t["batch_size"], training=True, augment=augment,
+                             seed=t["seed"], repeat=True, cache_images=config["data"]["cache_images"],
+                             skip_elements=global_step * t["batch_size"])
+
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
     model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config))
 
     files = {}
     out_dir = out["dir"]
-    # Everything that can fail on the config has run: only now is an earlier
-    # run in the folder moved aside (or deleted when asked).
-    backup = make_room(out, previous, say)
-    if backup:
-        files["previous_run"] = backup
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     files["config"] = os.path.join(out_dir, "config.yaml")
-    write_run_config(files["config"], config)
+    if resume is None:
+        # Everything that can fail on the config has run: only now is an earlier
+        # run in the folder moved aside (or deleted when asked).
+        backup = make_room(out, previous, say)
+        if backup:
+            files["previous_run"] = backup
+        write_run_config(files["config"], config)
+    else:
+        if resume["steps_per_epoch"] != steps:
+            fail("train.steps_per_epoch", f"the run in {out_dir!r} has {resume['steps_per_epoch']} steps per epoch, "
+                  f"this config {steps} (the training set changed?); resume needs the same, or --restart.")
+        restore_training_state(model, resume)
+        files["resumed_from"] = resume["folder"]
+        say(f"Resuming the run in {out_dir} at epoch {resume['epoch'] + 1}, step {resume['step'] + 1} (global step "
+            f"{resume['global_step']}) from {resume['folder']}.")
 
     e = config["evaluation"]
     files["last_weights"] = os.path.join(ckpt_dir, "last.weights.h5")
@@ -224,18 +244,43 @@ def train_from_config(config, overrides=None, verbose=1):
     mode = "min" if "loss" in e["monitor"] or "epe" in e["monitor"] else "max"
     best_path = os.path.join(ckpt_dir, "best.weights.h5")
     checkpoint = BestWeightsCheckpoint(best_path, e["monitor"], mode=mode, verbose=1 if verbose else 0)
-    callbacks += [history_writer, checkpoint]
+    # Last: the state it saves includes this epoch's history and best value.
+    state_saver = TrainingStateCheckpoint(
+        os.path.join(out_dir, STATE_DIR), every_n_steps=out["state_every_n_steps"], keep=out["keep_states"],
+        extra_state=lambda: {"best": checkpoint.best, "best_epoch": checkpoint.best_epoch,
+                             "last_finite_epoch": guard.last_finite_epoch})
+    callbacks += [history_writer, checkpoint, state_saver]
+    epoch, step = 0, 0
+    if resume is not None:
+        epoch, step = resume["epoch"], resume["step"]
+        extra = resume.get("extra") or {}
+        checkpoint.best, checkpoint.best_epoch = extra.get("best"), extra.get("best_epoch")
+        guard.start_epoch = extra.get("last_finite_epoch") or epoch
+        history_writer.rows = _history_rows(files["history.json"], epoch)
 
     # Keras progress bars on a terminal, one line per epoch in logs.
     fit_verbose = 0 if not verbose else 1 if verbose == 1 and isatty() else 2
     try:
-        model.fit(ds, steps_per_epoch=steps, epochs=t["epochs"], callbacks=callbacks, verbose=fit_verbose,
-                  shuffle=False)
-    except NonFiniteModelError as e:
-        raise TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, e)) from e
+        if step:
+            # The rest of the epoch the killed run was in (its history row
+            # averages the loss over these steps only), then whole epochs.
+            state_saver.step_offset = step
+            model.fit(training_data(epoch * steps + step), steps_per_epoch=steps - step, initial_epoch=epoch,
+                      epochs=epoch + 1, callbacks=callbacks, verbose=fit_verbose, shuffle=False)
+            epoch += 1
+            guard.start_epoch = guard.last_finite_epoch
+        if epoch < t["epochs"] and not model.stop_training:
+            model.fit(training_data(epoch * steps), steps_per_epoch=steps, initial_epoch=epoch, epochs=t["epochs"],
+                      callbacks=callbacks, verbose=fit_verbose, shuffle=False)
+    except NonFiniteModelError as e:  # the guard's TrainingDivergedError included
+        error = TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, e))
+        mark_diverged(os.path.join(out_dir, STATE_DIR), str(error))
+        raise error from e
     history = history_writer.history()
     if non_finite_weights(model):  # the guard checks every epoch; never write a preset with NaN weights
-        raise TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, None))
+        error = TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, None))
+        mark_diverged(os.path.join(out_dir, STATE_DIR), str(error))
+        raise error
 
     save_weights_atomic(model, files["last_weights"], info={"epoch": t["epochs"]})
     if checkpoint.best_epoch is not None:
@@ -283,6 +328,18 @@ def train_from_config(config, overrides=None, verbose=1):
     say(f"Done: {best_text}; preset ({saved} weights) in {preset_dir}.")
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
+
+
+def _history_rows(path, epochs):
+    """The first ``epochs`` rows of a run's ``history.json`` (a resumed run continues them)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            history = json.load(f)
+    except (OSError, ValueError):
+        return []
+    keys = [k for k, v in history.items() if isinstance(v, list)]
+    count = min([epochs] + [len(history[k]) for k in keys])
+    return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]
 
 
 def _diverged_message(guard, checkpoint, config, schedule, steps, error):

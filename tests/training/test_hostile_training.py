@@ -222,8 +222,9 @@ def test_restarting_a_killed_run_never_loses_its_best_checkpoint(tmp_path, capsy
     assert best_info["epoch"] == 1 and best_info["monitor"] == "loss" and best_info["value"] > 0
     best_sha, last_sha = _sha(best), _sha(last)
 
-    # 1. Without a choice: refused; the message lists what is there and what each option does.
-    code, _, err = _run(capsys, "train", path, "--quiet")
+    # 1. Without a choice (and resuming off: resuming is tested in test_resume.py): refused; the message
+    # lists what is there and what each option does.
+    code, _, err = _run(capsys, "train", path, "--quiet", "--set", "output.resume=false")
     line = _one_line_error(err)
     assert code == 1 and "'output.dir'" in line and "unfinished run" in line
     assert f"best checkpoint checkpoints/best.weights.h5 (loss {best_info['value']:.4f} at epoch 1)" in line
@@ -232,7 +233,7 @@ def test_restarting_a_killed_run_never_loses_its_best_checkpoint(tmp_path, capsy
     assert "previous_runs" in line and "losing" in line
     assert _sha(best) == best_sha and _sha(last) == last_sha
     # The dry run says what train would do, and exits 0.
-    code, out, err = _run(capsys, "train", path, "--dry-run")
+    code, out, err = _run(capsys, "train", path, "--dry-run", "--set", "output.resume=false")
     assert code == 0 and "would refuse" in err and "best checkpoint" in err
 
     # 2. --overwrite: a new run, the earlier one moved aside intact.
@@ -318,6 +319,14 @@ def test_diverging_run_stops_keeps_last_finite_checkpoint_and_writes_no_nan(tmp_
     history = json.loads((out_dir / "history.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert history["epoch"] == [1] and math.isfinite(history["loss"][0])
     assert "nan" not in (out_dir / "history.csv").read_text().lower()
+
+    # It saved a training state at the end of epoch 1, but the same command does not resume it: it
+    # would diverge again. The refusal says why and keeps everything.
+    code, _, err = _run(capsys, "train", path, "--quiet")
+    line = _one_line_error(err)
+    assert code == 1 and "It diverged, and resuming it with the same config would diverge again" in line
+    assert "at epoch 2" in line and "--restart" in line
+    assert last_info == json.loads((out_dir / "checkpoints" / "last.json").read_text())
 
     # The API raises the same error.
     with pytest.raises(TrainingDivergedError, match="epoch 2"):

@@ -38,7 +38,14 @@ from keras_pose.layers.transposed_conv import apply_transposed_conv
 # mmpose / ViTPose head initialisation: convolutions and deconvolutions
 # ~ N(0, 0.001), zero biases (BatchNorm keeps gamma 1, beta 0). Heads trained
 # from scratch start near zero heatmaps instead of random ones.
-HEAD_INITIALIZER = keras.initializers.RandomNormal(stddev=0.001)
+def head_initializer():
+    """N(0, 0.001) for head kernels, a new instance per layer.
+
+    One module-level instance would draw its seed when the module is imported,
+    before `keras.utils.set_random_seed`: every head would get the same
+    values and a seeded run would differ from process to process.
+    """
+    return keras.initializers.RandomNormal(stddev=0.001)
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -403,7 +410,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
                     strides=2,
                     padding="same",
                     use_bias=False,
-                    kernel_initializer=HEAD_INITIALIZER,
+                    kernel_initializer=head_initializer(),
                     dtype=self.dtype_policy,
                     name=f"deconv_{i}",
                 )
@@ -417,7 +424,7 @@ class ViTPoseClassicHead(keras.layers.Layer):
             self.num_keypoints,
             self.final_kernel_size,
             padding="same",
-            kernel_initializer=HEAD_INITIALIZER,
+            kernel_initializer=head_initializer(),
             dtype=self.dtype_policy,
             name="final_conv",
         )
@@ -474,7 +481,7 @@ class ViTPoseSimpleHead(keras.layers.Layer):
             self.num_keypoints,
             self.final_kernel_size,
             padding="same",
-            kernel_initializer=HEAD_INITIALIZER,
+            kernel_initializer=head_initializer(),
             dtype=self.dtype_policy,
             name="final_conv",
         )

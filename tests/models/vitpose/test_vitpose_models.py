@@ -441,3 +441,33 @@ def test_convert_hf_vitpose_plus_single_head(tmp_path):
     np.testing.assert_allclose(_np(model(x)), _np(reference(x)), atol=1e-6)
     plain = convert(directory)  # no entry: datasets inferred from the one head
     assert plain.datasets == ["coco"]
+
+
+
+_BUILD_AND_SUM = """
+import random, sys
+random.seed(int(sys.argv[1]))  # the interpreter's start-up state differs from process to process
+import keras, numpy as np
+from keras_pose.models.vitpose import ViTPoseBackbone, ViTPosePP
+keras.utils.set_random_seed(0)
+model = ViTPosePP(ViTPoseBackbone(image_size=(64, 48), hidden_dim=32, num_layers=1, num_heads=2, mlp_dim=64,
+                                  num_experts=6, part_features=8), deconv_filters=(16, 16))
+print(repr([float(np.asarray(w).sum()) for w in model.weights]))
+"""
+
+
+@pytest.mark.slow  # two interpreters
+def test_seeded_initialisation_is_the_same_in_every_process():
+    # A module-level head initializer drew its seed when keras_pose was imported, before
+    # keras.utils.set_random_seed: a seeded run differed from process to process (found by
+    # issue 14's resume check).
+    import os
+    import subprocess
+    import sys
+
+    from pose_testing.paths import REPO_ROOT
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
+    sums = [subprocess.run([sys.executable, "-c", _BUILD_AND_SUM, seed], env=env, check=True, capture_output=True,
+                           text=True).stdout.strip().splitlines()[-1] for seed in ("1", "2")]
+    assert sums[0] == sums[1]

@@ -79,7 +79,9 @@ def _factors(stem_width, depths, neck_blocks, source):
     for size, spec in RTMO_SIZES.items():
         if csp_darknet_widths(spec["widen_factor"])[0] == stem_width and fits(spec["deepen_factor"]):
             return spec["deepen_factor"], spec["widen_factor"], size
-    for deepen in (depths[1] / 9.0, neck_blocks / 3.0):
+    # A released factor where it fits (0.33 rather than 1 / 3), else the one the depths give.
+    released = sorted({spec["deepen_factor"] for spec in RTMO_SIZES.values()})
+    for deepen in (*released, depths[1] / 9.0, neck_blocks / 3.0):
         if deepen > 0 and fits(deepen):
             return deepen, stem_width / 64.0, None
     raise CheckpointError(
@@ -233,7 +235,8 @@ def _read(checkpoint, entry, overrides, allowed):
     check_family(ckpt, ckpt.path, (FAMILY,), KIND, required=True)
     config, size = infer_config(ckpt.tensors, ckpt.path)
     given = entry_config(entry)
-    check_agrees(config, {k: v for k, v in given.items() if k in config}, ckpt.path, preset_label(entry))
+    as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if k in config}
+    check_agrees(config, as_tuples, ckpt.path, preset_label(entry))
     image_size = overrides.get("image_size") or given.get("image_size")
     if image_size is None:
         image_size = RTMO_SIZES[size]["image_size"] if size else (640, 640)

@@ -109,3 +109,8 @@ def export_state_dict(network, rng=None):
     sd[f"{d}.sigma_fc.2.scale"] = np.array(0.1, np.float32)
     sd["head.loss_oks.sigmas"] = np.full((k,), 0.05, np.float32)
     return sd
+
+
+def export_task_state_dict(model, rng=None):
+    """`export_state_dict` of an `RTMO` task's network (the harness's exporter)."""
+    return export_state_dict(model.backbone, rng)

@@ -110,13 +110,21 @@ class OneStagePoseEstimator(PoseEstimator):
         return self.decoder(**settings)(raw_outputs)
 
     def end_to_end_model(self, **settings):
-        """A functional model: model-ready images (B, H, W, 3) -> the decoded dict (cached per settings)."""
-        key = tuple(sorted((k, v) for k, v in settings.items() if v is not None))
+        """A functional model: model-ready images (B, H, W, 3) -> the decoded dict (cached per settings).
+
+        It runs eagerly when the task was compiled with ``run_eagerly=True``
+        (no graph tracing), else as a graph (`predict_on_batch`).
+        """
+        eager = bool(self.compiled and self.run_eagerly)
+        key = (eager, *sorted((k, v) for k, v in settings.items() if v is not None))
         cache = self.__dict__["_end_to_end"]
         if key not in cache:
             images = keras.Input(shape=(*self.image_size, 3), name="images")
-            decoded = self.decoder(**dict(key))(self(images))
-            cache[key] = keras.Model(images, decoded, name=f"{self.name}_end_to_end")
+            decoded = self.decoder(**dict(key[1:]))(self(images))
+            model = keras.Model(images, decoded, name=f"{self.name}_end_to_end")
+            if eager:
+                model.compile(run_eagerly=True)
+            cache[key] = model
         return cache[key]
 
     # --------------------------------------------------------------- inference

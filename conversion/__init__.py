@@ -26,8 +26,8 @@ file is; safe torch loading), `families` (the family detector),
 `key_accountant`, `port` (layer helpers), `settings` (entry / options / file),
 `preset_output` (the written preset and its record), and the converters
 `vitpose_converter` (+ `vitpose_layouts`), `cpm_converter`,
-`hourglass_converter`, `cpn_converter`, `rtmo_converter` (raw network only:
-no RTMO task or presets yet).
+`hourglass_converter`, `cpn_converter`, `rtmo_converter` (the `RTMO` task;
+`rtmo_converter.convert_network` for the raw network).
 """
 
 import importlib

@@ -1,4 +1,4 @@
-"""mmpose 1.x RTMO checkpoints -> `keras_pose.models.rtmo.RTMONetwork`.
+"""mmpose 1.x RTMO checkpoints -> `keras_pose.models.rtmo.RTMO` (or the raw `RTMONetwork`).
 
 Layout (`{'meta', 'state_dict'}`, published in the legacy non-zip torch
 format; `read_checkpoint` loads it with `weights_only=True`):
@@ -39,9 +39,11 @@ from keras_pose.errors import CheckpointError
 
 FAMILY = "rtmo"
 KIND = "an mmpose RTMO"
-OVERRIDES = ("image_size", "dtype", "name")
-# The converter returns the raw `RTMONetwork` (no task model yet): nothing to write as a preset directory.
-WRITES_PRESETS = False
+OVERRIDES = ("image_size", "dtype", "name", "keypoint_spec", "preprocessing", "decoding")
+NETWORK_OVERRIDES = ("image_size", "dtype", "name")
+WRITES_PRESETS = True
+# The keypoint spec of a file that names none, by its keypoint count (RTMO releases: COCO / body7, CrowdPose).
+DEFAULT_SPEC = {17: "coco", 14: "crowdpose"}
 
 # Tensors the reference uses only in training (the Keras network does not hold them).
 TRAINING_ONLY = (
@@ -77,7 +79,9 @@ def _factors(stem_width, depths, neck_blocks, source):
     for size, spec in RTMO_SIZES.items():
         if csp_darknet_widths(spec["widen_factor"])[0] == stem_width and fits(spec["deepen_factor"]):
             return spec["deepen_factor"], spec["widen_factor"], size
-    for deepen in (depths[1] / 9.0, neck_blocks / 3.0):
+    # A released factor where it fits (0.33 rather than 1 / 3), else the one the depths give.
+    released = sorted({spec["deepen_factor"] for spec in RTMO_SIZES.values()})
+    for deepen in (*released, depths[1] / 9.0, neck_blocks / 3.0):
         if deepen > 0 and fits(deepen):
             return deepen, stem_width / 64.0, None
     raise CheckpointError(
@@ -221,44 +225,25 @@ def port_network(acc, network):
     port_dcc(acc, network.dcc)
 
 
-def convert(checkpoint, entry=None, dataset=None, **overrides):
-    """Convert an mmpose 1.x RTMO checkpoint into an `RTMONetwork` (raw outputs).
+def _read(checkpoint, entry, overrides, allowed):
+    """(ckpt, inferred config, size name, image size) of an RTMO file, checked against the entry."""
+    from keras_pose.conversion.settings import entry_config, preset_label
+    from keras_pose.models.rtmo import RTMO_SIZES
 
-    Args:
-        checkpoint: path of the `.pth` file, a mapping name -> tensor, or a
-            `checkpoint_io.Checkpoint`.
-        entry: a `PresetEntry` whose config states the architecture (checked
-            against the file), or None.
-        dataset: unused (RTMO files hold one keypoint set).
-        **overrides: `image_size` (H, W), multiples of 32; `dtype`; `name`.
-
-    Returns:
-        a `keras_pose.models.rtmo.RTMONetwork` with the checkpoint's weights.
-
-    Raises:
-        CheckpointError: another family's file, or a list of every missing,
-            unexpected, misshapen and non-finite tensor.
-    """
-    from keras_pose.conversion.settings import entry_config
-    from keras_pose.models.rtmo import RTMO_SIZES, RTMONetwork
-
-    del dataset
-    check_overrides(overrides, OVERRIDES, FAMILY)
+    check_overrides(overrides, allowed, FAMILY)
     ckpt = read_checkpoint(checkpoint)
     check_family(ckpt, ckpt.path, (FAMILY,), KIND, required=True)
     config, size = infer_config(ckpt.tensors, ckpt.path)
-    given = {k: v for k, v in entry_config(entry).items() if k in config}
-    check_agrees(config, given, ckpt.path, "the preset")
-    image_size = overrides.get("image_size") or entry_config(entry).get("image_size")
+    given = entry_config(entry)
+    as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if k in config}
+    check_agrees(config, as_tuples, ckpt.path, preset_label(entry))
+    image_size = overrides.get("image_size") or given.get("image_size")
     if image_size is None:
         image_size = RTMO_SIZES[size]["image_size"] if size else (640, 640)
-    network = RTMONetwork(
-        image_size=tuple(image_size),
-        dtype=overrides.get("dtype"),
-        name=overrides.get("name") or (f"rtmo_{size}" if size else "rtmo"),
-        **config,
-    )
+    return ckpt, config, size, tuple(int(v) for v in image_size)
 
+
+def _port(ckpt, network, config, size):
     acc = KeyAccountant(
         ckpt.tensors,
         source=ckpt.path,
@@ -268,13 +253,80 @@ def convert(checkpoint, entry=None, dataset=None, **overrides):
     port_network(acc, network)
     label = f"RTMO-{size}" if size else f"RTMO (deepen {config['deepen_factor']}, widen {config['widen_factor']})"
     acc.finish(what=f"{label} network ({config['num_keypoints']} keypoints)")
+
+
+def convert_network(checkpoint, entry=None, **overrides):
+    """Convert an mmpose 1.x RTMO checkpoint into its raw `RTMONetwork` (no task settings).
+
+    Args:
+        checkpoint: path of the `.pth` file, a mapping name -> tensor, or a
+            `checkpoint_io.Checkpoint`.
+        entry: a `PresetEntry` whose config states the architecture (checked
+            against the file), or None.
+        **overrides: `image_size` (H, W), multiples of 32; `dtype`; `name`.
+
+    Raises:
+        CheckpointError: another family's file, or a list of every missing,
+            unexpected, misshapen and non-finite tensor.
+    """
+    from keras_pose.models.rtmo import RTMONetwork
+
+    ckpt, config, size, image_size = _read(checkpoint, entry, overrides, NETWORK_OVERRIDES)
+    network = RTMONetwork(image_size=image_size, dtype=overrides.get("dtype"),
+                          name=overrides.get("name") or (f"rtmo_{size}" if size else "rtmo"), **config)
+    _port(ckpt, network, config, size)
     return network
+
+
+def convert(checkpoint, entry=None, dataset=None, **overrides):
+    """Convert an mmpose 1.x RTMO checkpoint into an `RTMO` task model.
+
+    Args:
+        checkpoint: path of the `.pth` file, a mapping name -> tensor, or a
+            `checkpoint_io.Checkpoint`.
+        entry: the `PresetEntry` it was released as (input size, keypoint
+            spec, pre-processing, decoding settings), or None.
+        dataset: keypoint spec name when neither the entry nor the overrides
+            give one (default: "coco" for 17 keypoints, "crowdpose" for 14).
+        **overrides: `image_size` (H, W), multiples of 32; `keypoint_spec`;
+            `preprocessing`; `decoding` (``score_threshold``,
+            ``nms_threshold``, ``max_instances``, ``max_candidates``);
+            `dtype`; `name`.
+
+    Returns:
+        a `keras_pose.models.rtmo.RTMO` with the checkpoint's weights.
+
+    Raises:
+        CheckpointError: another family's file, a keypoint count no spec has
+            (pass `keypoint_spec`), or a list of every missing, unexpected,
+            misshapen and non-finite tensor.
+    """
+    from keras_pose.conversion.settings import default_keypoint_spec, entry_config, task_settings
+    from keras_pose.models.rtmo import RTMO
+
+    ckpt, config, size, image_size = _read(checkpoint, entry, overrides, OVERRIDES)
+    k = config["num_keypoints"]
+    spec = overrides.get("keypoint_spec") or entry_config(entry).get("keypoint_spec")
+    if spec is None:
+        spec = default_keypoint_spec(k, dataset, DEFAULT_SPEC, ckpt.path)
+    name = overrides.get("name") or (entry.name if entry is not None and getattr(entry, "name", None) else None)
+    model = RTMO.from_checkpoint_config(
+        image_size=image_size,
+        keypoint_spec=spec,
+        dtype=overrides.get("dtype"),
+        name=name or (f"rtmo_{size}" if size else "rtmo"),
+        **task_settings(entry, overrides),
+        **config,
+    )
+    _port(ckpt, model.backbone, config, size)
+    return model
 
 
 __all__ = [
     "TRAINING_ONLY",
     "WRITES_PRESETS",
     "convert",
+    "convert_network",
     "infer_config",
     "port_dcc",
     "port_encoder_layer",

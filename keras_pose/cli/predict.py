@@ -67,8 +67,24 @@ def _inputs(args):
     return predict_files.collect_inputs(paths)
 
 
+def _predict_one_stage(model, path, args, output, videos):
+    """COCO keypoint records of one input of a one-stage model (RTMO): it finds the people itself."""
+    if path in videos:
+        raise CLIError(f"{path}: video input is not supported for one-stage presets yet; predict its frames as "
+                       "images.")
+    result = model.predict_keypoints(path)
+    if output:
+        from keras_pose.utils.image_io import read_image
+        from keras_pose.visualization import save_image
+
+        save_image(output, result.draw(read_image(path), keypoint_threshold=args.threshold))
+    return result.to_coco(image_id=predict_files.image_id(path))
+
+
 def _predict_one(model, path, args, detections, output, videos):
     """COCO keypoint records of one input (None: an image with no box in --detections)."""
+    if getattr(model, "paradigm", None) == "one_stage":
+        return _predict_one_stage(model, path, args, output, videos)
     predict_kwargs = {"flip_test": args.flip_test, **dataset_kwargs(args)}
     if path in videos:
         from keras_pose.video import predict_video
@@ -121,6 +137,9 @@ def run(args):
     model = load_model(args)
     if args.dataset and not hasattr(model, "datasets"):
         raise CLIError(f"--dataset is only for multi-dataset presets; {args.preset!r} has one keypoint set.")
+    if getattr(model, "paradigm", None) == "one_stage" and (args.box or args.detections or args.flip_test):
+        raise CLIError(f"{args.preset!r} is a one-stage model: it finds the people itself and has no flip test; "
+                       "drop --box / --detections / --flip-test.")
     strict = args.strict or len(inputs) == 1
     records, failed, without_boxes, drawn, done = [], [], [], [], 0
     finished = False
@@ -165,7 +184,8 @@ def add_parser(subparsers):
         help="estimate poses in images, folders or videos with a preset",
         description="Run a top-down pose model on images (files or folders) or videos. Each person box "
         "(given, from a detections file, or the whole image) is cropped as the preset's reference did, "
-        "and keypoints are returned in image pixels as COCO keypoint results JSON. Without INPUT, the sample "
+        "and keypoints are returned in image pixels as COCO keypoint results JSON. One-stage presets (RTMO) "
+        "find the people (boxes and keypoints) in whole images themselves. Without INPUT, the sample "
         "image bundled with keras-pose is used.",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT",

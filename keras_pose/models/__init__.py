@@ -4,6 +4,8 @@ from keras_pose.models.cpm import CPM, CPMBackbone
 from keras_pose.models.cpn import CPN, CPNBackbone
 from keras_pose.models.hourglass import Hourglass, HourglassBackbone
 from keras_pose.models import rtmo  # noqa: F401 - registers the RTMO building blocks (no task yet)
+from keras_pose.models.one_stage_pose_estimator import OneStagePoseEstimator
+from keras_pose.models.rtmo import RTMO, RTMONetwork
 from keras_pose.models.pose_estimator import PoseEstimator
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
 from keras_pose.models.vitpose import ViTPose, ViTPoseBackbone, ViTPosePP
@@ -15,7 +17,10 @@ __all__ = [
     "CPNBackbone",
     "Hourglass",
     "HourglassBackbone",
+    "OneStagePoseEstimator",
     "PoseEstimator",
+    "RTMO",
+    "RTMONetwork",
     "TopDownPoseEstimator",
     "ViTPose",
     "ViTPoseBackbone",

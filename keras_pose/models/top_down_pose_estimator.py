@@ -60,6 +60,62 @@ def _spatial_size(tensor):
     return (int(tensor.shape[1]), int(tensor.shape[2]))
 
 
+def detect_people(detector, images, boxes, box_scores, box_format):
+    """Boxes of the images that have none, from a detector; ``(boxes, box_scores, box_format)``.
+
+    Args:
+        detector: a pose model with `predict_keypoints` returning `PoseResult`s
+            with boxes (a one-stage model such as `RTMO`; run on those images
+            in one batch), or a callable ``image -> PoseResult | boxes |
+            (boxes, scores)`` (boxes in `box_format`).
+        images: the (H, W, 3) uint8 RGB images.
+        boxes, box_scores: per image the given boxes / scores (None: detect).
+        box_format: the format of the given boxes and a callable's boxes.
+
+    Returns:
+        boxes and scores per image, every box as xyxy (the detected ones
+        converted), and "xyxy".
+    """
+    from keras_pose.results import PoseResult
+
+    def as_xyxy(value):
+        value = np.asarray(value, np.float32).reshape(-1, 4)
+        return value if box_format == "xyxy" else np.concatenate([value[:, :2], value[:, :2] + value[:, 2:]], -1)
+
+    def from_result(result):  # PoseResult boxes are xywh
+        b = np.asarray(result.boxes, np.float32).reshape(-1, 4)
+        scores = result.box_scores if result.box_scores is not None else np.ones(len(b), np.float32)
+        return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], -1), np.asarray(scores, np.float32)
+
+    todo = [i for i, b in enumerate(boxes) if b is None]
+    found = {}
+    if todo and hasattr(detector, "predict_keypoints") and not isinstance(detector, TopDownPoseEstimator):
+        for i, result in zip(todo, detector.predict_keypoints([images[i] for i in todo])):
+            found[i] = from_result(result)
+    elif todo:
+        if not callable(detector):
+            raise TypeError(f"detector must be a one-stage pose model or a callable, got {type(detector).__name__}.")
+        for i in todo:
+            out = detector(images[i])
+            if isinstance(out, PoseResult):
+                found[i] = from_result(out)
+            elif isinstance(out, tuple) and len(out) == 2:
+                found[i] = (as_xyxy(out[0]), np.asarray(out[1], np.float32).reshape(-1))
+            else:
+                found[i] = (as_xyxy(out), None)
+    new_boxes, new_scores = [], []
+    for i, (b, s) in enumerate(zip(boxes, box_scores)):
+        if i in found:
+            b, s = found[i]
+            keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]) & np.isfinite(b).all(axis=1)  # no empty boxes
+            b, s = b[keep], (None if s is None else s[keep])
+        elif b is not None:
+            b = as_xyxy(b)
+        new_boxes.append(b)
+        new_scores.append(s)
+    return new_boxes, new_scores, "xyxy"
+
+
 @keras.saving.register_keras_serializable(package="keras_pose")
 class TopDownPoseEstimator(PoseEstimator):
     """Base class of top-down pose estimators.
@@ -228,7 +284,8 @@ class TopDownPoseEstimator(PoseEstimator):
             return np.zeros((0, *self.heatmap_size, self.keypoint_spec.num_keypoints), np.float32)
         return np.concatenate(outputs, axis=0)
 
-    def predict_keypoints(self, images, boxes=None, box_scores=None, box_format="xywh", batch_size=32, flip_test=None):
+    def predict_keypoints(self, images, boxes=None, box_scores=None, box_format="xywh", batch_size=32, flip_test=None,
+                          detector=None):
         """Keypoints of the people in whole images.
 
         Every box is cropped with the preset's convention (padding, aspect
@@ -251,6 +308,12 @@ class TopDownPoseEstimator(PoseEstimator):
                 (default 1).
             batch_size: crops per forward pass.
             flip_test: override the model's `flip_test`.
+            detector: person detector for the images without boxes (instead
+                of the whole image): a one-stage pose model (e.g. `RTMO`:
+                its boxes and box scores are used) or a callable taking the
+                (H, W, 3) uint8 RGB image and returning a `PoseResult`, an
+                (M, 4) array of boxes in `box_format`, or a ``(boxes,
+                scores)`` pair.
 
         Returns:
             A `PoseResult` (single image input) or a list of them: keypoints
@@ -263,11 +326,13 @@ class TopDownPoseEstimator(PoseEstimator):
                 area, or box scores that do not match the boxes.
         """
         return super().predict_keypoints(
-            images, boxes=boxes, box_scores=box_scores, box_format=box_format, batch_size=batch_size, flip_test=flip_test
+            images, boxes=boxes, box_scores=box_scores, box_format=box_format, batch_size=batch_size, flip_test=flip_test,
+            detector=detector,
         )
 
     def _predict_image_batch(
-        self, images, batch_size=32, names=None, boxes=None, box_scores=None, box_format="xywh", flip_test=None
+        self, images, batch_size=32, names=None, boxes=None, box_scores=None, box_format="xywh", flip_test=None,
+        detector=None,
     ):
         from keras_pose.results import PoseResult
 
@@ -276,6 +341,8 @@ class TopDownPoseEstimator(PoseEstimator):
         names = names or [f"image {i}" for i in range(len(images))]
         boxes = boxes or [None] * len(images)
         box_scores = box_scores or [None] * len(images)
+        if detector is not None:
+            boxes, box_scores, box_format = detect_people(detector, images, boxes, box_scores, box_format)
         all_crops, metas = [], []
         for array, image_boxes, image_scores, what in zip(images, boxes, box_scores, names):
             h, w = array.shape[:2]

@@ -35,6 +35,7 @@ from keras_pose.preprocessing.preprocessors import TopDownPreprocessor
 from keras_pose.preprocessing.preprocessors import WholeImagePreprocessor
 from keras_pose.preprocessing.top_down_cropper import TopDownCropper
 from keras_pose.preprocessing.whole_image_resizer import WholeImageResizer
+from keras_pose.preprocessing.warp_letterbox import WarpLetterboxResizer
 from keras_pose.reference_constants import IMAGENET_MEAN, IMAGENET_PREPROCESSING, IMAGENET_STD
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "TopDownPreprocessor",
     "WholeImagePreprocessor",
     "WholeImageResizer",
+    "WarpLetterboxResizer",
     "check_box_scores",
     "check_boxes",
     "default_warp",

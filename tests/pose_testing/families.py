@@ -20,7 +20,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from pose_testing import cpm_models, cpn_models, hourglass_models, vitpose_models
+from pose_testing import cpm_models, cpn_models, hourglass_models, rtmo_models, vitpose_models
 
 _VIT_TINY = {"image_size": [64, 48], "hidden_dim": 32, "num_layers": 2, "num_heads": 2, "mlp_dim": 64,
              "deconv_filters": [16, 16]}
@@ -33,6 +33,7 @@ TINY_OVERRIDES = {
     "hourglass": {"image_size": [32, 32], "num_stacks": 2, **hourglass_models.TINY},
     "cpn": {"image_size": [64, 32], "depth": None, "stackwise_num_blocks": [1, 1, 1, 1],
             "stackwise_num_filters": [64, 16, 16, 16], "global_channels": 16, "refine_planes": 8},
+    "rtmo": {"image_size": [64, 96], **{k: v for k, v in rtmo_models.TINY.items() if k != "num_keypoints"}},
 }
 
 # family -> (checkpoint_format of the file written, model -> state dict in that layout)
@@ -42,6 +43,7 @@ REFERENCE_EXPORTERS = {
     "cpm": ("mmpose", cpm_models.export_state_dict),
     "hourglass": ("mmpose", hourglass_models.export_state_dict),
     "cpn": ("pytorch_cpn", cpn_models.export_state_dict),
+    "rtmo": ("mmpose", rtmo_models.export_task_state_dict),
 }
 
 
@@ -106,6 +108,8 @@ def tiny_entry(family):
     config = {**entry.config, **lookup(TINY_OVERRIDES, "TINY_OVERRIDES", family)}
     config = {k: v for k, v in config.items() if v is not None}
     decoding = dict(entry.decoding)
+    if "codec" not in decoding:  # one-stage models (RTMO): no heatmap codec to size
+        return dataclasses.replace(entry, name=f"test_tiny_{family}", config=config, sha256=None)
     codec = dict(decoding["codec"])
     heatmap_size = _scaled(config["image_size"], codec["input_size"], codec["heatmap_size"])
     codec.update(input_size=list(config["image_size"]), heatmap_size=heatmap_size)

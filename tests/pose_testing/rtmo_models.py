@@ -109,3 +109,33 @@ def export_state_dict(network, rng=None):
     sd[f"{d}.sigma_fc.2.scale"] = np.array(0.1, np.float32)
     sd["head.loss_oks.sigmas"] = np.full((k,), 0.05, np.float32)
     return sd
+
+
+def export_task_state_dict(model, rng=None):
+    """`export_state_dict` of an `RTMO` task's network (the harness's exporter)."""
+    return export_state_dict(model.backbone, rng)
+
+
+def tame_outputs(network, seed=0):
+    """Give a random network's head sensible outputs on 0..255 images (in place; returns it).
+
+    Random weights on raw pixels give box log-sizes in the hundreds (exp ->
+    inf, as the reference would); with these output convs the boxes are a
+    few strides wide around their priors, the scores spread over (0, 1) and
+    the pose vectors stay O(1), so the decoded keypoints are finite.
+    """
+    rng = np.random.default_rng(seed)
+    for i in range(len(network.featmap_strides)):
+        for kind, bias in (("bbox", None), ("cls", "cls"), ("pose", "zero"), ("kpt_vis", "zero")):
+            layer = network.head.get_layer(f"out_{kind}_{i}")
+            kernel = _np(layer.kernel)
+            scale = 1e-6 if kind == "bbox" else 1e-4
+            layer.kernel.assign(rng.normal(0, scale, kernel.shape).astype("float32"))
+            if kind == "bbox":
+                values = np.array([0.1, -0.1, np.log(2.5), np.log(4.0)], np.float32)
+            elif kind == "cls":
+                values = rng.normal(0, 2, layer.bias.shape).astype("float32")
+            else:
+                values = rng.normal(0, 0.5, layer.bias.shape).astype("float32")
+            layer.bias.assign(values)
+    return network

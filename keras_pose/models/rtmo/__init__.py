@@ -4,9 +4,9 @@
 (raw per-level head outputs), `DynamicCoordinateClassifier` (the DCC
 keypoint decoder), `RTMONetwork` (all of them, sizes t / s / m / l from
 `RTMO_SIZES`) and `decode_rtmo` (raw outputs -> boxes, scores, keypoints in
-model-input pixels, with NMS, in `keras.ops`). The task (`predict_keypoints`
-on whole images with the letterbox, presets, training) is not part of
-keras-pose yet.
+model-input pixels, with NMS, in `keras.ops`); the task `RTMO`
+(`predict_keypoints` on whole images with the reference letterbox, in-graph
+decoding `RTMODecoder`). Training is not part of keras-pose yet.
 """
 
 from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, CSPDarknetBackbone
@@ -15,12 +15,15 @@ from keras_pose.models.rtmo.rtmo_decoding import decode_rtmo
 from keras_pose.models.rtmo.rtmo_head import HEAD_OUTPUTS, RTMOHeadModule
 from keras_pose.models.rtmo.rtmo_neck import HybridEncoder
 from keras_pose.models.rtmo.rtmo_network import RTMONetwork
+from keras_pose.models.rtmo.rtmo_pose_estimator import RTMO, RTMODecoder
 
 __all__ = [
     "CSPDarknetBackbone",
     "DynamicCoordinateClassifier",
     "HEAD_OUTPUTS",
     "HybridEncoder",
+    "RTMO",
+    "RTMODecoder",
     "RTMONetwork",
     "RTMOHeadModule",
     "RTMO_SIZES",

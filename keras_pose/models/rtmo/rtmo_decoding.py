@@ -162,7 +162,9 @@ def decode_rtmo(outputs, dcc, image_size, strides=(16, 32), score_threshold=0.1,
     kept_boxes = ops.minimum(ops.maximum(kept_boxes, 0.0), limits)
 
     def padded(x):  # zero rows that hold no instance (their values may be non-finite)
-        v = ops.reshape(valid, (*valid.shape, *([1] * (len(x.shape) - 2))))
+        v = valid
+        for _ in range(len(x.shape) - 2):  # expand_dims, not reshape: the batch may be unknown in a graph
+            v = ops.expand_dims(v, -1)
         return ops.where(v, x, ops.zeros_like(x))
 
     return {

@@ -19,6 +19,7 @@ the raw outputs.
 """
 
 import keras
+import keras_hub
 
 from keras_pose.models.rtmo.rtmo_backbone import RTMO_SIZES, CSPDarknetBackbone
 from keras_pose.models.rtmo.rtmo_dcc import DynamicCoordinateClassifier
@@ -38,8 +39,11 @@ def rtmo_widths(widen_factor):
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
-class RTMONetwork(keras.Model):
+class RTMONetwork(keras_hub.models.Backbone):
     """RTMO backbone + neck + head module (functional), raw per-level outputs.
+
+    A keras-hub `Backbone`: the `RTMO` task's `backbone` (saved as the
+    preset's ``config.json`` / ``model.weights.h5``, the DCC included).
 
     Input images (B, H, W, 3), BGR 0..255 unnormalised as the reference
     feeds them, H and W multiples of 32. Output the head's dict

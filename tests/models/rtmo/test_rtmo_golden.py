@@ -4,56 +4,22 @@ The case's synthetic checkpoint is rebuilt from keys.json + seed with the
 golden `make_state_dict` (plus meta.json's `state_dict_overrides`: the sine
 frequencies and DCC bins), saved as the released mmpose files are saved
 (`{'meta', 'state_dict'}`, legacy non-zip `torch.save`), converted the user
-way (`keras_pose.conversion.convert_checkpoint`, family detected from the
-names), and the backbone, neck and head outputs are compared with the stored
-reference outputs within meta.json's tolerance (max|out - exp| <= 1e-4 *
-max|exp| per tensor), the DCC keypoints, and the in-graph decoder fed the
-stored head outputs (instances, scores, boxes, keypoints; meta.json's
-tolerances). Run with `-s` to see the max abs diff per output.
+way (`keras-pose convert --checkpoint FILE --output DIR`, family detected
+from the names) and loaded with `keras_pose.from_preset(DIR)`. Compared with
+the stored reference within meta.json's tolerances: the letterboxed input
+made from the COCO sample image (exact), the backbone, neck and head outputs
+(max|out - exp| <= 1e-4 * max|exp| per tensor), the DCC keypoints, the
+in-graph decoder fed the stored head outputs (instances, scores, boxes,
+keypoints), and `predict_keypoints` on the image itself. Run with `-s` to
+see the max abs diff per output.
 """
-
-import importlib.util
-import json
 
 import numpy as np
 import pytest
-from pose_testing.paths import GOLDEN_DIR
+from pose_testing.paths import DATA_DIR
+from pose_testing.rtmo_golden import CASE_DIR, meta as _meta, write_checkpoint
 
-CASE_DIR = GOLDEN_DIR / "rtmo" / "rtmo_s_coco"
 RELATIVE_TOLERANCE = 1e-4  # of max|expected|, per tensor (meta.json "raw_outputs")
-
-
-def _meta():
-    with open(CASE_DIR / "meta.json") as f:
-        return json.load(f)
-
-
-def _make_state_dict(meta):
-    spec = importlib.util.spec_from_file_location("golden_make_state_dict", GOLDEN_DIR / "make_state_dict.py")
-    msd = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(msd)
-    sd = msd.make_state_dict(msd.load_keys(CASE_DIR / "keys.json"), meta["seed"])
-    for name, override in (meta.get("state_dict_overrides") or {}).items():
-        sd[name] = np.asarray(override["values"], dtype=sd[name].dtype).reshape(sd[name].shape)
-    for name, factor in (meta.get("state_dict_scales") or {}).items():
-        sd[name] = (sd[name] * factor).astype(sd[name].dtype)
-    return sd
-
-
-def write_checkpoint(directory):
-    """Save the case's synthetic checkpoint like the released file; returns its path."""
-    import torch
-
-    meta = _meta()
-    layout = meta["checkpoint_layout"]
-    assert layout["state_dict_key"] == "state_dict" and "'meta'" in layout["container"]
-    assert "_use_new_zipfile_serialization=False" in layout["container"]
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _make_state_dict(meta).items()}
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / meta["released_checkpoint"]["file"]
-    torch.save({"meta": {"mmpose_version": "1.3.2"}, "state_dict": tensors}, path,
-               _use_new_zipfile_serialization=False)
-    return path
 
 
 def _nhwc(array):
@@ -67,19 +33,31 @@ def _np(x):
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    from keras_pose.conversion import convert_checkpoint
+def task(tmp_path_factory):
+    """checkpoint file -> `keras-pose convert` -> preset folder -> `keras_pose.from_preset`."""
+    import keras_pose
+    from keras_pose.cli import main
 
-    path = write_checkpoint(tmp_path_factory.mktemp("rtmo_checkpoint"))
-    return convert_checkpoint(path)
+    root = tmp_path_factory.mktemp("rtmo_checkpoint")
+    path = write_checkpoint(root)
+    assert main(["convert", "--checkpoint", str(path), "--output", str(root / "preset")]) == 0
+    return keras_pose.from_preset(str(root / "preset"))
 
 
-def test_converter_infers_rtmo_s(converted):
-    from keras_pose.models.rtmo import RTMONetwork
+@pytest.fixture(scope="module")
+def converted(task):
+    return task.backbone
+
+
+def test_converter_infers_rtmo_s(task, converted):
+    from keras_pose.models.rtmo import RTMO, RTMONetwork
 
     meta = _meta()["model"]
-    assert isinstance(converted, RTMONetwork)
-    assert converted.name == "rtmo_s"
+    assert isinstance(task, RTMO) and isinstance(converted, RTMONetwork)
+    assert task.name == "rtmo_s" and task.keypoint_spec.name == "coco"
+    test_cfg = meta["test_cfg"]
+    assert (task.test_cfg["score_threshold"], task.test_cfg["nms_threshold"]) == (test_cfg["score_thr"],
+                                                                                   test_cfg["nms_thr"])
     assert (converted.deepen_factor, converted.widen_factor) == (
         meta["backbone"]["deepen_factor"],
         meta["backbone"]["widen_factor"],
@@ -197,3 +175,61 @@ def test_golden_rtmo_s_decoding(converted):
         if not ok:
             failures.append(f"{name}: max|diff| {diff.max():.3e}")
     assert not failures, "; ".join(failures)
+
+
+def test_golden_rtmo_s_letterbox_input(task):
+    """The preprocessor turns the COCO sample image into the reference's network input exactly."""
+    from keras_pose.utils.image_io import read_image
+
+    meta = _meta()["input"]
+    assert meta["image"].endswith("000000000785.jpg")
+    image = read_image(str(DATA_DIR / "coco" / "000000000785.jpg"))
+    assert image.shape[:2] == tuple(meta["pipeline_metainfo"]["ori_shape"])
+    x, matrix = task.preprocessor.resize_image(image)
+    expected = _nhwc(np.load(CASE_DIR / "input.npy"))[0]
+    diff = float(np.abs(x - expected).max())
+    print(f"[golden rtmo] input.npy (letterbox, BGR 0..255): max|diff| = {diff:.3e}")
+    assert diff == 0.0
+    info = meta["pipeline_metainfo"]
+    center, scale = np.array(info["input_center"]), np.array(info["input_scale"])
+    corners = np.array([[0.0, 0.0], [640.0, 640.0]], np.float32)  # input corners -> image, as mmpose maps back
+    np.testing.assert_allclose(task.preprocessor.resizer.to_image(corners, matrix),
+                               corners / np.array(info["input_size"]) * scale + center - 0.5 * scale, atol=1e-4)
+
+
+def test_golden_rtmo_s_predict_keypoints(task):
+    """`predict_keypoints` on the sample image (letterbox, forward, in-graph decoding, back to image pixels)."""
+    meta = _meta()
+    expected_index = np.load(CASE_DIR / "expected_pred_prior_index.npy")
+    n = len(expected_index)
+    result = task.predict_keypoints(str(DATA_DIR / "coco" / "000000000785.jpg"))
+    decoded = task.end_to_end_model().predict_on_batch(
+        task.preprocessor.resize_image(np.asarray(_image()))[0][None])
+    index = np.asarray(decoded["prior_index"])[0]
+    assert len(result) == n and (index[:n] == expected_index).all()
+    reliable = np.load(CASE_DIR / "mask_pred_keypoints_reliable.npy")
+    boxes_xyxy = np.concatenate([result.boxes[:, :2], result.boxes[:, :2] + result.boxes[:, 2:]], -1)
+    checks = {
+        "expected_pred_scores.npy": (result.box_scores, 1e-4, 0.0, None),
+        "expected_pred_keypoint_scores.npy": (result.scores, 1e-4, 0.0, None),
+        "expected_pred_bboxes.npy": (boxes_xyxy, 0.05, 1e-4, None),
+        "expected_pred_keypoints.npy": (result.keypoints, 0.05, 0.0, reliable),
+    }
+    assert meta["tolerance"]["pred_prior_index"].startswith("exact")
+    failures = []
+    for name, (actual, atol, rtol, rows) in checks.items():
+        expected = np.load(CASE_DIR / name)
+        if rows is not None:
+            actual, expected = actual[rows], expected[rows]
+        diff = np.abs(actual - expected)
+        ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
+        print(f"[golden rtmo] predict_keypoints vs {name}: max|diff| = {diff.max():.3e} {'ok' if ok else 'FAIL'}")
+        if not ok:
+            failures.append(f"{name}: max|diff| {diff.max():.3e}")
+    assert not failures, "; ".join(failures)
+
+
+def _image():
+    from keras_pose.utils.image_io import read_image
+
+    return read_image(str(DATA_DIR / "coco" / "000000000785.jpg"))

@@ -111,12 +111,12 @@ def test_sizes_table_matches_the_released_configs():
 )
 def test_converter_round_trip_on_unseen_files(image_size, seed, overrides, network, state_dict):
     """Weights exported in the mmpose layout convert back to the same outputs (factors inferred from the file)."""
-    from keras_pose.conversion import convert_checkpoint
+    from keras_pose.conversion.rtmo_converter import convert_network
 
     if overrides is not None:
         network = tiny_rtmo(image_size, seed=seed, **overrides)
     sd = state_dict if overrides is None else export_state_dict(network)
-    converted = convert_checkpoint(sd, image_size=image_size)
+    converted = convert_network(sd, image_size=image_size)
     assert isinstance(converted, RTMONetwork) and converted.get_config()["image_size"] == list(image_size)
     for key in ("deepen_factor", "num_keypoints", "hidden_dim", "feedforward_channels"):
         assert converted.get_config()[key] == pytest.approx(network.get_config()[key], rel=0.02), key
@@ -139,7 +139,7 @@ def test_converter_reports_every_problem_by_name(state_dict):
     sd["head.dcc.x_fc.weight"] = sd["head.dcc.x_fc.weight"][:, :-1]
     sd["backbone.stage2.0.bn.running_var"] = np.full_like(sd["backbone.stage2.0.bn.running_var"], np.nan)
     with pytest.raises(CheckpointError) as info:
-        rtmo_converter.convert(sd, image_size=(64, 96))
+        rtmo_converter.convert_network(sd, image_size=(64, 96))
     message = str(info.value)
     for expected in ("unexpected (1)", "head.head_module.out_extra.0.weight", "missing (2)",
                      "neck.encoder.0.layers.0.norms.1.bias", "neck.sincos_pos_enc.dim_t expected (8)",
@@ -148,7 +148,10 @@ def test_converter_reports_every_problem_by_name(state_dict):
     # The training-only tensors are known and may be absent.
     slim = {k: v for k, v in state_dict.items()
             if not any(t in k for t in ("out_kpt_reg", "sigma_fc", "loss_oks"))}
-    assert rtmo_converter.convert(slim, image_size=(64, 96)).num_keypoints == TINY["num_keypoints"]
+    assert rtmo_converter.convert_network(slim, image_size=(64, 96)).num_keypoints == TINY["num_keypoints"]
+    # The task needs a keypoint spec: a count no built-in spec has is refused by name.
+    with pytest.raises(CheckpointError, match="pass keypoint_spec"):
+        rtmo_converter.convert(slim, image_size=(64, 96))
 
 
 def test_converter_refuses_other_families_and_unknown_options(state_dict):
@@ -204,14 +207,23 @@ def test_decoding_on_a_non_square_batch(network):
     assert out["valid"].sum() > 0
 
 
-def test_convert_to_a_preset_folder_is_refused_by_name(state_dict, tmp_path):
-    """No RTMO task yet: writing a preset directory fails before converting, naming the way that works."""
+def test_convert_writes_a_task_preset_folder(tmp_path):
+    """A 17-keypoint file converts to the RTMO task (COCO spec by count) and its preset folder loads back."""
+    import keras_pose
     from keras_pose.conversion import convert_checkpoint
-    from keras_pose.errors import PresetError
+    from keras_pose.models.rtmo import RTMO
 
-    with pytest.raises(PresetError, match="raw network only.*model.save"):
-        convert_checkpoint(state_dict, output_dir=tmp_path / "preset", image_size=(64, 96))
-    assert not (tmp_path / "preset").exists()
+    network = tiny_rtmo((64, 96), seed=5, num_keypoints=17)
+    model = convert_checkpoint(export_state_dict(network), output_dir=tmp_path / "preset", image_size=(64, 96),
+                               decoding={"score_threshold": 0.2, "max_instances": 7})
+    assert isinstance(model, RTMO) and model.keypoint_spec.name == "coco"
+    assert model.test_cfg["score_threshold"] == 0.2 and model.test_cfg["max_instances"] == 7
+    loaded = keras_pose.from_preset(str(tmp_path / "preset"))
+    assert isinstance(loaded, RTMO) and loaded.test_cfg == model.test_cfg
+    x = _images((64, 96), seed=2, batch=1)
+    expected = network(x)
+    for name, value in loaded(x).items():
+        np.testing.assert_allclose(_np(value), _np(expected[name]), rtol=1e-4, atol=1e-3)
 
 
 def test_mixed_precision_forward_and_decoding(network):

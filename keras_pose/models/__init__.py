@@ -3,6 +3,7 @@
 from keras_pose.models.cpm import CPM, CPMBackbone
 from keras_pose.models.cpn import CPN, CPNBackbone
 from keras_pose.models.hourglass import Hourglass, HourglassBackbone
+from keras_pose.models.openpose import OpenPose, OpenPoseBackbone
 from keras_pose.models import rtmo  # noqa: F401 - registers the RTMO building blocks (no task yet)
 from keras_pose.models.pose_estimator import PoseEstimator
 from keras_pose.models.top_down_pose_estimator import TopDownPoseEstimator
@@ -15,6 +16,8 @@ __all__ = [
     "CPNBackbone",
     "Hourglass",
     "HourglassBackbone",
+    "OpenPose",
+    "OpenPoseBackbone",
     "PoseEstimator",
     "TopDownPoseEstimator",
     "ViTPose",

@@ -10,8 +10,9 @@ returns ``(candidate, subset)`` in the reference's layout:
 with ``method="fast"`` (default, `group_fast`) or ``"reference"``
 (`openpose_grouping_reference.group_reference`, the loop-by-loop port of
 the reference parser). The fast parser computes the same things as array
-operations: all parts' peaks at once (one separable Gaussian over the
-channel stack, one comparison with the four shifted neighbours), per limb
+operations: peaks only where a smoothed value can pass the threshold
+(boxes around raw values above it, Gaussian and 4-neighbour test per box,
+bitwise the full-map values there), per limb
 every candidate pair's ``mid_num`` samples, PAF dot products, criteria and
 distance prior at once, the greedy matching over the sorted pairs with
 used-flags, and the assembly with a vectorised search of the people holding
@@ -40,19 +41,75 @@ def default_creates_people(limbs):
     return [tuple(pair) not in redundant for pair in limbs]
 
 
+def _gaussian_radius(sigma, truncate=4.0):
+    return int(truncate * float(sigma) + 0.5)  # scipy.ndimage.gaussian_filter's kernel radius
+
+
+def _active_boxes(raw, threshold, radius, block=32):
+    """Per part the ``(y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
+
+    The truncated Gaussian's weights are positive and sum to 1, so a smoothed
+    value above ``threshold`` needs a raw value above it within ``radius``:
+    blocks holding such a value, grown by one block (>= radius + 1 pixels),
+    then grouped into connected boxes.
+    """
+    from scipy import ndimage
+
+    h, w, k = raw.shape
+    hot = raw > threshold * (1.0 - 1e-9)
+    rows = np.logical_or.reduceat(hot, np.arange(0, h, block), axis=0)
+    blocks = np.logical_or.reduceat(rows, np.arange(0, w, block), axis=1)  # (by, bx, k)
+    grow = -(-(radius + 1) // block)
+    boxes = []
+    for part in range(k):
+        active = ndimage.binary_dilation(blocks[:, :, part], iterations=grow) if blocks[:, :, part].any() else None
+        if active is None:
+            boxes.append([])
+            continue
+        labels, _ = ndimage.label(active)
+        boxes.append([(sy.start * block, min(sy.stop * block, h), sx.start * block, min(sx.stop * block, w))
+                      for sy, sx in ndimage.find_objects(labels)])
+    return boxes
+
+
 def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
-    """``candidate (n, 4)`` (x, y, score, id) and per part the slice of its rows."""
+    """``candidate (n, 4)`` (x, y, score, id) and per part the slice of its rows.
+
+    The same peaks as the reference: the Gaussian (scipy, ``mode="reflect"``)
+    and the 4-neighbour test are evaluated only in boxes that can hold a
+    value above ``threshold`` (`_active_boxes`), each box cropped with a
+    ``radius``-pixel margin, which gives bitwise the full-image filter's
+    values inside it; out-of-map neighbours are 0 as in the reference.
+    """
     from scipy.ndimage import gaussian_filter
 
-    maps = np.asarray(heatmaps[:, :, :num_parts], np.float64)
-    # sigma 0 on the channel axis: the same 1-D passes over rows and columns as per-channel filtering.
-    smooth = gaussian_filter(maps, sigma=(sigma, sigma, 0))
-    padded = np.zeros((smooth.shape[0] + 2, smooth.shape[1] + 2, num_parts))
-    padded[1:-1, 1:-1] = smooth
-    peaks = ((smooth >= padded[:-2, 1:-1]) & (smooth >= padded[2:, 1:-1]) & (smooth >= padded[1:-1, :-2])
-             & (smooth >= padded[1:-1, 2:]) & (smooth > threshold))
-    part, y, x = np.nonzero(np.moveaxis(peaks, -1, 0))  # part-major, then row-major: the reference's order
-    candidate = np.stack([x, y, maps[y, x, part], np.arange(len(x))], axis=1).astype(np.float64)
+    raw = np.asarray(heatmaps[:, :, :num_parts], np.float64)
+    h, w = raw.shape[:2]
+    r = _gaussian_radius(sigma)
+    found = []  # (part, y, x)
+    for part, boxes in enumerate(_active_boxes(raw, threshold, r)):
+        for y0, y1, x0, x1 in boxes:
+            cy0, cy1, cx0, cx1 = max(0, y0 - r - 1), min(h, y1 + r + 1), max(0, x0 - r - 1), min(w, x1 + r + 1)
+            smooth = gaussian_filter(raw[cy0:cy1, cx0:cx1, part], sigma=sigma)
+            # the box plus its one-pixel ring of neighbours (0 beyond the map's edge)
+            oy0, ox0 = y0 - cy0, x0 - cx0
+            pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))
+            sy0, sy1 = max(0, oy0 - 1), min(smooth.shape[0], oy0 + (y1 - y0) + 1)
+            sx0, sx1 = max(0, ox0 - 1), min(smooth.shape[1], ox0 + (x1 - x0) + 1)
+            pad[sy0 - (oy0 - 1):sy1 - (oy0 - 1), sx0 - (ox0 - 1):sx1 - (ox0 - 1)] = smooth[sy0:sy1, sx0:sx1]
+            c = pad[1:-1, 1:-1]
+            peaks = ((c >= pad[:-2, 1:-1]) & (c >= pad[2:, 1:-1]) & (c >= pad[1:-1, :-2]) & (c >= pad[1:-1, 2:])
+                     & (c > threshold))
+            ys, xs = np.nonzero(peaks)
+            if len(ys):
+                found.append(np.stack([np.full(len(ys), part), ys + y0, xs + x0], axis=1))
+    if found:
+        # sorted by part, then row-major (the reference's ids); boxes of one part may overlap: unique
+        found = np.unique(np.concatenate(found), axis=0)
+        part, y, x = found[:, 0], found[:, 1], found[:, 2]
+    else:
+        part = y = x = np.zeros(0, np.int64)
+    candidate = np.stack([x, y, raw[y, x, part], np.arange(len(x))], axis=1).astype(np.float64)
     bounds = np.searchsorted(part, np.arange(num_parts + 1))
     return candidate.reshape(-1, 4), [slice(bounds[i], bounds[i + 1]) for i in range(num_parts)]
 

@@ -54,6 +54,7 @@ CONVERTERS = {
     "cpn": "keras_pose.conversion.cpn_converter",
     "hourglass": "keras_pose.conversion.hourglass_converter",
     "rtmo": "keras_pose.conversion.rtmo_converter",
+    "openpose": "keras_pose.conversion.openpose_converter",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from keras_pose.conversion.caffe_io import CAFFE_SUFFIX, read_caffemodel
 from keras_pose.conversion.file_formats import safetensors_names, sniff_format, torch_load
 from keras_pose.errors import CheckpointError
 from keras_pose.utils.json_files import read_json
@@ -46,7 +47,7 @@ NON_WEIGHT_KEYS = (
 )
 # In a folder, these are the checkpoint; otherwise the one file with a checkpoint suffix.
 MAIN_FILE_NAMES = ("model.safetensors", "pytorch_model.bin")
-CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".tar")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".tar", ".caffemodel")
 
 
 @dataclasses.dataclass
@@ -57,7 +58,9 @@ class Checkpoint:
         tensors: {name: np.ndarray} in the file's own key names (container
             unwrapped, `module.` prefix removed), in file order.
         path: the file read ("state dict" for a mapping).
-        format: "torch", "safetensors" or "mapping".
+        format: "torch", "safetensors", "caffe" (a binary `.caffemodel`,
+            `caffe_io.read_caffemodel`: tensors `<layer>.weight|bias`) or
+            "mapping".
         config: the JSON config beside a safetensors file (HF config.json),
             or None.
         container_keys: top-level keys of a torch container (e.g.
@@ -227,6 +230,9 @@ def read_checkpoint(checkpoint):
         return Checkpoint(tensors, "state dict", "mapping", container_keys=container_keys, meta=meta,
                           stripped_prefix=prefix)
     path = checkpoint_file(checkpoint)
+    if path.endswith(CAFFE_SUFFIX):
+        tensors, layer_types = read_caffemodel(path)
+        return Checkpoint(tensors=tensors, path=path, format="caffe", meta={"caffe_layer_types": layer_types})
     if _is_safetensors(path):
         safetensors_names(path)  # names an empty / truncated / non-safetensors file
         try:
@@ -262,6 +268,8 @@ def list_keys(checkpoint):
     if is_mapping(checkpoint) or isinstance(checkpoint, Checkpoint):
         return list(read_checkpoint(checkpoint).tensors)
     path = checkpoint_file(checkpoint)
+    if path.endswith(CAFFE_SUFFIX):
+        return list(read_caffemodel(path)[0])
     if _is_safetensors(path):
         return list(strip_prefix(dict.fromkeys(safetensors_names(path)))[0])
     state_dict, _, _ = unwrap_state_dict(torch_load(path), path)

@@ -219,6 +219,11 @@ def torch_load(path):
     import pickle
 
     path = os.fspath(path)
+    if path.endswith(".caffemodel"):  # a binary Caffe NetParameter (OpenPose): parse it whole
+        from keras_pose.conversion.caffe_io import read_caffemodel
+
+        read_caffemodel(path)
+        return
     fmt = sniff_format(path)
     if fmt == "safetensors":
         raise CheckpointError(f"{path} is a safetensors file; name it *.safetensors (or pass its folder).")
@@ -287,6 +292,11 @@ def check_complete(path):
     torch file must load (`weights_only=True`).
     """
     path = os.fspath(path)
+    if path.endswith(".caffemodel"):  # a binary Caffe NetParameter (OpenPose): parse it whole
+        from keras_pose.conversion.caffe_io import read_caffemodel
+
+        read_caffemodel(path)
+        return
     fmt = sniff_format(path)
     if fmt == "safetensors":
         safetensors_names(path)

@@ -58,6 +58,7 @@ CHECKPOINT_FORMATS = (
     "hf_safetensors",  # HF transformers model.safetensors + config.json
     "pytorch_cpn",  # pytorch-cpn .pth ({'epoch', 'state_dict', 'optimizer'}, DataParallel prefix)
     "pytorch_openpose",  # pytorch-openpose body_pose_model.pth
+    "caffe",  # a binary Caffe .caffemodel (CMU OpenPose), read by conversion.caffe_io
 )
 
 

@@ -271,7 +271,8 @@ def load_preset(preset, cls=None, load_weights=True, **kwargs):
         cls: the class `from_preset` was called on; the preset must hold a
             subclass of it. None (`keras_pose.from_preset`): any task class.
         load_weights: load the weights (True) or keep a fresh initialisation.
-        **kwargs: constructor overrides (e.g. `dtype="mixed_bfloat16"`), and
+        **kwargs: `accept_license=True` to accept a restrictive weight
+            licence (non-commercial OpenPose presets; `license_gate`), constructor overrides (e.g. `dtype="mixed_bfloat16"`), and
             `dataset=` for ViTPose++ (the dataset whose expert and head are
             active; a registered preset is converted for it).
 
@@ -285,6 +286,9 @@ def load_preset(preset, cls=None, load_weights=True, **kwargs):
         DownloadError / CheckpointError: from fetching or converting the
             reference checkpoint.
     """
+    from keras_pose.license_gate import check_license
+
+    check_license(preset, kwargs.pop("accept_license", False))  # restrictive weight licences: accepted first
     dataset = kwargs.get("dataset")
     if dataset is None:
         kwargs.pop("dataset", None)

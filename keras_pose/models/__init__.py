@@ -3,6 +3,7 @@
 from keras_pose.models.cpm import CPM, CPMBackbone
 from keras_pose.models.cpn import CPN, CPNBackbone
 from keras_pose.models.hourglass import Hourglass, HourglassBackbone
+from keras_pose.models.openpose import OpenPose, OpenPoseBackbone
 from keras_pose.models import rtmo  # noqa: F401 - registers the RTMO building blocks (no task yet)
 from keras_pose.models.one_stage_pose_estimator import OneStagePoseEstimator
 from keras_pose.models.rtmo import RTMO, RTMONetwork
@@ -18,6 +19,8 @@ __all__ = [
     "Hourglass",
     "HourglassBackbone",
     "OneStagePoseEstimator",
+    "OpenPose",
+    "OpenPoseBackbone",
     "PoseEstimator",
     "RTMO",
     "RTMONetwork",

@@ -1,0 +1,259 @@
+"""OpenPose grouping: part peaks + PAF line integrals -> people, behind one interface.
+
+`group_people(heatmaps, pafs, limbs, paf_channels, image_height, method=...)`
+returns ``(candidate, subset)`` in the reference's layout:
+
+- ``candidate`` ``(n, 4)`` float64: x, y (image pixels), peak score, id;
+- ``subset`` ``(people, K + 2)`` float64: per part the candidate index (-1 =
+  missing), then the total score and the part count;
+
+with ``method="fast"`` (default, `group_fast`) or ``"reference"``
+(`openpose_grouping_reference.group_reference`, the loop-by-loop port of
+the reference parser). The fast parser computes the same things as array
+operations: peaks only where a smoothed value can pass the threshold
+(boxes around raw values above it, Gaussian and 4-neighbour test per box,
+bitwise the full-map values there), per limb
+every candidate pair's ``mid_num`` samples, PAF dot products, criteria and
+distance prior at once, the greedy matching over the sorted pairs with
+used-flags, and the assembly with a vectorised search of the people holding
+a part. The samples are summed in the reference's order, so scores match
+it to rounding.
+
+`people_arrays(candidate, subset, num_parts)` turns that into ``(N, K, 2)``
+keypoints, ``(N, K)`` scores and ``(N,)`` person scores (mean score per part
+of the person: total score / part count).
+"""
+
+import numpy as np
+
+from keras_pose.models.openpose import openpose_grouping_reference as reference
+
+METHODS = ("fast", "reference")
+
+
+def default_creates_people(limbs):
+    """Per limb whether it may start a person: not the redundant shoulder-ear limbs (reference: ``k < 17``).
+
+    COCO-18's last two limbs (2-16, 5-17) and BODY_25's (2-17, 5-18) only join
+    parts to existing people, as in the reference parser.
+    """
+    redundant = {(2, 16), (5, 17)} if len(limbs) == 19 else {(2, 17), (5, 18)} if len(limbs) == 26 else set()
+    return [tuple(pair) not in redundant for pair in limbs]
+
+
+def _gaussian_radius(sigma, truncate=4.0):
+    return int(truncate * float(sigma) + 0.5)  # scipy.ndimage.gaussian_filter's kernel radius
+
+
+def _active_boxes(raw, threshold, radius, block=32):
+    """Per part the ``(y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
+
+    The truncated Gaussian's weights are positive and sum to 1, so a smoothed
+    value above ``threshold`` needs a raw value above it within ``radius``:
+    blocks holding such a value, grown by one block (>= radius + 1 pixels),
+    then grouped into connected boxes.
+    """
+    from scipy import ndimage
+
+    h, w, k = raw.shape
+    hot = raw > threshold * (1.0 - 1e-9)
+    rows = np.logical_or.reduceat(hot, np.arange(0, h, block), axis=0)
+    blocks = np.logical_or.reduceat(rows, np.arange(0, w, block), axis=1)  # (by, bx, k)
+    grow = -(-(radius + 1) // block)
+    boxes = []
+    for part in range(k):
+        active = ndimage.binary_dilation(blocks[:, :, part], iterations=grow) if blocks[:, :, part].any() else None
+        if active is None:
+            boxes.append([])
+            continue
+        labels, _ = ndimage.label(active)
+        boxes.append([(sy.start * block, min(sy.stop * block, h), sx.start * block, min(sx.stop * block, w))
+                      for sy, sx in ndimage.find_objects(labels)])
+    return boxes
+
+
+def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
+    """``candidate (n, 4)`` (x, y, score, id) and per part the slice of its rows.
+
+    The same peaks as the reference: the Gaussian (scipy, ``mode="reflect"``)
+    and the 4-neighbour test are evaluated only in boxes that can hold a
+    value above ``threshold`` (`_active_boxes`), each box cropped with a
+    ``radius``-pixel margin, which gives bitwise the full-image filter's
+    values inside it; out-of-map neighbours are 0 as in the reference.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    raw = np.asarray(heatmaps[:, :, :num_parts], np.float64)
+    h, w = raw.shape[:2]
+    r = _gaussian_radius(sigma)
+    found = []  # (part, y, x)
+    for part, boxes in enumerate(_active_boxes(raw, threshold, r)):
+        for y0, y1, x0, x1 in boxes:
+            cy0, cy1, cx0, cx1 = max(0, y0 - r - 1), min(h, y1 + r + 1), max(0, x0 - r - 1), min(w, x1 + r + 1)
+            smooth = gaussian_filter(raw[cy0:cy1, cx0:cx1, part], sigma=sigma)
+            # the box plus its one-pixel ring of neighbours (0 beyond the map's edge)
+            oy0, ox0 = y0 - cy0, x0 - cx0
+            pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))
+            sy0, sy1 = max(0, oy0 - 1), min(smooth.shape[0], oy0 + (y1 - y0) + 1)
+            sx0, sx1 = max(0, ox0 - 1), min(smooth.shape[1], ox0 + (x1 - x0) + 1)
+            pad[sy0 - (oy0 - 1):sy1 - (oy0 - 1), sx0 - (ox0 - 1):sx1 - (ox0 - 1)] = smooth[sy0:sy1, sx0:sx1]
+            c = pad[1:-1, 1:-1]
+            peaks = ((c >= pad[:-2, 1:-1]) & (c >= pad[2:, 1:-1]) & (c >= pad[1:-1, :-2]) & (c >= pad[1:-1, 2:])
+                     & (c > threshold))
+            ys, xs = np.nonzero(peaks)
+            if len(ys):
+                found.append(np.stack([np.full(len(ys), part), ys + y0, xs + x0], axis=1))
+    if found:
+        # sorted by part, then row-major (the reference's ids); boxes of one part may overlap: unique
+        found = np.unique(np.concatenate(found), axis=0)
+        part, y, x = found[:, 0], found[:, 1], found[:, 2]
+    else:
+        part = y = x = np.zeros(0, np.int64)
+    candidate = np.stack([x, y, raw[y, x, part], np.arange(len(x))], axis=1).astype(np.float64)
+    bounds = np.searchsorted(part, np.arange(num_parts + 1))
+    return candidate.reshape(-1, 4), [slice(bounds[i], bounds[i + 1]) for i in range(num_parts)]
+
+
+def connect_limb_fast(cand_a, cand_b, pafs, channels, image_height, threshold=0.05, mid_num=10):
+    """Accepted connections of one limb ``(n, 5)``: id A, id B, score, index in A, index in B."""
+    n_a, n_b = len(cand_a), len(cand_b)
+    start = np.broadcast_to(cand_a[:, None, :2], (n_a, n_b, 2))
+    stop = np.broadcast_to(cand_b[None, :, :2], (n_a, n_b, 2))
+    vec = stop - start
+    norm = np.maximum(np.sqrt(vec[..., 0] * vec[..., 0] + vec[..., 1] * vec[..., 1]), 0.001)
+    unit = vec / norm[..., None]
+    # np.linspace(a, b, mid_num) per scalar pair: a + i * ((b - a) / (mid_num - 1)), the last point b exactly
+    # (an array np.linspace switches every element to another formula once any step is 0).
+    t = np.arange(mid_num, dtype=np.float64)[:, None]
+    points = t * (vec / (mid_num - 1))[:, :, None, :] + start[:, :, None, :]  # (n_a, n_b, mid_num, 2)
+    points[:, :, -1, :] = stop
+    xi = np.rint(points[..., 0]).astype(np.intp)
+    yi = np.rint(points[..., 1]).astype(np.intp)
+    paf_x = pafs[yi, xi, channels[0]]
+    paf_y = pafs[yi, xi, channels[1]]
+    score_mid = paf_x * unit[..., 0:1] + paf_y * unit[..., 1:2]
+    total = np.zeros((n_a, n_b))
+    for s in range(mid_num):  # left-to-right, as Python's sum()
+        total = total + score_mid[..., s]
+    score = total / mid_num + np.minimum(0.5 * image_height / norm - 1, 0)
+    ok = ((score_mid > threshold).sum(axis=-1) > 0.8 * mid_num) & (score > 0)
+    ia, ib = np.nonzero(ok)
+    if not len(ia):
+        return np.zeros((0, 5))
+    scores = score[ia, ib]
+    order = np.argsort(-scores, kind="stable")  # sorted(..., reverse=True) keeps ties in order
+    used_a = np.zeros(n_a, bool)
+    used_b = np.zeros(n_b, bool)
+    rows, limit = [], min(n_a, n_b)
+    for o in order:
+        i, j = ia[o], ib[o]
+        if used_a[i] or used_b[j]:
+            continue
+        used_a[i] = used_b[j] = True
+        rows.append((cand_a[i, 3], cand_b[j, 3], scores[o], i, j))
+        if len(rows) >= limit:
+            break
+    return np.asarray(rows, np.float64)
+
+
+def assemble_fast(connections, candidate, limbs, num_parts, creates_people, min_parts=4, min_mean_score=0.4):
+    """People ``(n, K + 2)`` from the per-limb connections (the reference's assembly rules)."""
+    capacity = 16
+    subset = np.empty((capacity, num_parts + 2))
+    n = 0
+    for k, conn in enumerate(connections):
+        if conn is None or not len(conn):
+            continue
+        a, b = limbs[k]
+        for row in conn:
+            id_a, id_b, score = row[0], row[1], row[2]
+            hits = np.flatnonzero((subset[:n, a] == id_a) | (subset[:n, b] == id_b))
+            if len(hits) > 2:
+                raise RuntimeError(f"Limb {k}: a connection matches {len(hits)} people; the reference parser "
+                                   "fails here too (IndexError).")
+            if len(hits) == 1 or (len(hits) == 2 and ((subset[hits[0], :-2] >= 0) & (subset[hits[1], :-2] >= 0)).any()):
+                j = hits[0]
+                if len(hits) == 2 or subset[j, b] != id_b:
+                    subset[j, b] = id_b
+                    subset[j, -1] += 1
+                    subset[j, -2] += candidate[int(id_b), 2] + score
+            elif len(hits) == 2:
+                j1, j2 = hits
+                subset[j1, :-2] += subset[j2, :-2] + 1
+                subset[j1, -2:] += subset[j2, -2:]
+                subset[j1, -2] += score
+                subset[j2:n - 1] = subset[j2 + 1:n].copy()
+                n -= 1
+            elif creates_people[k]:
+                if n == capacity:
+                    capacity *= 2
+                    subset = np.concatenate([subset, np.empty_like(subset)])
+                subset[n] = -1
+                subset[n, a], subset[n, b] = id_a, id_b
+                subset[n, -1] = 2
+                subset[n, -2] = (0 + candidate[int(id_a), 2] + candidate[int(id_b), 2]) + score
+                n += 1
+    subset = subset[:n]
+    keep = ~((subset[:, -1] < min_parts) | (subset[:, -2] / subset[:, -1] < min_mean_score))
+    return subset[keep]
+
+
+def group_fast(heatmaps, pafs, limbs, paf_channels, image_height, creates_people, peak_threshold=0.1,
+               paf_threshold=0.05, sigma=3.0, mid_num=10, min_parts=4, min_mean_score=0.4):
+    """The vectorised parser; arguments and result as `openpose_grouping_reference.group_reference`."""
+    num_parts = 1 + max(max(pair) for pair in limbs)
+    candidate, slices = find_peaks_fast(heatmaps, num_parts, peak_threshold, sigma)
+    pafs = np.asarray(pafs)
+    connections = []
+    for (a, b), channels in zip(limbs, paf_channels):
+        cand_a, cand_b = candidate[slices[a]], candidate[slices[b]]
+        if not len(cand_a) or not len(cand_b):
+            connections.append(None)
+            continue
+        connections.append(connect_limb_fast(cand_a, cand_b, pafs, channels, image_height, paf_threshold, mid_num))
+    subset = assemble_fast(connections, candidate, limbs, num_parts, creates_people, min_parts, min_mean_score)
+    return candidate, subset
+
+
+def group_people(heatmaps, pafs, limbs, paf_channels, image_height, method="fast", creates_people=None,
+                 **settings):
+    """``(candidate, subset)`` of image-resolution maps (see the module docstring).
+
+    Args:
+        heatmaps: ``(H, W, >= K)`` confidence maps (parts first; a
+            background channel after them is ignored).
+        pafs: ``(H, W, C)`` part affinity fields.
+        limbs: ``[(part_a, part_b), ...]``.
+        paf_channels: ``[(x_channel, y_channel), ...]``, one per limb.
+        image_height: the original image's height in pixels (distance prior).
+        method: "fast" or "reference".
+        creates_people: per limb, may it start a person (default
+            `default_creates_people`).
+        **settings: `peak_threshold`, `paf_threshold`, `sigma`, `mid_num`,
+            `min_parts`, `min_mean_score`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"grouping method must be one of {METHODS}, got {method!r}.")
+    heatmaps = np.asarray(heatmaps, np.float64)
+    pafs = np.asarray(pafs, np.float64)
+    if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[:2] != pafs.shape[:2]:
+        raise ValueError(f"heatmaps and pafs must be (H, W, C) maps of one size, got {heatmaps.shape} and "
+                         f"{pafs.shape}.")
+    if creates_people is None:
+        creates_people = default_creates_people(limbs)
+    fn = group_fast if method == "fast" else reference.group_reference
+    return fn(heatmaps, pafs, [tuple(p) for p in limbs], [tuple(c) for c in paf_channels], image_height,
+              creates_people, **settings)
+
+
+def people_arrays(candidate, subset, num_parts):
+    """``(keypoints (N, K, 2), scores (N, K), person_scores (N,))`` float32; missing parts: 0, score 0."""
+    n = len(subset)
+    keypoints = np.zeros((n, num_parts, 2), np.float32)
+    scores = np.zeros((n, num_parts), np.float32)
+    index = subset[:, :num_parts].astype(np.int64) if n else np.zeros((0, num_parts), np.int64)
+    present = index >= 0
+    keypoints[present] = candidate[index[present], :2]
+    scores[present] = candidate[index[present], 2]
+    person = (subset[:, -2] / np.maximum(subset[:, -1], 1)).astype(np.float32) if n else np.zeros(0, np.float32)
+    return keypoints, scores, person

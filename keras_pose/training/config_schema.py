@@ -80,6 +80,11 @@ working directory::
                     checkpoints and preset included [false]
       save:         best | last: the weights written to the preset [best]
       plot:         write training_curves.png [true]
+    distillation:   null, or output distillation from a frozen teacher
+                    (keras_pose.training.distillation) [null]:
+                    {teacher: preset name or directory (required; a
+                    top-down model with the same keypoints), type: output
+                    [output], weight: the MSE-to-teacher term's weight [1.0]}
 
 Numbers are read as YAML 1.2 and Python write them, in files and ``--set``
 values alike: ``1e-3``, ``1E-4``, ``5.e-4``, ``.5``, ``1_000`` (PyYAML's
@@ -160,7 +165,9 @@ SCHEMA = {
         "monitor": None,
     },
     "output": {"dir": REQUIRED, "overwrite": False, "discard_previous_run": False, "save": "best", "plot": True},
+    "distillation": None,
 }
+_DISTILLATION_KEYS = {"teacher": REQUIRED, "type": "output", "weight": 1.0}
 _VAL_KEYS = {"annotation_file": REQUIRED, "image_root": None, "detections": None, "min_detection_score": 0.0}
 _KEYPOINT_KEYS = {"spec": REQUIRED, "sigmas": None}
 
@@ -229,6 +236,7 @@ class TrainConfig:
             "train": _validate_train(raw.get("train") or {}),
             "evaluation": None,
             "output": _validate_output(raw.get("output"), base_dir),
+            "distillation": _validate_distillation(raw.get("distillation"), base_dir),
         }
         cfg["evaluation"] = _validate_evaluation(raw.get("evaluation") or {}, cfg["data"])
         model = cfg["model"]
@@ -285,6 +293,29 @@ def _validate_model(raw, base_dir):
             fail("model.input_size", f"must be [height, width] in pixels (integers >= 16), got {size!r}.")
         m["input_size"] = [int(v) for v in size]
     return m
+
+
+def _validate_distillation(raw, base_dir):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        fail("distillation", f"must be a mapping {{teacher, type, weight}} or null, got {raw!r}.")
+    check_keys(raw, _DISTILLATION_KEYS, "distillation")
+    d = merge_defaults(_DISTILLATION_KEYS, raw)
+    require(d, "distillation")
+    teacher = as_str(d["teacher"], "distillation.teacher")
+    candidate = os.path.abspath(os.path.join(base_dir, os.path.expanduser(teacher)))
+    if os.path.isdir(candidate):
+        teacher = candidate
+    elif looks_like_path(teacher):
+        fail("distillation.teacher", f"names a folder that does not exist: {candidate!r} (give a preset "
+              "directory or a registered preset name).")
+    if isinstance(d["type"], str) and d["type"].lower() in ("token", "both"):
+        fail("distillation.type", "token distillation is not implemented in keras-pose yet; use type: output.")
+    from keras_pose.training.distillation import DISTILLATION_TYPES
+
+    kind = as_choice(d["type"], "distillation.type", DISTILLATION_TYPES)
+    return {"teacher": teacher, "type": kind, "weight": as_float(d["weight"], "distillation.weight", minimum=0)}
 
 
 def _validate_keypoints(raw, base_dir):

@@ -186,7 +186,13 @@ def train_from_config(config, overrides=None, verbose=1):
         cache_images=config["data"]["cache_images"],
     )
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
-    model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config))
+    from keras_pose.training.distillation import distillation_from_config
+
+    distillation = distillation_from_config(config.get("distillation"), keras_pose_from_preset)
+    if distillation is not None:
+        say(f"Output distillation from {config.get('distillation.teacher')!r}, weight {distillation.weight:g}.")
+    model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config),
+                  distillation=distillation)
 
     files = {}
     out_dir = out["dir"]
@@ -283,6 +289,13 @@ def train_from_config(config, overrides=None, verbose=1):
     say(f"Done: {best_text}; preset ({saved} weights) in {preset_dir}.")
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
+
+
+def keras_pose_from_preset(preset):
+    """A distillation teacher: `keras_pose.from_preset` (weights loaded)."""
+    import keras_pose
+
+    return keras_pose.from_preset(preset)
 
 
 def _diverged_message(guard, checkpoint, config, schedule, steps, error):

@@ -84,7 +84,11 @@ working directory::
                     (keras_pose.training.distillation) [null]:
                     {teacher: preset name or directory (required; a
                     top-down model with the same keypoints), type: output
-                    [output], weight: the MSE-to-teacher term's weight [1.0]}
+                    (heatmap MSE to the teacher) | token (knowledge token
+                    trained on the frozen teacher for token_epochs [1],
+                    then frozen in the student; ViTPose, global attention,
+                    same input size) | both [output], weight: the
+                    MSE-to-teacher term's weight [1.0]}
 
 Numbers are read as YAML 1.2 and Python write them, in files and ``--set``
 values alike: ``1e-3``, ``1E-4``, ``5.e-4``, ``.5``, ``1_000`` (PyYAML's
@@ -167,7 +171,7 @@ SCHEMA = {
     "output": {"dir": REQUIRED, "overwrite": False, "discard_previous_run": False, "save": "best", "plot": True},
     "distillation": None,
 }
-_DISTILLATION_KEYS = {"teacher": REQUIRED, "type": "output", "weight": 1.0}
+_DISTILLATION_KEYS = {"teacher": REQUIRED, "type": "output", "weight": 1.0, "token_epochs": 1}
 _VAL_KEYS = {"annotation_file": REQUIRED, "image_root": None, "detections": None, "min_detection_score": 0.0}
 _KEYPOINT_KEYS = {"spec": REQUIRED, "sigmas": None}
 
@@ -310,12 +314,11 @@ def _validate_distillation(raw, base_dir):
     elif looks_like_path(teacher):
         fail("distillation.teacher", f"names a folder that does not exist: {candidate!r} (give a preset "
               "directory or a registered preset name).")
-    if isinstance(d["type"], str) and d["type"].lower() in ("token", "both"):
-        fail("distillation.type", "token distillation is not implemented in keras-pose yet; use type: output.")
     from keras_pose.training.distillation import DISTILLATION_TYPES
 
     kind = as_choice(d["type"], "distillation.type", DISTILLATION_TYPES)
-    return {"teacher": teacher, "type": kind, "weight": as_float(d["weight"], "distillation.weight", minimum=0)}
+    return {"teacher": teacher, "type": kind, "weight": as_float(d["weight"], "distillation.weight", minimum=0),
+            "token_epochs": as_int(d["token_epochs"], "distillation.token_epochs", minimum=1)}
 
 
 def _validate_keypoints(raw, base_dir):

@@ -17,12 +17,14 @@ differs, the crops are resized (bilinear) for it; when its heatmaps' size
 differs, they are resized to the student's.
 
 `keras-pose train` reads it from the config key
-`distillation: {teacher: PRESET_OR_DIR, type: output, weight: 1.0}`.
+`distillation: {teacher: PRESET_OR_DIR, type: output | token | both, weight: 1.0,
+token_epochs: 1}` (`apply_distillation_config`; knowledge-token distillation:
+`keras_pose.training.knowledge_token`).
 """
 
 from keras import ops
 
-DISTILLATION_TYPES = ("output",)
+DISTILLATION_TYPES = ("output", "token", "both")
 
 
 class OutputDistillation:
@@ -81,15 +83,45 @@ class OutputDistillation:
         return f"OutputDistillation(teacher={self.teacher.name!r}, weight={self.weight})"
 
 
-def distillation_from_config(section, load_model):
-    """An `OutputDistillation` from a train config's `distillation` section (None: none).
+def apply_distillation_config(section, student, load_model, token_fit_args=(), token_fit_kwargs=None, say=print):
+    """What a train config's `distillation` section does to the student before `compile`.
 
     Args:
-        section: {teacher, type, weight} (validated by the config schema).
-        load_model: callable(preset name or directory) -> model.
+        section: {teacher, type, weight, token_epochs} (validated by the
+            config schema), or None.
+        student: the model to train.
+        load_model: callable(preset name or directory) -> teacher model.
+        token_fit_args, token_fit_kwargs: `fit` arguments of the teacher
+            phase of token distillation (the training data; its `epochs` is
+            `token_epochs`).
+        say: progress messages.
+
+    Returns:
+        (student, output distillation or None): type "token" / "both"
+        returns the student rebuilt with the teacher's trained knowledge
+        token (frozen); "output" / "both" an `OutputDistillation` for
+        `compile`.
     """
     if not section:
-        return None
-    if section["type"] not in DISTILLATION_TYPES:
-        raise ValueError(f"distillation.type must be one of {DISTILLATION_TYPES}, got {section['type']!r}.")
-    return OutputDistillation(load_model(section["teacher"]), weight=section["weight"])
+        return student, None
+    kind = section["type"]
+    if kind not in DISTILLATION_TYPES:
+        raise ValueError(f"distillation.type must be one of {DISTILLATION_TYPES}, got {kind!r}.")
+    teacher = load_model(section["teacher"])
+    if kind in ("token", "both"):
+        from keras_pose.training.knowledge_token import fit_knowledge_token, with_knowledge_token
+
+        if tuple(teacher.image_size) != tuple(student.image_size):
+            raise ValueError(
+                f"Token distillation trains the teacher's token on the student's crops: the teacher's input size "
+                f"{tuple(teacher.image_size)} must equal the student's {tuple(student.image_size)}."
+            )
+        say(f"Knowledge-token distillation: training a token on the frozen teacher for "
+            f"{section['token_epochs']} epoch(s).")
+        token = fit_knowledge_token(with_knowledge_token(teacher), *token_fit_args,
+                                    **{**(token_fit_kwargs or {}), "epochs": section["token_epochs"]})
+        student = with_knowledge_token(student, token=token)
+    output = OutputDistillation(teacher, weight=section["weight"]) if kind in ("output", "both") else None
+    if output is not None:
+        say(f"Output distillation, weight {output.weight:g}.")
+    return student, output

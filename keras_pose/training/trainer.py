@@ -186,11 +186,12 @@ def train_from_config(config, overrides=None, verbose=1):
         cache_images=config["data"]["cache_images"],
     )
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
-    from keras_pose.training.distillation import distillation_from_config
+    from keras_pose.training.distillation import apply_distillation_config
 
-    distillation = distillation_from_config(config.get("distillation"), keras_pose_from_preset)
-    if distillation is not None:
-        say(f"Output distillation from {config.get('distillation.teacher')!r}, weight {distillation.weight:g}.")
+    model, distillation = apply_distillation_config(
+        config.get("distillation"), model, keras_pose_from_preset, token_fit_args=(ds,),
+        token_fit_kwargs={"steps_per_epoch": steps, "verbose": 0}, say=say,
+    )
     model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config),
                   distillation=distillation)
 

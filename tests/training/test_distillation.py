@@ -1,4 +1,5 @@
-"""Output distillation: a student fitted with a frozen teacher's heatmap MSE added gets closer to the teacher."""
+"""Distillation: output (a student fitted with a frozen teacher's heatmap MSE added gets closer to the
+teacher) and knowledge-token (the token trains alone on the teacher, then stays frozen in the student)."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import keras
 
 import keras_pose
 from keras_pose.training import OutputDistillation
+from keras_pose.training.knowledge_token import fit_knowledge_token, with_knowledge_token
 
 TEACHER = {"hidden_dim": 64, "num_layers": 2, "num_heads": 4, "mlp_dim": 128}
 STUDENT = {"hidden_dim": 32, "num_layers": 1, "num_heads": 4, "mlp_dim": 64}
@@ -98,10 +100,14 @@ def test_train_config_distillation_section(tmp_path):
     sample = REPO_ROOT / "examples" / "train_config.yaml"
     teacher = _tiny_preset(tmp_path / "teacher")
     config = load_train_config(sample, overrides=[f"distillation={{teacher: {teacher}, weight: 0.5}}"])
-    assert config["distillation"] == {"teacher": teacher, "type": "output", "weight": 0.5}
+    assert config["distillation"] == {"teacher": teacher, "type": "output", "weight": 0.5, "token_epochs": 1}
     assert load_train_config(sample)["distillation"] is None
-    with pytest.raises(TrainConfigError, match="token distillation is not implemented"):
-        load_train_config(sample, overrides=[f"distillation={{teacher: {teacher}, type: token}}"])
+    token = load_train_config(sample, overrides=[f"distillation={{teacher: {teacher}, type: both, token_epochs: 2}}"])
+    assert token["distillation"]["type"] == "both" and token["distillation"]["token_epochs"] == 2
+    with pytest.raises(TrainConfigError, match="distillation.type"):
+        load_train_config(sample, overrides=[f"distillation={{teacher: {teacher}, type: features}}"])
+    with pytest.raises(TrainConfigError, match="distillation.token_epochs"):
+        load_train_config(sample, overrides=[f"distillation={{teacher: {teacher}, token_epochs: 0}}"])
     with pytest.raises(TrainConfigError, match="distillation.teacher"):
         load_train_config(sample, overrides=["distillation={weight: 1.0}"])
     with pytest.raises(TrainConfigError, match="distillation.weight"):
@@ -120,9 +126,46 @@ def test_keras_pose_train_with_distillation(tmp_path, capsys):
         "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
         "--set", "model.input_size=[64, 48]",
         "--set", "model.backbone={hidden_dim: 32, num_layers: 1, num_heads: 2, mlp_dim: 64}",
-        "--set", f"distillation={{teacher: {teacher}, weight: 2.0}}",
+        "--set", f"distillation={{teacher: {teacher}, type: both, weight: 2.0}}",
     ])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "Output distillation from" in out and "weight 2" in out
-    assert (tmp_path / "run" / "preset" / "config.json").is_file()
+    assert "Knowledge-token distillation" in out and "Output distillation, weight 2" in out
+    student = keras_pose.from_preset(str(tmp_path / "run" / "preset"))
+    assert student.backbone.knowledge_token_dim == 64 and student.backbone.freeze_knowledge_token
+
+
+# ------------------------------------------------------------ knowledge token
+@pytest.mark.slow  # two fits, ~8 s
+def test_knowledge_token_trains_alone_then_stays_frozen_in_the_student(tmp_path):
+    teacher = _model(TEACHER, "classic", seed=2)
+    x, y = _data(4)
+    with_token = with_knowledge_token(teacher)
+    np.testing.assert_array_equal(_np(with_token.backbone.knowledge_token.token).shape, (1, 1, 64))
+    before = {w.path: _np(w) for w in with_token.weights}
+    token = fit_knowledge_token(with_token, x, y, epochs=1, batch_size=2, verbose=0)
+    changed = [w.path for w in with_token.weights if not np.array_equal(before[w.path], _np(w))]
+    assert changed == ["knowledge_token/token"]  # the teacher (BN statistics included) is frozen
+    for w in teacher.weights:  # the original teacher is untouched
+        np.testing.assert_array_equal(_np(w), before[w.path])
+
+    student = with_knowledge_token(_model(STUDENT, "simple", seed=1), token=token)  # 64-wide token, 32-wide student
+    layer = student.backbone.knowledge_token
+    assert not layer.token.trainable and layer.projection is not None
+    projection = _np(layer.projection.kernel)
+    student.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+    student.fit(x, y, epochs=1, batch_size=2, verbose=0)
+    np.testing.assert_array_equal(_np(layer.token), token)  # frozen
+    assert not np.array_equal(_np(layer.projection.kernel), projection)  # the projection trains
+    path = tmp_path / "student.keras"
+    student.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(_np(loaded(x)), _np(student(x)))
+    assert not loaded.backbone.knowledge_token.token.trainable
+
+
+def test_knowledge_token_needs_global_attention():
+    with pytest.raises(ValueError, match="knowledge token needs global attention"):
+        keras_pose.ViTPoseBackbone(image_size=(64, 48), attention="window", knowledge_token_dim=32, **STUDENT)
+    with pytest.raises(ValueError, match="no trainable knowledge token"):
+        fit_knowledge_token(_model(STUDENT, "simple", seed=1), *_data(2))

@@ -7,6 +7,7 @@ from keras_pose.models.vitpose.vitpose_layers import (
     ViTPoseTransformerBlock,
     patch_grid_size,
 )
+from keras_pose.models.vitpose.vitpose_knowledge_token import ViTPoseKnowledgeToken
 from keras_pose.models.vitpose.vitpose_window_attention import ViTPoseWindowTransformerBlock, block_attention_types
 from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES  # noqa: F401 - re-exported
 from keras_pose.utils.backend_imports import import_keras_hub
@@ -80,6 +81,10 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         patch_stride: patch convolution stride (None: `patch_size`); a
             smaller stride overlaps the patches, e.g. 8 with
             `patch_padding=4` gives a 1/8 token map (32 x 24 at 256 x 192).
+        knowledge_token_dim: 0 (none), or the width of a knowledge token
+            prepended to the patch tokens (`ViTPoseKnowledgeToken`; global
+            attention only; != hidden_dim adds a projection).
+        freeze_knowledge_token: the knowledge token is not trained.
         dtype: dtype policy.
 
     `with_dataset_index(i)` returns a backbone sharing these weights whose
@@ -105,6 +110,8 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         attention="global",
         window_size=8,
         patch_stride=None,
+        knowledge_token_dim=0,
+        freeze_knowledge_token=False,
         dtype=None,
         **kwargs,
     ):
@@ -125,12 +132,16 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         block_types = block_attention_types(attention, int(num_layers))
         window_size = [int(w) for w in ((window_size,) * 2 if isinstance(window_size, int) else window_size)]
         grid_size = patch_grid_size(image_size, patch_size, patch_padding, patch_stride)
+        knowledge_token_dim = int(knowledge_token_dim or 0)
+        if knowledge_token_dim and any(kind != "global" for kind in block_types):
+            raise ValueError("A knowledge token needs global attention in every block (windows have no slot for it).")
         if min(grid_size) < 1:
             raise ValueError(f"image_size {image_size} is smaller than one patch ({patch_size} px).")
 
         # === Layers ===
         if shared is not None:
             self.patch_embedding = shared.patch_embedding
+            self.knowledge_token = shared.knowledge_token
             self.transformer_layers = list(shared.transformer_layers)
             self.final_layernorm = shared.final_layernorm
         else:
@@ -143,6 +154,12 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
                 dtype=dtype,
                 name="patch_embedding",
                 patch_stride=patch_stride,
+            )
+            self.knowledge_token = (
+                ViTPoseKnowledgeToken(hidden_dim, knowledge_token_dim, freeze_token=freeze_knowledge_token,
+                                      dtype=dtype, name="knowledge_token")
+                if knowledge_token_dim
+                else None
             )
             block_options = dict(
                 layer_norm_epsilon=layer_norm_epsilon,
@@ -169,9 +186,13 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         # === Functional model ===
         image_input = keras.Input(shape=(*image_size, 3), name="images")
         x = self.patch_embedding(image_input)
+        if self.knowledge_token is not None:
+            x = self.knowledge_token(x)
         for block in self.transformer_layers:
             x = block(x, expert_index=dataset_index)
         x = self.final_layernorm(x)
+        if self.knowledge_token is not None:
+            x = keras.layers.Cropping1D((1, 0), dtype=dtype, name="drop_knowledge_token")(x)
         outputs = keras.layers.Reshape((*grid_size, int(hidden_dim)), dtype=dtype, name="to_grid")(x)
         super().__init__(inputs=image_input, outputs=outputs, dtype=dtype, **kwargs)
 
@@ -193,6 +214,8 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         self.attention = attention if isinstance(attention, str) else list(block_types)
         self.window_size = window_size
         self.patch_stride = patch_stride
+        self.knowledge_token_dim = knowledge_token_dim
+        self.freeze_knowledge_token = bool(freeze_knowledge_token)
 
     def with_dataset_index(self, dataset_index):
         """A backbone sharing these layers (and weights) that uses expert `dataset_index`."""
@@ -224,6 +247,8 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
                 "attention": self.attention,
                 "window_size": list(self.window_size),
                 "patch_stride": self.patch_stride,
+                "knowledge_token_dim": self.knowledge_token_dim,
+                "freeze_knowledge_token": self.freeze_knowledge_token,
             }
         )
         return config

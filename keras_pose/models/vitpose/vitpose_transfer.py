@@ -11,6 +11,11 @@ becomes a window-attention model ready to fine-tune.
 
 
 NEW_WEIGHTS = ("relative_position_bias_table",)
+NEW_LAYERS = ("knowledge_token/",)  # weights under these may be new too (`with_knowledge_token`)
+
+
+def _is_new(path, new_weights=NEW_WEIGHTS):
+    return path.rsplit("/", 1)[-1] in new_weights or path.startswith(NEW_LAYERS)
 
 
 def _backbone_of(model):
@@ -51,7 +56,7 @@ def transfer_weights(source, target, new_weights=NEW_WEIGHTS):
     src, dst = _relative_paths(source), _relative_paths(target)
     problems = [f"{p}: not in the target" for p in src if p not in dst]
     kept = [p for p in dst if p not in src]
-    problems += [f"{p}: not in the source" for p in kept if p.rsplit("/", 1)[-1] not in new_weights]
+    problems += [f"{p}: not in the source" for p in kept if not _is_new(p, new_weights)]
     problems += [
         f"{p}: shape {tuple(w.shape)} in the source, {tuple(dst[p].shape)} in the target"
         for p, w in src.items()
@@ -67,6 +72,33 @@ def transfer_weights(source, target, new_weights=NEW_WEIGHTS):
     return kept
 
 
+def rebuild(model, **backbone_changes):
+    """`model` (backbone or task) rebuilt with changed backbone arguments and all its weights copied.
+
+    Weights the rebuilt model has and `model` lacks (bias tables, a
+    knowledge token) keep their initial values; those both have are copied
+    when their shapes agree.
+
+    Raises:
+        ValueError: a weight of `model` (other than those) has no
+            counterpart of the same shape.
+    """
+    from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
+
+    config = model.get_config()
+    backbone_config = config if isinstance(model, ViTPoseBackbone) else config["backbone"]["config"]
+    backbone_config.update(backbone_changes)
+    clone = type(model).from_config(config)
+    src, dst = _relative_paths(model), _relative_paths(clone)
+    for path, w in src.items():
+        fits = path in dst and tuple(dst[path].shape) == tuple(w.shape)
+        if fits:
+            dst[path].assign(w)
+        elif not _is_new(path):
+            raise ValueError(f"{path} has no counterpart of shape {tuple(w.shape)} in the rebuilt model.")
+    return clone
+
+
 def with_attention(model, attention, window_size=None):
     """`model` rebuilt with other attention types, all its weights copied.
 
@@ -80,25 +112,7 @@ def with_attention(model, attention, window_size=None):
         A new model of the same class; the relative position bias tables of
         the window blocks are new (zeros unless `model` had them already).
     """
-    from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
-
-    config = model.get_config()
-    backbone_config = config if isinstance(model, ViTPoseBackbone) else config["backbone"]["config"]
-    backbone_config["attention"] = attention
+    changes = {"attention": attention}
     if window_size is not None:
-        backbone_config["window_size"] = window_size
-    clone = type(model).from_config(config)
-    clone_backbone = _backbone_of(clone)
-    if not clone_backbone.built:
-        clone_backbone.build((None, *clone_backbone.image_size, 3))
-    # Bias tables the model already had (window -> other window sizes keep none: shapes differ).
-    src, dst = _relative_paths(model), _relative_paths(clone)
-    for path, w in src.items():
-        if path.rsplit("/", 1)[-1] in NEW_WEIGHTS and path in dst and tuple(dst[path].shape) == tuple(w.shape):
-            dst[path].assign(w)
-    common = {p: w for p, w in src.items() if p.rsplit("/", 1)[-1] not in NEW_WEIGHTS}
-    for path, w in common.items():
-        if path not in dst or tuple(dst[path].shape) != tuple(w.shape):
-            raise ValueError(f"{path} has no counterpart of shape {tuple(w.shape)} in the rebuilt model.")
-        dst[path].assign(w)
-    return clone
+        changes["window_size"] = window_size
+    return rebuild(model, **changes)

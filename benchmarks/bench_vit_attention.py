@@ -122,7 +122,8 @@ def main():
     rows = {}
     for name in VARIANTS:  # memory: one process per variant
         proc = subprocess.run([sys.executable, __file__, "--child", name, "--window", str(args.window),
-                               "--threads", str(args.threads), "--batch", str(args.batch)], capture_output=True, text=True, check=False)
+                               "--threads", str(args.threads), "--batch", str(args.batch)],
+                              capture_output=True, text=True, check=False)
         if proc.returncode:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
         rows[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,7 +158,8 @@ def main():
     base = rows["global 1/8"]
     lines = [
         f"ViTPose-B {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, batch {args.batch} forward, {args.threads} threads, "
-        f"{meta['backend']} backend, window {args.window}x{args.window}; load average at end {meta['load_average_end']:.1f}",
+        f"{meta['backend']} backend, window {args.window}x{args.window}; "
+        f"load average at end {meta['load_average_end']:.1f}",
         "",
         "| attention | tokens | forward peak RSS (MB) | vs global 1/8 | attention scores / block, whole batch (MB) | "
         "latency (ms, median) | vs global 1/8 |",

@@ -199,7 +199,13 @@ def test_converted_checkpoint_loads_into_window_model(tmp_path):
 
 # ------------------------------------------------------------- timm Swin
 def _import_timm_swin():
-    """timm's Swin module without importing torchvision (timm imports it at package level; the Swin math does not use it)."""
+    """timm's Swin module without torchvision (timm imports it at package level; the Swin math does not use it).
+
+    torchvision is not a dependency here (a torchvision wheel would pull its own torch): without it, the
+    `timm`, `timm.models` and `timm.data` packages are entered without their `__init__` (which import
+    every model and the data pipeline) and `torchvision.ops.misc.FrozenBatchNorm2d` is a placeholder class
+    that the Swin code never calls; sys.modules is restored afterwards.
+    """
     pytest.importorskip("torch")
     spec = importlib.util.find_spec("timm")
     if spec is None:

@@ -145,7 +145,13 @@ class PoseEstimator(keras_hub.models.Task):
                 `keras.losses.Loss` (or its config or name) called as
                 ``loss(y_true_dict, y_pred, sample_weight)``.
             metrics: passed to Keras.
+            distillation: optional `keras_pose.training.OutputDistillation`
+                (a frozen teacher and a weight): its term is added to the
+                loss in `fit`. Not saved with the model.
         """
+        distillation = kwargs.pop("distillation", None)
+        if distillation is not None:
+            distillation.check_student(self)
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(learning_rate=5e-4)
         self.pose_loss = self._default_loss if loss == "auto" else get_loss(loss)
@@ -159,6 +165,7 @@ class PoseEstimator(keras_hub.models.Task):
             jit_compile = bool(self.tf_train_jit_compile) and not kwargs.get("run_eagerly", False)
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, jit_compile=jit_compile, **kwargs)
         object.__setattr__(self, "_predict_without_xla", auto_tf)
+        object.__setattr__(self, "_distillation", distillation)  # untracked: the teacher is no part of the model
 
     def make_predict_function(self, force=False):
         if not self.__dict__.get("_predict_without_xla") or keras.backend.backend() != "tensorflow":
@@ -196,6 +203,9 @@ class PoseEstimator(keras_hub.models.Task):
             y = {key: y}
         y = {k: v for k, v in y.items() if v is not None}
         loss = self.pose_loss(y, y_pred, sample_weight=sample_weight)
+        distillation = self.__dict__.get("_distillation")
+        if distillation is not None and x is not None:
+            loss = loss + distillation(x, self.heatmaps_from_outputs(y_pred))
         if self.losses:
             loss = loss + ops.sum(ops.stack([ops.cast(l, "float32") for l in self.losses]))
         return loss

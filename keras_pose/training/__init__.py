@@ -27,6 +27,7 @@ from keras_pose.training.callbacks import PoseEvaluationCallback
 from keras_pose.training.callbacks import TerminateOnNonFiniteLoss
 from keras_pose.training.config_io import load_train_config
 from keras_pose.training.config_schema import TrainConfig
+from keras_pose.training.distillation import OutputDistillation
 from keras_pose.training.evaluation import evaluate_pose_model
 from keras_pose.training.evaluation import predict_dataset
 from keras_pose.training.resume import TrainingStateCheckpoint
@@ -40,6 +41,7 @@ __all__ = [
     "KeypointOHKMMSELoss",
     "MultiOutputHeatmapLoss",
     "NonFiniteModelError",
+    "OutputDistillation",
     "PoseEvaluationCallback",
     "TerminateOnNonFiniteLoss",
     "TrainConfig",

@@ -89,6 +89,15 @@ working directory::
                     as well as at every epoch end; null: epoch ends only
                     [500]
       keep_states:  how many training states to keep [2]
+    distillation:   null, or output distillation from a frozen teacher
+                    (keras_pose.training.distillation) [null]:
+                    {teacher: preset name or directory (required; a
+                    top-down model with the same keypoints), type: output
+                    (heatmap MSE to the teacher) | token (knowledge token
+                    trained on the frozen teacher for token_epochs [1],
+                    then frozen in the student; ViTPose, global attention,
+                    same input size) | both [output], weight: the
+                    MSE-to-teacher term's weight [1.0]}
 
 Numbers are read as YAML 1.2 and Python write them, in files and ``--set``
 values alike: ``1e-3``, ``1E-4``, ``5.e-4``, ``.5``, ``1_000`` (PyYAML's
@@ -170,7 +179,9 @@ SCHEMA = {
     },
     "output": {"dir": REQUIRED, "overwrite": False, "discard_previous_run": False, "save": "best", "plot": True,
                "resume": True, "state_every_n_steps": 500, "keep_states": 2},
+    "distillation": None,
 }
+_DISTILLATION_KEYS = {"teacher": REQUIRED, "type": "output", "weight": 1.0, "token_epochs": 1}
 _VAL_KEYS = {"annotation_file": REQUIRED, "image_root": None, "detections": None, "min_detection_score": 0.0}
 _KEYPOINT_KEYS = {"spec": REQUIRED, "sigmas": None}
 
@@ -239,6 +250,7 @@ class TrainConfig:
             "train": _validate_train(raw.get("train") or {}),
             "evaluation": None,
             "output": _validate_output(raw.get("output"), base_dir),
+            "distillation": _validate_distillation(raw.get("distillation"), base_dir),
         }
         cfg["evaluation"] = _validate_evaluation(raw.get("evaluation") or {}, cfg["data"])
         model = cfg["model"]
@@ -295,6 +307,28 @@ def _validate_model(raw, base_dir):
             fail("model.input_size", f"must be [height, width] in pixels (integers >= 16), got {size!r}.")
         m["input_size"] = [int(v) for v in size]
     return m
+
+
+def _validate_distillation(raw, base_dir):
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        fail("distillation", f"must be a mapping {{teacher, type, weight}} or null, got {raw!r}.")
+    check_keys(raw, _DISTILLATION_KEYS, "distillation")
+    d = merge_defaults(_DISTILLATION_KEYS, raw)
+    require(d, "distillation")
+    teacher = as_str(d["teacher"], "distillation.teacher")
+    candidate = os.path.abspath(os.path.join(base_dir, os.path.expanduser(teacher)))
+    if os.path.isdir(candidate):
+        teacher = candidate
+    elif looks_like_path(teacher):
+        fail("distillation.teacher", f"names a folder that does not exist: {candidate!r} (give a preset "
+              "directory or a registered preset name).")
+    from keras_pose.training.distillation import DISTILLATION_TYPES
+
+    kind = as_choice(d["type"], "distillation.type", DISTILLATION_TYPES)
+    return {"teacher": teacher, "type": kind, "weight": as_float(d["weight"], "distillation.weight", minimum=0),
+            "token_epochs": as_int(d["token_epochs"], "distillation.token_epochs", minimum=1)}
 
 
 def _validate_keypoints(raw, base_dir):

@@ -113,7 +113,7 @@ _ARG_KINDS = {
 }
 # Arguments with a fixed set of values, per class name.
 _ARG_CHOICES = {
-    ("ViTPose", "decoder"): ("classic", "simple"),
+    ("ViTPose", "decoder"): ("classic", "simple", "minimal"),
     ("ViTPoseBackbone", "pos_embed_cls_slot"): ("add", "none"),
 }
 # Modules of the framework base classes, where `constructor_arguments` stops.

@@ -197,7 +197,14 @@ def train_from_config(config, overrides=None, verbose=1):
                              skip_elements=global_step * t["batch_size"])
 
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
-    model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config))
+    from keras_pose.training.distillation import apply_distillation_config
+
+    model, distillation = apply_distillation_config(
+        config.get("distillation"), model, keras_pose_from_preset, token_fit_args=(training_data(0),),
+        token_fit_kwargs={"steps_per_epoch": steps, "verbose": 0}, say=say,
+    )
+    model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config),
+                  distillation=distillation)
 
     files = {}
     out_dir = out["dir"]
@@ -340,6 +347,13 @@ def _history_rows(path, epochs):
     keys = [k for k, v in history.items() if isinstance(v, list)]
     count = min([epochs] + [len(history[k]) for k in keys])
     return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]
+
+
+def keras_pose_from_preset(preset):
+    """A distillation teacher: `keras_pose.from_preset` (weights loaded)."""
+    import keras_pose
+
+    return keras_pose.from_preset(preset)
 
 
 def _diverged_message(guard, checkpoint, config, schedule, steps, error):

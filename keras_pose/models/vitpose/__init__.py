@@ -19,9 +19,16 @@ from keras_pose.models.vitpose.vitpose_layers import (
     exact_gelu,
     patch_grid_size,
 )
+from keras_pose.models.vitpose.vitpose_minimal_head import ViTPoseMinimalHead, pixel_shuffle
 from keras_pose.models.vitpose.vitpose_plus_pose_estimator import VITPOSE_PLUS_DATASETS
 from keras_pose.models.vitpose.vitpose_plus_pose_estimator import ViTPosePP
 from keras_pose.models.vitpose.vitpose_pose_estimator import ViTPose
+from keras_pose.models.vitpose.vitpose_transfer import transfer_weights, with_attention
+from keras_pose.models.vitpose.vitpose_window_attention import (
+    ATTENTION_TYPES,
+    ViTPoseWindowAttention,
+    ViTPoseWindowTransformerBlock,
+)
 
 __all__ = [
     "ExactGELU",
@@ -39,6 +46,13 @@ __all__ = [
     "ViTPosePatchEmbedding",
     "ViTPoseSimpleHead",
     "ViTPoseTransformerBlock",
+    "ATTENTION_TYPES",
+    "ViTPoseMinimalHead",
+    "ViTPoseWindowAttention",
+    "ViTPoseWindowTransformerBlock",
+    "pixel_shuffle",
+    "transfer_weights",
+    "with_attention",
     "exact_gelu",
     "patch_grid_size",
     "standard_num_heads",

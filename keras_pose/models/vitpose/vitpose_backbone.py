@@ -7,6 +7,8 @@ from keras_pose.models.vitpose.vitpose_layers import (
     ViTPoseTransformerBlock,
     patch_grid_size,
 )
+from keras_pose.models.vitpose.vitpose_knowledge_token import ViTPoseKnowledgeToken
+from keras_pose.models.vitpose.vitpose_window_attention import ViTPoseWindowTransformerBlock, block_attention_types
 from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES  # noqa: F401 - re-exported
 from keras_pose.utils.backend_imports import import_keras_hub
 
@@ -70,6 +72,19 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         dataset_index: which expert this graph uses (ViTPose++ dataset
             index: 0 coco, 1 aic, 2 mpii, 3 ap10k, 4 apt36k,
             5 coco_wholebody).
+        attention: "global" (default; the released models), "window",
+            "shifted_window", "pooling_window", "shifted_pooling_window"
+            (the shifted kinds alternate un-shifted / shifted blocks), or a
+            list with each block's type (`vitpose_window_attention`).
+        window_size: window (height, width) in tokens (an int: square)
+            for the window kinds.
+        patch_stride: patch convolution stride (None: `patch_size`); a
+            smaller stride overlaps the patches, e.g. 8 with
+            `patch_padding=4` gives a 1/8 token map (32 x 24 at 256 x 192).
+        knowledge_token_dim: 0 (none), or the width of a knowledge token
+            prepended to the patch tokens (`ViTPoseKnowledgeToken`; global
+            attention only; != hidden_dim adds a projection).
+        freeze_knowledge_token: the knowledge token is not trained.
         dtype: dtype policy.
 
     `with_dataset_index(i)` returns a backbone sharing these weights whose
@@ -92,6 +107,11 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         num_experts=0,
         part_features=0,
         dataset_index=0,
+        attention="global",
+        window_size=8,
+        patch_stride=None,
+        knowledge_token_dim=0,
+        freeze_knowledge_token=False,
         dtype=None,
         **kwargs,
     ):
@@ -108,13 +128,20 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
             )
         if not num_experts and dataset_index:
             raise ValueError("dataset_index only applies to a ViTPose++ backbone (num_experts > 0).")
-        grid_size = patch_grid_size(image_size, patch_size, patch_padding)
+        patch_stride = int(patch_stride or patch_size)
+        block_types = block_attention_types(attention, int(num_layers))
+        window_size = [int(w) for w in ((window_size,) * 2 if isinstance(window_size, int) else window_size)]
+        grid_size = patch_grid_size(image_size, patch_size, patch_padding, patch_stride)
+        knowledge_token_dim = int(knowledge_token_dim or 0)
+        if knowledge_token_dim and any(kind != "global" for kind in block_types):
+            raise ValueError("A knowledge token needs global attention in every block (windows have no slot for it).")
         if min(grid_size) < 1:
             raise ValueError(f"image_size {image_size} is smaller than one patch ({patch_size} px).")
 
         # === Layers ===
         if shared is not None:
             self.patch_embedding = shared.patch_embedding
+            self.knowledge_token = shared.knowledge_token
             self.transformer_layers = list(shared.transformer_layers)
             self.final_layernorm = shared.final_layernorm
         else:
@@ -126,20 +153,31 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
                 pos_embed_cls_slot=pos_embed_cls_slot,
                 dtype=dtype,
                 name="patch_embedding",
+                patch_stride=patch_stride,
+            )
+            self.knowledge_token = (
+                ViTPoseKnowledgeToken(hidden_dim, knowledge_token_dim, freeze_token=freeze_knowledge_token,
+                                      dtype=dtype, name="knowledge_token")
+                if knowledge_token_dim
+                else None
+            )
+            block_options = dict(
+                layer_norm_epsilon=layer_norm_epsilon,
+                qkv_bias=qkv_bias,
+                num_experts=num_experts,
+                part_features=part_features,
+                dtype=dtype,
             )
             self.transformer_layers = [
                 ViTPoseTransformerBlock(
-                    hidden_dim,
-                    num_heads,
-                    mlp_dim,
-                    layer_norm_epsilon=layer_norm_epsilon,
-                    qkv_bias=qkv_bias,
-                    num_experts=num_experts,
-                    part_features=part_features,
-                    dtype=dtype,
-                    name=f"transformer_layer_{i}",
+                    hidden_dim, num_heads, mlp_dim, name=f"transformer_layer_{i}", **block_options
                 )
-                for i in range(int(num_layers))
+                if kind == "global"
+                else ViTPoseWindowTransformerBlock(
+                    hidden_dim, num_heads, mlp_dim, grid_size=grid_size, window_size=window_size,
+                    attention_type=kind, name=f"transformer_layer_{i}", **block_options
+                )
+                for i, kind in enumerate(block_types)
             ]
             self.final_layernorm = keras.layers.LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=dtype, name="final_layernorm"
@@ -148,9 +186,13 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         # === Functional model ===
         image_input = keras.Input(shape=(*image_size, 3), name="images")
         x = self.patch_embedding(image_input)
+        if self.knowledge_token is not None:
+            x = self.knowledge_token(x)
         for block in self.transformer_layers:
             x = block(x, expert_index=dataset_index)
         x = self.final_layernorm(x)
+        if self.knowledge_token is not None:
+            x = keras.layers.Cropping1D((1, 0), dtype=dtype, name="drop_knowledge_token")(x)
         outputs = keras.layers.Reshape((*grid_size, int(hidden_dim)), dtype=dtype, name="to_grid")(x)
         super().__init__(inputs=image_input, outputs=outputs, dtype=dtype, **kwargs)
 
@@ -169,6 +211,11 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         self.part_features = part_features
         self.dataset_index = dataset_index
         self.grid_size = grid_size
+        self.attention = attention if isinstance(attention, str) else list(block_types)
+        self.window_size = window_size
+        self.patch_stride = patch_stride
+        self.knowledge_token_dim = knowledge_token_dim
+        self.freeze_knowledge_token = bool(freeze_knowledge_token)
 
     def with_dataset_index(self, dataset_index):
         """A backbone sharing these layers (and weights) that uses expert `dataset_index`."""
@@ -197,6 +244,17 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
                 "num_experts": self.num_experts,
                 "part_features": self.part_features,
                 "dataset_index": self.dataset_index,
+                "attention": self.attention,
+                "window_size": list(self.window_size),
+                "patch_stride": self.patch_stride,
+                "knowledge_token_dim": self.knowledge_token_dim,
+                "freeze_knowledge_token": self.freeze_knowledge_token,
             }
         )
         return config
+
+    def with_attention(self, attention, window_size=None):
+        """A backbone with other attention types and these weights (`vitpose_window_attention.with_attention`)."""
+        from keras_pose.models.vitpose.vitpose_transfer import with_attention
+
+        return with_attention(self, attention, window_size=window_size)

@@ -64,14 +64,14 @@ class ExactGELU(keras.layers.Layer):
         return input_shape
 
 
-def patch_grid_size(image_size, patch_size=16, patch_padding=2):
-    """Token grid (Hp, Wp) of a Conv2d(k=patch, s=patch, padding) embedding.
+def patch_grid_size(image_size, patch_size=16, patch_padding=2, patch_stride=None):
+    """Token grid (Hp, Wp) of a Conv2d(k=patch, s=stride (default patch), padding) embedding.
 
-    `(H + 2 * padding - patch) // patch + 1` per side; (256, 192) -> (16, 12).
+    `(H + 2 * padding - patch) // stride + 1` per side; (256, 192) -> (16, 12);
+    stride 8, padding 4: (32, 24).
     """
-    return tuple(
-        (int(s) + 2 * int(patch_padding) - int(patch_size)) // int(patch_size) + 1 for s in image_size
-    )
+    stride = int(patch_stride or patch_size)
+    return tuple((int(s) + 2 * int(patch_padding) - int(patch_size)) // stride + 1 for s in image_size)
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")
@@ -84,8 +84,9 @@ class ViTPosePatchEmbedding(keras.layers.Layer):
     Args:
         hidden_dim: C, the embedding width.
         grid_size: (Hp, Wp) token grid the position table is sized for.
-        patch_size: convolution kernel and stride, pixels.
+        patch_size: convolution kernel (and default stride), pixels.
         patch_padding: zero padding on every side before the convolution.
+        patch_stride: convolution stride (None: `patch_size`; smaller: overlapping patches).
         pos_embed_cls_slot: "add": the table has 1 + Hp*Wp rows and row 0 is
             added to every patch (ViTAE-Transformer / HF ViTPose); "none":
             Hp*Wp rows (mmpose 1.x / mmpretrain with `with_cls_token=False`).
@@ -98,9 +99,11 @@ class ViTPosePatchEmbedding(keras.layers.Layer):
         patch_size=16,
         patch_padding=2,
         pos_embed_cls_slot="add",
+        patch_stride=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.patch_stride = int(patch_stride or patch_size)
         if pos_embed_cls_slot not in ("add", "none"):
             raise ValueError(
                 f"pos_embed_cls_slot must be 'add' (ViTAE/HF) or 'none' (mmpose 1.x), got {pos_embed_cls_slot!r}."
@@ -118,7 +121,7 @@ class ViTPosePatchEmbedding(keras.layers.Layer):
         self.projection = keras.layers.Conv2D(
             self.hidden_dim,
             self.patch_size,
-            strides=self.patch_size,
+            strides=self.patch_stride,
             padding="valid",
             dtype=self.dtype_policy,
             name="projection",
@@ -173,6 +176,7 @@ class ViTPosePatchEmbedding(keras.layers.Layer):
                 "patch_size": self.patch_size,
                 "patch_padding": self.patch_padding,
                 "pos_embed_cls_slot": self.pos_embed_cls_slot,
+                "patch_stride": self.patch_stride,
             }
         )
         return config
@@ -327,9 +331,7 @@ class ViTPoseTransformerBlock(keras.layers.Layer):
         self.norm1 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="norm1"
         )
-        self.attention = ViTPoseAttention(
-            self.hidden_dim, self.num_heads, qkv_bias=self.qkv_bias, dtype=self.dtype_policy, name="attention"
-        )
+        self.attention = self._make_attention()
         self.norm2 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="norm2"
         )
@@ -341,6 +343,10 @@ class ViTPoseTransformerBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="mlp",
         )
+
+    def _make_attention(self):  # overridden by the window blocks (vitpose_window_attention.py)
+        return ViTPoseAttention(self.hidden_dim, self.num_heads, qkv_bias=self.qkv_bias, dtype=self.dtype_policy,
+                                name="attention")
 
     def build(self, input_shape):
         for layer in (self.norm1, self.attention, self.norm2, self.mlp):
@@ -525,15 +531,19 @@ def _mul(dim, factor):
     return None if dim is None else dim * factor
 
 
-DECODERS = ("classic", "simple")
+DECODERS = ("classic", "simple", "minimal")
 
 
-def make_head(decoder, num_keypoints, deconv_filters=(256, 256), dtype=None, name="head"):
-    """A "classic" (with `deconv_filters`) or "simple" ViTPose heatmap head."""
+def make_head(decoder, num_keypoints, deconv_filters=(256, 256), dtype=None, name="head", upsample=4):
+    """A "classic" (with `deconv_filters`), "simple" or "minimal" (x`upsample`) ViTPose heatmap head."""
     if decoder == "classic":
         return ViTPoseClassicHead(num_keypoints, deconv_filters=deconv_filters, dtype=dtype, name=name)
     if decoder == "simple":
-        return ViTPoseSimpleHead(num_keypoints, dtype=dtype, name=name)
+        return ViTPoseSimpleHead(num_keypoints, upsample=upsample, dtype=dtype, name=name)
+    if decoder == "minimal":
+        from keras_pose.models.vitpose.vitpose_minimal_head import ViTPoseMinimalHead
+
+        return ViTPoseMinimalHead(num_keypoints, upsample=upsample, dtype=dtype, name=name)
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
 
 

@@ -21,8 +21,11 @@ class ViTPose(TopDownPoseEstimator):
             a ViTPose++ backbone is accepted too and runs its
             `dataset_index` expert.
         num_keypoints: K; defaults to the keypoint spec's count.
-        decoder: "classic" (2 deconvolutions + 1x1 conv) or "simple" (ReLU,
-            bilinear x4, 3x3 conv).
+        decoder: "classic" (2 deconvolutions + 1x1 conv), "simple" (ReLU,
+            bilinear x4, 3x3 conv) or "minimal" (per-token linear projection
+            + pixel shuffle x4, `ViTPoseMinimalHead`). The simple and minimal
+            decoders upsample by patch stride / 4 (x2 for a stride-8
+            backbone); give a stride-8 classic decoder one deconvolution.
         deconv_filters: widths of the classic head's deconvolutions
             ((256, 256) in every released model).
         keypoint_spec: `KeypointSpec`, built-in name ("coco", ...), dict or
@@ -56,7 +59,10 @@ class ViTPose(TopDownPoseEstimator):
         # === Layers ===
         self.backbone = backbone
         deconv_filters = [int(f) for f in deconv_filters]
-        self.head = make_head(decoder, num_keypoints, deconv_filters, dtype=backbone.dtype_policy, name="head")
+        upsample = max(1, int(getattr(backbone, "patch_stride", 16)) // 4)  # heatmaps at 1/4 of the input
+        self.head = make_head(
+            decoder, num_keypoints, deconv_filters, dtype=backbone.dtype_policy, name="head", upsample=upsample
+        )
         self.heatmap_output = keras.layers.Activation("linear", dtype="float32", name="heatmaps")
 
         # === Functional model ===
@@ -116,6 +122,12 @@ class ViTPose(TopDownPoseEstimator):
             loss=loss,
             **({"name": name} if name else {}),
         )
+
+    def with_attention(self, attention, window_size=None):
+        """This model with other backbone attention types and these weights (`vitpose_transfer`)."""
+        from keras_pose.models.vitpose.vitpose_transfer import with_attention
+
+        return with_attention(self, attention, window_size=window_size)
 
     def get_config(self):
         config = super().get_config()

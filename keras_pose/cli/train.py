@@ -18,6 +18,10 @@ def _overrides(args):
     if args.preset is not None:
         # The preset brings its architecture and input size: drop the config's.
         overrides[:0] = [("model.backbone", {}), ("model.head", {}), ("model.input_size", None)]
+    given = {key: getattr(args, key) for key in ("mesh", "coordinator", "num_processes", "process_id")}
+    if args.distribution is not None or any(v is not None for v in given.values()):
+        overrides.append(("train.distribution", {"kind": args.distribution,
+                                                 **{k: v for k, v in given.items() if v is not None}}))
     if args.overwrite or args.restart:
         overrides.append(("output.overwrite", True))
     if args.discard_previous_run:
@@ -55,6 +59,9 @@ def run(args):
     if args.dry_run:
         return _dry_run(config)
     result = train_from_config(config, verbose=0 if args.quiet else 1)
+    if result.preset_dir is None:
+        print(f"Process {result.process_id}: done; process 0 wrote the results into {result.output_dir}.")
+        return 0
     metrics = result.metrics
     best = metrics.get("best") or {}
     monitor = metrics["monitor"]
@@ -95,6 +102,17 @@ def add_parser(subparsers):
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any config key, dotted, value in YAML (repeatable), e.g. "
                    "--set train.learning_rate.base=1e-3 --set train.augmentation=false")
+    p.add_argument("--distribution", choices=("data", "model"),
+                   help="train on several devices (train.distribution.kind): data parallel (JAX: every device of "
+                   "every process; TensorFlow: MirroredStrategy over the local GPUs) or model parallel (JAX: ViT "
+                   "kernels split over --mesh); --batch-size is then the global batch")
+    p.add_argument("--mesh", metavar="BATCH,MODEL", help="device-mesh shape for --distribution model (JAX)")
+    p.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="process 0's address, for training over several processes or machines (JAX)")
+    p.add_argument("--num-processes", dest="num_processes", type=positive_int, metavar="N",
+                   help="processes taking part (JAX, with --coordinator)")
+    p.add_argument("--process-id", dest="process_id", type=int, metavar="I",
+                   help="this process's index, 0..N-1; process 0 writes the results (JAX, with --coordinator)")
     p.add_argument("--restart", action="store_true",
                    help="start over instead of resuming the run in the output folder: the earlier run is moved to "
                    "OUTPUT_DIR/previous_runs/<its start time>/, nothing is deleted (output.overwrite)")

@@ -61,6 +61,11 @@ working directory::
                     schedule) [[]], gamma [0.1], min_factor (cosine end
                     fraction) [0.0]}
       seed:         int or null [0]
+      distribution: null (one device) | data | model, or {kind: data |
+                    model, mesh: "BATCH,MODEL" (model), coordinator:
+                    HOST:PORT, num_processes, process_id} (several
+                    processes, JAX); batch_size is then the global batch
+                    (keras_pose.training.distribution) [null]
     evaluation:     (used when data.val is set)
       metric:       auto | coco | pck | pckh [auto: pckh for MPII, coco for
                     COCO-format files]
@@ -169,6 +174,7 @@ SCHEMA = {
             "min_factor": 0.0,
         },
         "seed": 0,
+        "distribution": None,
     },
     "evaluation": {
         "metric": "auto",
@@ -434,6 +440,8 @@ def _validate_train(raw):
     opt["clipnorm"] = as_float(opt["clipnorm"], "train.optimizer.clipnorm", 0.0, allow_none=True, strict_min=True)
     t["optimizer"] = opt
 
+    t["distribution"] = _validate_distribution(t["distribution"])
+
     lr = number_from_text(t["learning_rate"])
     if isinstance(lr, numbers.Real) and not isinstance(lr, bool):
         lr = {"base": lr, "schedule": "constant"}
@@ -496,6 +504,34 @@ def _validate_evaluation(raw, data):
                   f"choose one of {', '.join(logged)}.")
     e["monitor"] = monitor
     return e
+
+
+_DISTRIBUTION_KEYS = {"kind": REQUIRED, "mesh": None, "coordinator": None, "num_processes": None, "process_id": None}
+
+
+def _validate_distribution(raw):
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"kind": raw}
+    if not isinstance(raw, dict):
+        fail("train.distribution", f"must be null, data, model or a mapping, got {raw!r}.")
+    check_keys(raw, _DISTRIBUTION_KEYS, "train.distribution")
+    d = merge_defaults(_DISTRIBUTION_KEYS, raw)
+    require(d, "train.distribution")
+    d["kind"] = as_choice(d["kind"], "train.distribution.kind", ("data", "model"))
+    if d["mesh"] is not None:
+        d["mesh"] = str(d["mesh"])
+    if d["coordinator"] is not None:
+        d["coordinator"] = as_str(d["coordinator"], "train.distribution.coordinator")
+        if ":" not in d["coordinator"]:
+            fail("train.distribution.coordinator", f"must be HOST:PORT, got {d['coordinator']!r}.")
+    d["num_processes"] = as_int(d["num_processes"], "train.distribution.num_processes", allow_none=True)
+    d["process_id"] = as_int(d["process_id"], "train.distribution.process_id", minimum=0, allow_none=True)
+    if d["process_id"] is not None and d["num_processes"] is not None and d["process_id"] >= d["num_processes"]:
+        fail("train.distribution.process_id", f"must be below num_processes ({d['num_processes']}), got "
+              f"{d['process_id']}.")
+    return d
 
 
 def _validate_output(raw, base_dir):

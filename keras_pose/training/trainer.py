@@ -46,6 +46,8 @@ import dataclasses
 import json
 import math
 import os
+import shutil
+import tempfile
 
 import keras
 
@@ -67,6 +69,7 @@ from keras_pose.training.model_builder import (
     training_loss,
 )
 from keras_pose.training.optimizers import make_optimizer, make_schedule
+from keras_pose.training.distribution import setup_distribution
 from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged, restore_training_state
 from keras_pose.training.run_folder import STATE_DIR, check_output, make_room, write_run_config
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
@@ -81,12 +84,15 @@ class TrainResult:
         model: the trained model (with the weights written to the preset).
         history: ``{key: [value or None per epoch]}``.
         output_dir: the run folder.
-        preset_dir: ``output_dir/preset``.
+        preset_dir: ``output_dir/preset`` (None in the processes other
+            than process 0 of a distributed run: process 0 writes the results).
         metrics: the ``metrics.json`` content (best / last evaluation).
         files: name -> path of every file written; ``"previous_run"``: the
             folder an earlier run in ``output_dir`` was moved to;
             ``"resumed_from"``: the training state a resumed run started
             from.
+        process_id: this process's index in a distributed run (0: the one
+            that wrote the results).
     """
 
     model: object
@@ -95,6 +101,7 @@ class TrainResult:
     preset_dir: str
     metrics: dict
     files: dict
+    process_id: int = 0
 
 
 
@@ -167,13 +174,21 @@ def train_from_config(config, overrides=None, verbose=1):
     config = load_train_config(config, overrides)
     say = print if verbose else (lambda *a, **k: None)
     out = config["output"]
+    d = config["train"]["distribution"] or {}
+    setup = setup_distribution(d.get("kind"), mesh=d.get("mesh"), coordinator=d.get("coordinator"),
+                               num_processes=d.get("num_processes"), process_id=d.get("process_id"))
+    if not setup.is_chief:
+        # Checkpoints, logs, evaluation results and the preset come from process 0 only.
+        say = lambda *a, **k: None  # noqa: E731
+        out = dict(out, dir=tempfile.mkdtemp(prefix=f"keras-pose-process-{setup.process_id}-"))
     previous = check_output(out, config)
     resume = previous["state"] if previous and previous.get("resume") else None
     if config["train"]["seed"] is not None:
         keras.utils.set_random_seed(config["train"]["seed"])
 
     spec = resolve_train_keypoint_spec(config)
-    model = build_model_from_config(config, spec)
+    with setup.scope():
+        model = build_model_from_config(config, spec)
     spec = model.keypoint_spec
     check_sigmas(spec, config)
     train_set, val_set = _load_datasets(config, spec, verbose)
@@ -194,7 +209,7 @@ def train_from_config(config, overrides=None, verbose=1):
         # exactly the batches the killed run would have seen next.
         return model_dataset(model, train_set, batch_size=t["batch_size"], training=True, augment=augment,
                              seed=t["seed"], repeat=True, cache_images=config["data"]["cache_images"],
-                             skip_elements=global_step * t["batch_size"])
+                             skip_elements=global_step * t["batch_size"], drop_remainder=True)
 
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
     from keras_pose.training.distillation import apply_distillation_config
@@ -203,8 +218,11 @@ def train_from_config(config, overrides=None, verbose=1):
         config.get("distillation"), model, keras_pose_from_preset, token_fit_args=(training_data(0),),
         token_fit_kwargs={"steps_per_epoch": steps, "verbose": 0}, say=say,
     )
-    model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config),
-                  distillation=distillation)
+    say(f"Distribution: {setup.describe(t['batch_size'])}.")
+    compile_args = {} if setup.jit_compile is None else {"jit_compile": setup.jit_compile}
+    with setup.scope():
+        model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config),
+                      distillation=distillation, **compile_args)
 
     files = {}
     out_dir = out["dir"]
@@ -333,6 +351,10 @@ def train_from_config(config, overrides=None, verbose=1):
     best_text = (f"best {e['monitor']} {checkpoint.best:.4f} at epoch {checkpoint.best_epoch}"
                  if checkpoint.best_epoch is not None else f"{e['monitor']} never improved")
     say(f"Done: {best_text}; preset ({saved} weights) in {preset_dir}.")
+    if not setup.is_chief:  # process 0 wrote the results; this one's copies go
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return TrainResult(model=model, history=history, output_dir=config["output"]["dir"], preset_dir=None,
+                           metrics=metrics, files={}, process_id=setup.process_id)
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
 

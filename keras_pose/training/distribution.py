@@ -1,0 +1,200 @@
+"""Training on several devices or machines, on each backend's own engine.
+
+`setup_distribution` turns ``train.distribution`` (``keras-pose train
+--distribution data|model [--mesh B,M] [--coordinator HOST:PORT
+--num-processes N --process-id I]``) into a `DistributionSetup`:
+
+- **JAX**: ``keras.distribution``. ``data``: `DataParallel` over every
+  device of every process (multi-process through
+  ``keras.distribution.initialize``, or the ``KERAS_DISTRIBUTION_*``
+  environment variables; Keras gives each process its shard of every global
+  batch). ``model``: `ModelParallel` on a ``(batch, model)`` device mesh
+  with `vit_layout_map` (Megatron-style splits of the ViT attention and MLP
+  kernels), for ViTs that do not fit one device. Batch-norm statistics are
+  those of the global batch (one program over the sharded batch).
+- **TensorFlow**: ``data``: ``tf.distribute.MirroredStrategy`` over the
+  local GPUs (or the logical CPUs when there is no GPU); build and compile
+  inside ``setup.scope()``. Batch norm keeps per-replica statistics (Keras'
+  ``synchronized=True`` layers would sync them). Several machines
+  (``MultiWorkerMirroredStrategy``) and ``model`` are refused with a message
+  pointing to the JAX backend, as is XLA under ``MirroredStrategy`` on CPU
+  (it fails there).
+- **PyTorch**: Keras 3 offers no distribution API for this backend; refused
+  with a message naming the alternatives.
+
+The batch size of a config is the *global* batch (summed over replicas);
+the learning rate is not rescaled (`describe` says so in the log).
+"""
+
+import contextlib
+import dataclasses
+import os
+
+import keras
+
+from keras_pose.errors import TrainConfigError
+
+KINDS = ("data", "model")
+
+
+def vit_layout_map(device_mesh, model_axis="model"):
+    """A ``keras.distribution.LayoutMap`` splitting ViT kernels over ``model_axis``.
+
+    Attention ``qkv`` and MLP ``fc1`` kernels are split by output column,
+    ``proj`` and ``fc2`` by input row (Megatron-LM); everything else is
+    replicated. Keys are regular expressions on variable paths
+    (``transformer_layer_3/attention/qkv/kernel``).
+    """
+    layout = keras.distribution.LayoutMap(device_mesh)
+    layout[r".*attention/qkv/kernel"] = (None, model_axis)
+    layout[r".*attention/qkv/bias"] = (model_axis,)
+    layout[r".*attention/proj/kernel"] = (model_axis, None)
+    layout[r".*mlp/fc1/kernel"] = (None, model_axis)
+    layout[r".*mlp/fc1/bias"] = (model_axis,)
+    layout[r".*mlp/fc2/kernel"] = (model_axis, None)
+    return layout
+
+
+@dataclasses.dataclass
+class DistributionSetup:
+    """How a run is distributed.
+
+    Attributes:
+        kind: None (one device), "data" or "model".
+        backend: the Keras backend.
+        num_replicas: model copies the global batch is split over.
+        num_processes: processes (machines) taking part.
+        process_id: this process's index (0: the one that writes files).
+        strategy: the ``tf.distribute`` strategy (TensorFlow), else None.
+        distribution: the ``keras.distribution`` object (JAX), else None.
+        jit_compile: the ``compile(jit_compile=...)`` the engine needs (None:
+            the model's default; False under MirroredStrategy on CPU).
+    """
+
+    kind: str = None
+    backend: str = None
+    num_replicas: int = 1
+    num_processes: int = 1
+    process_id: int = 0
+    strategy: object = None
+    distribution: object = None
+    jit_compile: object = None
+
+    @property
+    def is_chief(self):
+        """Whether this process writes checkpoints, logs and evaluation results."""
+        return self.process_id == 0
+
+    def scope(self):
+        """Build and compile the model inside this (the strategy's scope on TensorFlow)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def describe(self, global_batch):
+        """One log line: the engine, the replicas, the global and per-replica batch."""
+        if self.kind is None:
+            return f"one device; batch {global_batch}"
+        engine = ("tf.distribute.MirroredStrategy" if self.strategy is not None else
+                  f"keras.distribution.{type(self.distribution).__name__}")
+        per = global_batch / self.num_replicas
+        return (f"{engine} over {self.num_replicas} replicas in {self.num_processes} process"
+                f"{'es' if self.num_processes != 1 else ''}; global batch {global_batch} "
+                f"({per:g} per replica); the learning rate is not rescaled for the global batch")
+
+
+def _parse_mesh(mesh, device_count):
+    if mesh is None:
+        return (1, device_count)
+    try:
+        shape = tuple(int(v) for v in str(mesh).replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 2 or min(shape) < 1:
+        raise TrainConfigError(f"train.distribution.mesh must be two positive integers 'BATCH,MODEL' (e.g. 1,2), "
+                               f"got {mesh!r}.")
+    if shape[0] * shape[1] != device_count:
+        raise TrainConfigError(f"train.distribution.mesh {shape[0]}x{shape[1]} needs {shape[0] * shape[1]} devices; "
+                               f"there are {device_count}.")
+    return shape
+
+
+def setup_distribution(kind=None, mesh=None, coordinator=None, num_processes=None, process_id=None):
+    """Set up the backend's distribution engine (call before building the model).
+
+    Args:
+        kind: None, "data" or "model".
+        mesh: ``"BATCH,MODEL"`` device-mesh shape for ``model`` (default
+            ``1,<all devices>``).
+        coordinator: ``HOST:PORT`` of process 0 (JAX multi-process).
+        num_processes, process_id: the process count and this process's
+            index (JAX multi-process); the ``KERAS_DISTRIBUTION_*``
+            environment variables work too.
+
+    Returns:
+        `DistributionSetup`.
+
+    Raises:
+        TrainConfigError: a combination this backend cannot run, naming the
+            alternative.
+    """
+    backend = keras.backend.backend()
+    if kind is None:
+        if coordinator or (num_processes or 1) > 1:
+            raise TrainConfigError("train.distribution.coordinator / num_processes need train.distribution.kind: "
+                                   "data or model.")
+        return DistributionSetup(backend=backend)
+    if kind not in KINDS:
+        raise TrainConfigError(f"train.distribution.kind must be one of {KINDS} or null, got {kind!r}.")
+    if backend == "jax":
+        return _setup_jax(kind, mesh, coordinator, num_processes, process_id)
+    if backend == "tensorflow":
+        return _setup_tensorflow(kind, coordinator, num_processes)
+    raise TrainConfigError(
+        f"distributed training is not available on the {backend} backend: Keras 3 ({keras.__version__}) has no "
+        "distribution API for it. Use the JAX backend (KERAS_BACKEND=jax; keras.distribution: data and model "
+        "parallel, several machines) or TensorFlow (KERAS_BACKEND=tensorflow; MirroredStrategy over local GPUs)."
+    )
+
+
+def _setup_jax(kind, mesh, coordinator, num_processes, process_id):
+    import jax
+
+    multi = bool(coordinator) or (num_processes or 1) > 1 or "KERAS_DISTRIBUTION_NUM_PROCESSES" in os.environ
+    if multi:
+        if coordinator and (num_processes is None or process_id is None):
+            raise TrainConfigError("train.distribution.coordinator needs num_processes and process_id too "
+                                   "(--num-processes N --process-id I on every machine).")
+        keras.distribution.initialize(job_addresses=coordinator, num_processes=num_processes, process_id=process_id)
+    devices = keras.distribution.list_devices()
+    if kind == "data":
+        distribution = keras.distribution.DataParallel(devices=devices)
+    else:
+        shape = _parse_mesh(mesh, len(devices))
+        device_mesh = keras.distribution.DeviceMesh(shape=shape, axis_names=("batch", "model"), devices=devices)
+        distribution = keras.distribution.ModelParallel(layout_map=vit_layout_map(device_mesh),
+                                                        batch_dim_name="batch")
+    keras.distribution.set_distribution(distribution)
+    replicas = len(devices) if kind == "data" else distribution.device_mesh.shape[0]
+    return DistributionSetup(kind=kind, backend="jax", num_replicas=replicas, num_processes=jax.process_count(),
+                             process_id=jax.process_index(), distribution=distribution)
+
+
+def _setup_tensorflow(kind, coordinator, num_processes):
+    import tensorflow as tf
+
+    if kind == "model":
+        raise TrainConfigError("train.distribution.kind: model needs the JAX backend (keras.distribution."
+                               "ModelParallel); on TensorFlow use data, or KERAS_BACKEND=jax.")
+    if coordinator or (num_processes or 1) > 1:
+        raise TrainConfigError(
+            "training on several machines is not supported on the TensorFlow backend: Keras 3's fit does not run "
+            "under tf.distribute.MultiWorkerMirroredStrategy. Use the JAX backend (KERAS_BACKEND=jax) with "
+            "--distribution data --coordinator HOST:PORT --num-processes N --process-id I."
+        )
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    return DistributionSetup(kind=kind, backend="tensorflow", num_replicas=strategy.num_replicas_in_sync,
+                             strategy=strategy, jit_compile=None if gpus else False)
+
+
+__all__ = ["DistributionSetup", "KINDS", "setup_distribution", "vit_layout_map"]

@@ -1,0 +1,133 @@
+"""Issue 14 (distributed training): the backends' own engines, checked against one-device training.
+
+The equality checks run in subprocesses that make two devices out of this
+CPU (JAX: ``--xla_force_host_platform_device_count=2``; TensorFlow: two
+logical CPUs), train a one-layer ViTPose 3 steps of global batch 8 on one
+device and distributed from the same weights, and compare the weights.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from keras_pose.errors import TrainConfigError
+from keras_pose.training import load_train_config
+from keras_pose.training.distribution import setup_distribution
+
+from pose_testing.paths import DATA_DIR
+from pose_testing.paths import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "tests" / "scripts" / "distributed_equality.py"
+COCO_JSON = DATA_DIR / "coco" / "test_coco.json"
+
+
+def _config(tmp_path, **train):
+    return {
+        "model": {"input_size": [64, 48], "backbone": {"hidden_dim": 32, "num_layers": 1, "num_heads": 2,
+                                                       "mlp_dim": 64}, "head": {"decoder": "simple"}},
+        "keypoints": "coco",
+        "data": {"train": str(COCO_JSON), "val": str(COCO_JSON), "cache_images": "decoded"},
+        "train": {"batch_size": 4, "epochs": 2, "steps_per_epoch": 3, "augmentation": False, "learning_rate": 1e-3,
+                  "seed": 0, **train},
+        "evaluation": {"metric": "coco"},
+        "output": {"dir": str(tmp_path / "run"), "plot": False},
+    }
+
+
+def test_config_values_are_checked(tmp_path):
+    assert load_train_config(_config(tmp_path))["train"]["distribution"] is None
+    d = load_train_config(_config(tmp_path, distribution="data"))["train"]["distribution"]
+    assert d == {"kind": "data", "mesh": None, "coordinator": None, "num_processes": None, "process_id": None}
+    for value, match in (("pipeline", "train.distribution.kind"), ({"kind": "data", "coordinator": "host"},
+                         "HOST:PORT"), ({"kind": "data", "num_processes": 2, "process_id": 2}, "below num_processes"),
+                         ({"kind": "data", "devices": 2}, "train.distribution"), (3, "train.distribution")):
+        with pytest.raises(TrainConfigError, match=match):
+            load_train_config(_config(tmp_path, distribution=value))
+
+
+def test_tensorflow_refuses_what_it_cannot_run_and_names_the_alternative():
+    assert setup_distribution(None).describe(8) == "one device; batch 8"
+    with pytest.raises(TrainConfigError, match="ModelParallel.*KERAS_BACKEND=jax"):
+        setup_distribution("model")
+    with pytest.raises(TrainConfigError, match="MultiWorkerMirroredStrategy.*JAX backend"):
+        setup_distribution("data", coordinator="127.0.0.1:1234", num_processes=2, process_id=0)
+    with pytest.raises(TrainConfigError, match="need train.distribution.kind"):
+        setup_distribution(None, coordinator="127.0.0.1:1234", num_processes=2, process_id=0)
+    setup = setup_distribution("data")  # this process's one CPU: MirroredStrategy with one replica, no XLA
+    assert setup.num_replicas == 1 and setup.jit_compile is False and setup.is_chief
+    assert "MirroredStrategy over 1 replicas" in setup.describe(8) and "not rescaled" in setup.describe(8)
+
+
+def _run(backend, *args, timeout=600):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
+    result = subprocess.run([sys.executable, *map(str, args)], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("backend,kind", [("tensorflow", "data"), ("jax", "data"), ("jax", "model")])
+def test_distributed_steps_equal_one_device_steps(backend, kind):
+    result = _run(backend, SCRIPT, kind)
+    print(result)
+    assert result["max_update"] > 1e-3  # the steps moved the weights
+    assert result["max_abs_diff"] < 1e-6
+    if kind == "data":
+        assert result["replicas"] == 2
+    else:
+        assert result["replicas"] == 1 and result["qkv_sharding"] == [None, "model"]
+
+
+@pytest.mark.backends
+def test_torch_backend_says_what_to_use_instead():
+    code = ("from keras_pose.training.distribution import setup_distribution\n"
+            "try:\n    setup_distribution('data')\nexcept Exception as e:\n"
+            "    import json; print(json.dumps({'error': type(e).__name__, 'message': str(e)}))\n")
+    result = _run("torch", "-c", code)
+    assert result["error"] == "TrainConfigError"
+    assert "torch backend" in result["message"] and "KERAS_BACKEND=jax" in result["message"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow  # three JAX training processes
+def test_two_process_jax_train_matches_one_process(tmp_path):
+    import yaml
+
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml.safe_dump(_config(tmp_path / "single")))
+    config = tmp_path / "two.yaml"
+    config.write_text(yaml.safe_dump(_config(tmp_path / "two")))
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, "-m", "keras_pose.cli", "train", "--quiet"]
+    subprocess.run(command + [str(single)], env=env, check=True, capture_output=True, timeout=900)
+    port = _free_port()
+    processes = [subprocess.Popen(command + [str(config), "--distribution", "data", "--coordinator",
+                                             f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(2)]
+    outputs = [p.communicate(timeout=900) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    one = json.loads((tmp_path / "single" / "run" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "two" / "run" / "metrics.json").read_text())
+    assert one["last"]["val_coco_AP"] == pytest.approx(two["last"]["val_coco_AP"], abs=1e-6)
+    assert one["last"]["loss"] == pytest.approx(two["last"]["loss"], rel=1e-4)
+    assert "Process 1: done; process 0 wrote the results" in outputs[1][0]
+    import keras_pose
+
+    a = keras_pose.from_preset(str(tmp_path / "single" / "run" / "preset")).get_weights()
+    b = keras_pose.from_preset(str(tmp_path / "two" / "run" / "preset")).get_weights()
+    worst = max(float(abs(x - y).max()) for x, y in zip(a, b))
+    print(f"two processes vs one, max |dw| = {worst:.3g}")
+    assert worst < 1e-5
+    # Only process 0 wrote into the output folder; process 1's scratch folder is gone.
+    assert sorted(os.listdir(tmp_path / "two" / "run")) == sorted(os.listdir(tmp_path / "single" / "run"))

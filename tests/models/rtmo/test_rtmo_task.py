@@ -223,3 +223,19 @@ def test_graph_end_to_end_model_equals_eager(task):
     for key in ("boxes", "scores", "keypoints", "keypoint_scores", "valid", "prior_index"):
         np.testing.assert_allclose(_np(graph[key]).astype(np.float64), _np(eager[key]).astype(np.float64),
                                    rtol=1e-5, atol=1e-3, err_msg=key)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="export runs on TensorFlow")
+def test_cli_export_end_to_end(preset_dir, tmp_path, capsys):
+    pytest.importorskip("tf2onnx")
+    from keras_pose.cli import main
+
+    output = tmp_path / "rtmo.onnx"
+    assert main(["export", "--preset", str(preset_dir), "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "same people as Keras on a random image: True" in printed
+    metadata = json.loads((tmp_path / "rtmo.onnx.json").read_text())
+    assert metadata["paradigm"] == "one_stage" and metadata["outputs"][0]["name"] == "boxes"
+    assert main(["export", "--preset", str(preset_dir), "--output", str(tmp_path / "x.onnx"),
+                 "--quantization", "int8", "--calibration-annotations", str(DATA_DIR / "coco" / "test_coco.json")]) != 0

@@ -239,3 +239,20 @@ def test_cli_export_end_to_end(preset_dir, tmp_path, capsys):
     assert metadata["paradigm"] == "one_stage" and metadata["outputs"][0]["name"] == "boxes"
     assert main(["export", "--preset", str(preset_dir), "--output", str(tmp_path / "x.onnx"),
                  "--quantization", "int8", "--calibration-annotations", str(DATA_DIR / "coco" / "test_coco.json")]) != 0
+
+
+@pytest.mark.slow
+def test_mixed_precision_task_predicts_finite_people(task):
+    """bfloat16 compute (dtype policy of the network): float32 decoding, finite people on a real image."""
+    mixed = RTMO.from_config({**task.get_config(), "backbone": {
+        **keras.saving.serialize_keras_object(task.backbone),
+        "config": {**task.backbone.get_config(), "dtype": "mixed_bfloat16"}}})
+    mixed.set_weights(task.get_weights())
+    mixed.compile(run_eagerly=True)
+    assert keras.backend.standardize_dtype(mixed(np.zeros((1, 64, 96, 3), np.float32))["cls_s16"].dtype) == "bfloat16"
+    result = mixed.predict_keypoints(IMAGES[0], max_instances=4, score_threshold=0.0)
+    assert len(result) == 4 and result.keypoints.dtype == np.float32 and np.isfinite(result.keypoints).all()
+    reference = task.predict_keypoints(IMAGES[0], max_instances=1, score_threshold=0.0)
+    # bfloat16 keeps ~3 digits: the best person's box within a few input pixels of float32's
+    scale = 640 / 96
+    assert np.abs(result.boxes[0] - reference.boxes[0]).max() < 3 * scale

@@ -199,6 +199,7 @@ def test_golden_rtmo_s_letterbox_input(task):
                                corners / np.array(info["input_size"]) * scale + center - 0.5 * scale, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_golden_rtmo_s_predict_keypoints(task):
     """`predict_keypoints` on the sample image (letterbox, forward, in-graph decoding, back to image pixels)."""
     meta = _meta()

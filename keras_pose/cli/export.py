@@ -63,7 +63,40 @@ def _verify(model, path, calibration, load_exported):
           f"({100 * diff / scale:.2g}% of the peak)")
 
 
+def _check_one_stage(args, quantization):
+    if quantization not in (None, "float16") or args.calibration_annotations or args.int8_io or args.all_outputs:
+        raise CLIError(f"{args.preset!r} is a one-stage model: it exports end to end (decoding and NMS in the graph) "
+                       "in float32 or float16; drop --quantization int8 / dynamic_int8, --int8-io, --all-outputs.")
+
+
+def _export_one_stage(args, model, output, fmt, quantization):
+    """A one-stage model (RTMO) end to end: decoding and NMS in the graph (`export_one_stage`)."""
+    from keras_pose.export.one_stage_export import export_one_stage
+
+    _check_one_stage(args, quantization)
+    return export_one_stage(model, output, format=fmt, quantization=quantization,
+                            batch_size=None if args.batch_size == "dynamic" else int(args.batch_size),
+                            opset=args.opset)
+
+
+def _verify_one_stage(model, path, load_exported):
+    """Print the largest keypoint / box difference (model-input pixels) between the exported file and Keras."""
+    import numpy as np
+
+    x = np.random.default_rng(0).uniform(0, 255, (1, *model.image_size, 3)).astype(np.float32)
+    exported = load_exported(path)(x)
+    reference = {k: np.asarray(v) for k, v in model.end_to_end_model().predict_on_batch(x).items()}
+    valid = reference["valid"][0].astype(bool)
+    same = bool(np.array_equal(exported["valid"][0].astype(bool), valid))
+    diffs = [float(np.abs(exported[k][0][valid] - reference[k][0][valid]).max()) if valid.any() else 0.0
+             for k in ("boxes", "keypoints")]
+    print(f"check: same people as Keras on a random image: {same} ({int(valid.sum())}); max |box difference| "
+          f"{diffs[0]:.3g} px, max |keypoint difference| {diffs[1]:.3g} px")
+
+
 def _export(args, model, output, fmt, quantization, calibration, export_model):
+    if getattr(model, "paradigm", None) == "one_stage":
+        return _export_one_stage(args, model, output, fmt, quantization)
     return export_model(
         model,
         output,
@@ -89,6 +122,8 @@ def run(args):
     # The destination (a writable folder, not a folder itself) before the slow load and conversion.
     fmt, output = check_export_path(args.output, fmt)
     model = load_model(args, **dataset_kwargs(args))
+    if getattr(model, "paradigm", None) == "one_stage":
+        _check_one_stage(args, None if args.quantization == "none" else args.quantization)
     calibration = None
     if args.calibration_annotations:
         calibration = representative_crops(model, args.calibration_annotations, args.calibration_image_root,
@@ -103,7 +138,9 @@ def run(args):
     print(f"Wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB, {metadata['format']}, quantization "
           f"{metadata.get('quantization') or 'none'}) and its metadata {path}.json")
     print(f"input {metadata['input']['name']} {metadata['input']['shape']}; outputs {outputs}")
-    if not args.no_verify:
+    if not args.no_verify and getattr(model, "paradigm", None) == "one_stage":
+        _verify_one_stage(model, path, load_exported)
+    elif not args.no_verify:
         with quiet_native_output(args):
             _verify(model, path, calibration, load_exported)
     return 0

@@ -14,6 +14,8 @@ keypoints), and `predict_keypoints` on the image itself. Run with `-s` to
 see the max abs diff per output.
 """
 
+import json
+
 import numpy as np
 import pytest
 from pose_testing.paths import DATA_DIR
@@ -197,6 +199,7 @@ def test_golden_rtmo_s_letterbox_input(task):
                                corners / np.array(info["input_size"]) * scale + center - 0.5 * scale, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_golden_rtmo_s_predict_keypoints(task):
     """`predict_keypoints` on the sample image (letterbox, forward, in-graph decoding, back to image pixels)."""
     meta = _meta()
@@ -233,3 +236,24 @@ def _image():
     from keras_pose.utils.image_io import read_image
 
     return read_image(str(DATA_DIR / "coco" / "000000000785.jpg"))
+
+
+@pytest.mark.slow
+def test_golden_file_converts_with_its_registered_preset(tmp_path):
+    """`keras-pose convert --preset rtmo_s_coco_640x640`: the preset's settings and record; the synthetic file is
+    not the release (its sha256 prefix differs), so it is recorded as such, without the published AP."""
+    import warnings
+
+    import keras_pose
+    from keras_pose.conversion import PRESET_METADATA_FILE, convert_checkpoint
+
+    path = write_checkpoint(tmp_path / "checkpoint")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = convert_checkpoint(path, preset="rtmo_s_coco_640x640", output_dir=tmp_path / "preset")
+    assert any("not the file released" in str(w.message) for w in caught)
+    record = json.loads((tmp_path / "preset" / PRESET_METADATA_FILE).read_text())
+    assert record["release_file"] is False and record["family"] == "rtmo"
+    loaded = keras_pose.from_preset(str(tmp_path / "preset"))
+    assert loaded.name == model.name == "rtmo_s_coco_640x640" and loaded.test_cfg == model.test_cfg
+    assert loaded.preprocessor.resizer.pad_value == 114

@@ -207,6 +207,7 @@ def test_decoding_on_a_non_square_batch(network):
     assert out["valid"].sum() > 0
 
 
+@pytest.mark.slow
 def test_convert_writes_a_task_preset_folder(tmp_path):
     """A 17-keypoint file converts to the RTMO task (COCO spec by count) and its preset folder loads back."""
     import keras_pose

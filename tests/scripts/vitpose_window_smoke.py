@@ -1,4 +1,5 @@
-"""ViTPose window-attention variants under one Keras backend: forward, mixed bfloat16 forward, 2-step fit.
+"""ViTPose window-attention variants under one Keras backend: forward, mixed bfloat16 forward, 2-step fit;
+then 2-step fits with output distillation and with a frozen knowledge token.
 
 Weights come from a fixed seed (`backend_smoke._seed_weights`, relative bias
 tables included), so forward outputs compare across backends.
@@ -63,6 +64,30 @@ def main(out_path):
         finally:
             keras.config.set_dtype_policy("float32")
         print(name, "ok", flush=True)
+    # Distillation in `fit`: output distillation from a frozen teacher, and a student with a frozen knowledge token.
+    from keras_pose.training import OutputDistillation
+    from keras_pose.training.knowledge_token import fit_knowledge_token, with_knowledge_token
+
+    x = np.random.default_rng(7).normal(0.0, 1.0, (2, 64, 48, 3)).astype("float32")
+    teacher = backend_smoke._seed_weights(
+        keras_pose.ViTPose(keras_pose.ViTPoseBackbone(image_size=(64, 48), **TINY), deconv_filters=(16, 16))
+    )
+    student = keras_pose.ViTPose(keras_pose.ViTPoseBackbone(image_size=(64, 48), **{**TINY, "hidden_dim": 16}),
+                                 decoder="minimal")
+    student.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False,
+                    distillation=OutputDistillation(teacher, weight=1.0))
+    history = student.fit(x, backend_smoke._targets(student, 2, rng), batch_size=1, epochs=2, verbose=0)
+    results["distill_output/loss"] = np.asarray(history.history["loss"], np.float32)
+    token = fit_knowledge_token(with_knowledge_token(teacher), x, backend_smoke._targets(teacher, 2, rng),
+                                batch_size=1, epochs=1, verbose=0)
+    student = with_knowledge_token(student, token=token)
+    student.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
+    history = student.fit(x, backend_smoke._targets(student, 2, rng), batch_size=1, epochs=2, verbose=0)
+    results["distill_token/loss"] = np.asarray(history.history["loss"], np.float32)
+    results["distill_token/unchanged"] = np.array(
+        np.array_equal(keras.ops.convert_to_numpy(student.backbone.knowledge_token.token), token)
+    )
+    print("distillation ok", flush=True)
     np.savez(out_path, **results)
 
 

@@ -2,7 +2,8 @@
 
 Forward outputs must equal the TensorFlow backend's for the same weights;
 a 2-step fit must give finite losses; the mixed bfloat16 forward must keep
-the heatmap pattern and float32 output.
+the heatmap pattern and float32 output. Output and knowledge-token
+distillation fit for 2 steps with finite losses (the token unchanged).
 """
 
 import os
@@ -50,3 +51,7 @@ def test_window_variants_forward_fit_and_mixed(backend, tmp_path, tensorflow_res
         assert str(results[f"{name}/mixed_dtype"]) == "float32", name
         correlation = np.corrcoef(results[f"{name}/mixed"].ravel(), actual.ravel())[0, 1]
         assert correlation > 0.75, (name, correlation)
+    for kind in ("output", "token"):
+        losses = results[f"distill_{kind}/loss"]
+        assert losses.shape == (2,) and np.isfinite(losses).all(), (kind, losses)
+    assert bool(results["distill_token/unchanged"])  # the knowledge token stays frozen in the student

@@ -377,3 +377,16 @@ def test_vitpose_plus_with_attention_keeps_experts_and_heads():
     x = _rand((1, 64, 48, 3), seed=12)
     diff = np.abs(_np(windowed(x)) - _np(model(x))).max()  # one window covering the map, zero bias
     assert diff < 1e-5, diff
+
+
+def test_train_config_backbone_and_head_arguments():
+    from keras_pose.errors import TrainConfigError
+    from keras_pose.training.model_builder import validate_architecture_args
+
+    args = {"attention": "shifted_pooling_window", "window_size": 8, "patch_stride": 8, "patch_padding": 4}
+    assert validate_architecture_args(args, "ViTPose", "backbone") == args
+    assert validate_architecture_args({"decoder": "minimal"}, "ViTPose", "head") == {"decoder": "minimal"}
+    with pytest.raises(TrainConfigError, match="model.backbone.attention"):
+        validate_architecture_args({"attention": "local"}, "ViTPose", "backbone")
+    with pytest.raises(TrainConfigError, match="model.backbone.patch_stride"):
+        validate_architecture_args({"patch_stride": 0}, "ViTPose", "backbone")

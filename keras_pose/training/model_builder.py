@@ -96,6 +96,7 @@ _RESERVED_ARGS = {
 }
 # Kinds of arguments whose default (None, or none at all) does not tell.
 _ARG_KINDS = {
+    "patch_stride": "int+?",
     "hidden_dim": "int+",
     "num_layers": "int+",
     "num_heads": "int+",
@@ -115,6 +116,10 @@ _ARG_KINDS = {
 _ARG_CHOICES = {
     ("ViTPose", "decoder"): ("classic", "simple", "minimal"),
     ("ViTPoseBackbone", "pos_embed_cls_slot"): ("add", "none"),
+    # Train configs take one attention kind for every block (per-block lists: the Python API).
+    ("ViTPoseBackbone", "attention"): (
+        "global", "window", "shifted_window", "pooling_window", "shifted_pooling_window"
+    ),
 }
 # Modules of the framework base classes, where `constructor_arguments` stops.
 _FRAMEWORK_MODULES = ("keras", "keras_hub", "keras_nlp", "builtins")

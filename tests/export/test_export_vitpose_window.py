@@ -1,4 +1,5 @@
-"""ViTPose window-attention variants (and the minimal decoder) export to ONNX and TFLite with float32 parity.
+"""ViTPose window-attention variants (the minimal decoder, a knowledge-token student) export to ONNX and TFLite
+with float32 parity.
 
 The window partition (6-D reshape / transpose), the cyclic shift (static
 slices + concatenation), the masks and the pooled keys are all plain ops of
@@ -31,6 +32,10 @@ MODELS = {
     # 1/16 tokens (4 x 3), 2 x 2 windows (columns padded), plain then shifted windows; classic decoder.
     "stride16_shifted_classic": dict(
         backbone=dict(attention="shifted_window", window_size=2), head=dict(decoder="classic", deconv_filters=(16, 16))
+    ),
+    # A student with a frozen 64-wide knowledge token and its projection (knowledge-token distillation).
+    "stride16_knowledge_token_simple": dict(
+        backbone=dict(knowledge_token_dim=64, freeze_knowledge_token=True), head=dict(decoder="simple")
     ),
 }
 

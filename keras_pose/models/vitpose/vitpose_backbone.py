@@ -254,7 +254,7 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
         return config
 
     def with_attention(self, attention, window_size=None):
-        """A backbone with other attention types and these weights (`vitpose_window_attention.with_attention`)."""
+        """A backbone with other attention types and these weights (`vitpose_transfer.with_attention`)."""
         from keras_pose.models.vitpose.vitpose_transfer import with_attention
 
         return with_attention(self, attention, window_size=window_size)

@@ -18,10 +18,12 @@ def _is_new(path, new_weights=NEW_WEIGHTS):
     return path.rsplit("/", 1)[-1] in new_weights or path.startswith(NEW_LAYERS)
 
 
-def _backbone_of(model):
-    from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
+def _is_backbone(model):
+    return hasattr(model, "transformer_layers")  # a ViTPoseBackbone (duck-typed: no import cycle with it)
 
-    return model if isinstance(model, ViTPoseBackbone) else model.backbone
+
+def _backbone_of(model):
+    return model if _is_backbone(model) else model.backbone
 
 
 def _relative_paths(model):
@@ -83,10 +85,8 @@ def rebuild(model, **backbone_changes):
         ValueError: a weight of `model` (other than those) has no
             counterpart of the same shape.
     """
-    from keras_pose.models.vitpose.vitpose_backbone import ViTPoseBackbone
-
     config = model.get_config()
-    backbone_config = config if isinstance(model, ViTPoseBackbone) else config["backbone"]["config"]
+    backbone_config = config if _is_backbone(model) else config["backbone"]["config"]
     backbone_config.update(backbone_changes)
     clone = type(model).from_config(config)
     src, dst = _relative_paths(model), _relative_paths(clone)

@@ -43,7 +43,12 @@ def _rand(shape, seed=0, scale=1.0):
 def _randomize(model, seed=0):
     rng = np.random.default_rng(seed)
     for w in model.weights:
-        value = 1 + 0.1 * rng.standard_normal(w.shape) if "gamma" in w.path else 0.1 * rng.standard_normal(w.shape)
+        if "moving_variance" in w.path:
+            value = rng.uniform(0.5, 1.5, w.shape)
+        elif "gamma" in w.path:
+            value = 1 + 0.1 * rng.standard_normal(w.shape)
+        else:
+            value = 0.1 * rng.standard_normal(w.shape)
         w.assign(value.astype(np.float32))
     return model
 
@@ -318,14 +323,23 @@ def test_pixel_shuffle_matches_torch():
     np.testing.assert_array_equal(_np(pixel_shuffle(x, 3, 5)), ref.transpose(0, 2, 3, 1))
 
 
-@pytest.mark.parametrize("stride", [16, pytest.param(8, marks=pytest.mark.slow)])
-def test_minimal_decoder_shapes_and_fit(stride):  # ~7 s each (a TF fit): stride 8 under -m slow
+def _minimal_model(stride):
     backbone = ViTPoseBackbone(image_size=(64, 48), patch_stride=stride, patch_padding=2 if stride == 16 else 4,
                                attention="shifted_pooling_window", window_size=4, **TINY)
-    model = ViTPose(backbone, decoder="minimal", keypoint_spec="mpii")
+    return ViTPose(backbone, decoder="minimal", keypoint_spec="mpii")
+
+
+@pytest.mark.parametrize("stride", [16, 8])
+def test_minimal_decoder_shapes(stride):
+    model = _minimal_model(stride)
     assert isinstance(model.head, ViTPoseMinimalHead) and model.head.upsample == stride // 4
+    assert _np(model(_rand((2, 64, 48, 3), seed=9))).shape == (2, 16, 12, 16)
+
+
+@pytest.mark.slow  # a TF fit, ~7 s
+def test_minimal_decoder_fit():
+    model = _minimal_model(8)
     x = _rand((2, 64, 48, 3), seed=9)
-    assert _np(model(x)).shape == (2, 16, 12, 16)
     before = _np(model.head.projection.kernel)
     y = {"heatmaps": np.abs(_rand((2, 16, 12, 16), seed=10)), "keypoint_weights": np.ones((2, 16), np.float32)}
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
@@ -351,3 +365,28 @@ def test_window_model_config_and_keras_round_trip(tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded) is ViTPose and loaded.decoder == "minimal"
     np.testing.assert_array_equal(_np(loaded(x)), expected)
+
+
+def test_vitpose_plus_with_attention_keeps_experts_and_heads():
+    from keras_pose.models.vitpose import ViTPosePP, with_attention
+
+    backbone = ViTPoseBackbone(image_size=(64, 48), num_experts=6, part_features=8, **TINY)
+    model = _randomize(ViTPosePP(backbone, dataset="ap10k", deconv_filters=(16, 16)))
+    windowed = with_attention(model, "window", window_size=(4, 3))
+    assert type(windowed) is ViTPosePP and windowed.backbone.attention == "window"
+    x = _rand((1, 64, 48, 3), seed=12)
+    diff = np.abs(_np(windowed(x)) - _np(model(x))).max()  # one window covering the map, zero bias
+    assert diff < 1e-5, diff
+
+
+def test_train_config_backbone_and_head_arguments():
+    from keras_pose.errors import TrainConfigError
+    from keras_pose.training.model_builder import validate_architecture_args
+
+    args = {"attention": "shifted_pooling_window", "window_size": 8, "patch_stride": 8, "patch_padding": 4}
+    assert validate_architecture_args(args, "ViTPose", "backbone") == args
+    assert validate_architecture_args({"decoder": "minimal"}, "ViTPose", "head") == {"decoder": "minimal"}
+    with pytest.raises(TrainConfigError, match="model.backbone.attention"):
+        validate_architecture_args({"attention": "local"}, "ViTPose", "backbone")
+    with pytest.raises(TrainConfigError, match="model.backbone.patch_stride"):
+        validate_architecture_args({"patch_stride": 0}, "ViTPose", "backbone")

@@ -342,8 +342,10 @@ def build_top_down_dataset(
             dict of per-stage overrides (``{"half_body": None,
             "bbox_transform": {"rotate_factor": 40}}``).
         seed: int; the same seed gives identical batches (order and
-            augmentation), different epochs still differ. ``None``:
-            non-deterministic.
+            augmentation), different epochs still differ. With ``repeat``,
+            the stream is computed from the seed with stateless ops alone
+            (the same in every process, whatever TensorFlow's global seed).
+            ``None``: non-deterministic.
         shuffle: shuffle the instances each epoch (training only).
         repeat: repeat forever (use ``steps_per_epoch`` in ``fit``).
         num_parallel_calls: parallelism of the per-instance map.
@@ -520,14 +522,24 @@ def build_top_down_dataset(
         }
         return crop, targets, meta
 
-    ds = tf.data.Dataset.from_tensor_slices(records)
-    if training and shuffle:
-        ds = ds.shuffle(len(instances), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if stages:
-        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    if repeat and seed is not None:
+        # One endless, seeded stream computed from (seed, epoch) / (seed,
+        # element) with stateless ops: independent of TensorFlow's global
+        # seed, so every process of a distributed run and a resumed run see
+        # the very same elements.
+        ds = _stateless_stream(records, len(instances), seed, training and shuffle)
+        rand = tf.data.Dataset.counter().map(
+            lambda i: tf.random.stateless_uniform([], tf.stack([tf.constant(seed, tf.int64), i]), minval=None,
+                                                  maxval=None, dtype=tf.int64))
     else:
+        # A new order and new random numbers for each pass (each iterator).
+        ds = tf.data.Dataset.from_tensor_slices(records)
+        if training and shuffle:
+            ds = ds.shuffle(len(instances), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    if not stages:
         rand = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
     ds = tf.data.Dataset.zip((ds, rand))
     if skip_elements:
@@ -540,6 +552,20 @@ def build_top_down_dataset(
     if prefetch:
         ds = ds.prefetch(prefetch)
     return ds
+
+
+def _stateless_stream(records, count, seed, shuffle):
+    """``records`` repeated forever; epoch ``e`` in the order of ``argsort(uniform(seed, e))`` when shuffling."""
+    table = {key: tf.constant(value) for key, value in records.items()}
+
+    def epoch(e):
+        if not shuffle:
+            return tf.data.Dataset.range(count)
+        keys = tf.random.stateless_uniform([count], tf.stack([tf.constant(seed, tf.int64), e]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
+
+    order = tf.data.Dataset.counter().flat_map(epoch)
+    return order.map(lambda i: {key: tf.gather(value, i) for key, value in table.items()})
 
 
 def model_dataset(model, dataset, **kwargs):

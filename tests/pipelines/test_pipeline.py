@@ -286,6 +286,27 @@ def test_determinism_with_seed(coco):
     tf.nest.map_structure(np.testing.assert_array_equal, serial, a)
 
 
+def test_repeated_seeded_stream_ignores_the_global_seed_and_skips_exactly(coco):
+    # Distributed processes and resumed runs rebuild the stream: it must not depend on
+    # TensorFlow's global seed, and skip_elements must land where the unskipped stream is.
+    codec = codec_for(True, (128, 96))
+
+    def batches(global_seed, skip=0, count=4):
+        tf.random.set_seed(global_seed)
+        ds = build_top_down_dataset(coco, codec, batch_size=3, seed=7, repeat=True, drop_remainder=True,
+                                    skip_elements=skip)
+        return [(x.numpy(), y["heatmaps"].numpy()) for x, y in ds.take(count)]
+
+    a, b = batches(1), batches(2)
+    tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+    assert np.abs(a[0][0] - a[3][0]).mean() > 1.0  # later batches differ (order and augmentation)
+    tf.nest.map_structure(np.testing.assert_array_equal, batches(3, skip=6, count=2), a[2:])
+    # Another seed, another stream.
+    tf.random.set_seed(1)
+    other = build_top_down_dataset(coco, codec, batch_size=3, seed=8, repeat=True, drop_remainder=True)
+    assert np.abs(next(iter(other))[0].numpy() - a[0][0]).mean() > 1.0
+
+
 # ---------------------------------------------------------------- round trip
 
 

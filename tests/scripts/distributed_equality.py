@@ -15,7 +15,10 @@ import os
 import sys
 
 kind = sys.argv[1]
-os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+# `data COORDINATOR PROCESS_ID`: one device in each of two processes instead of two in one.
+multi = sys.argv[2:4]
+if not multi:
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
 if os.environ.get("KERAS_BACKEND") == "tensorflow":
     import tensorflow as tf
 
@@ -45,14 +48,19 @@ def data():
     x = rng.normal(size=(24, 64, 48, 3)).astype("float32")
     y = {"heatmaps": rng.uniform(size=(24, 16, 12, 17)).astype("float32"),
          "keypoint_weights": np.ones((24, 17), "float32")}
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True)
 
 
+setup = setup_distribution(kind, mesh="1,2" if kind == "model" else None, coordinator=multi[0] if multi else None,
+                           num_processes=2 if multi else None, process_id=int(multi[1]) if multi else None)
+# One device first (with the distribution unset), then the same steps distributed from the same weights.
+if setup.distribution is not None:
+    keras.distribution.set_distribution(None)
 single = build()
 start = single.get_weights()
 single.fit(data(), epochs=1, verbose=0, shuffle=False)
-
-setup = setup_distribution(kind, mesh="1,2" if kind == "model" else None)
+if setup.distribution is not None:
+    keras.distribution.set_distribution(setup.distribution)
 with setup.scope():
     distributed = build()
     distributed.set_weights(start)

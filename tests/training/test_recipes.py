@@ -103,7 +103,7 @@ def test_layer_decay_inside_fit_scales_the_first_adam_step():
 
 
 def _adam(lr, mult):
-    return make_param_group_optimizer("adam", learning_rate=lr, lr_multipliers=mult)
+    return make_param_group_optimizer("adam", learning_rate=lr, lr_multipliers=mult, epsilon=1e-12)
 
 
 def test_param_group_optimizer_round_trips_config():

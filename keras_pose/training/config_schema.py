@@ -53,7 +53,14 @@ working directory::
       augmentation: true (mmpose 1.x flip, half-body, scale/rotate, colour
                     jitter) | false | {stage: overrides or null} [true]
       optimizer:    {type: adam | adamw | sgd [adamw], weight_decay [0.1 for
-                    adamw, else 0], momentum [0.9, sgd], clipnorm [null]}
+                    adamw, else 0], momentum [0.9, sgd], clipnorm [null],
+                    layer_decay: null | a float in (0, 1] | auto (ViTPose
+                    layer-wise lr decay: lr * decay ** (N + 1 - layer),
+                    embeddings layer 0, block i layer i + 1, heads N + 1;
+                    auto: 0.75 ViT-B, 0.8 S/L, 0.85 H) [null],
+                    no_weight_decay: regular expressions searched in
+                    variable paths that get no weight decay [[norm, bias,
+                    pos_embed, position_embedding]]}
       learning_rate:
                     a number, or {base [5e-4], schedule: constant | step |
                     cosine [cosine], warmup_steps [0] or warmup_epochs,
@@ -61,6 +68,14 @@ working directory::
                     schedule) [[]], gamma [0.1], min_factor (cosine end
                     fraction) [0.0]}
       seed:         int or null [0]
+      ema:          null, or an EMA of the weights (mmpose ExpMomentumEMA:
+                    momentum_s = (1 - momentum) exp(-(1 + s) / gamma) +
+                    momentum) used for evaluation, the best checkpoint, the
+                    preset and last.weights.h5: {momentum [0.0002], gamma
+                    (steps) [2000]}; true: the defaults [null]
+      freeze:       variable-path patterns to freeze (ViTPose partial
+                    fine-tuning): e.g. [attention] (every block's
+                    attention), [mlp] (the FFNs), [backbone] [[]]
     evaluation:     (used when data.val is set)
       metric:       auto | coco | pck | pckh [auto: pckh for MPII, coco for
                     COCO-format files]
@@ -130,6 +145,7 @@ from keras_pose.training.config_values import (
 )
 from keras_pose.training.model_builder import architectures, validate_architecture_args
 from keras_pose.training.optimizers import OPTIMIZERS, SCHEDULES
+from keras_pose.training.param_groups import DEFAULT_NO_WEIGHT_DECAY
 
 FORMATS = ("coco", "mpii")
 METRICS = ("auto", "coco", "pck", "pckh")
@@ -157,7 +173,8 @@ SCHEMA = {
         "epochs": 10,
         "steps_per_epoch": None,
         "augmentation": True,
-        "optimizer": {"type": "adamw", "weight_decay": None, "momentum": 0.9, "clipnorm": None},
+        "optimizer": {"type": "adamw", "weight_decay": None, "momentum": 0.9, "clipnorm": None,
+                      "layer_decay": None, "no_weight_decay": list(DEFAULT_NO_WEIGHT_DECAY)},
         "learning_rate": {
             "base": 5e-4,
             "schedule": "cosine",
@@ -169,6 +186,8 @@ SCHEMA = {
             "min_factor": 0.0,
         },
         "seed": 0,
+        "ema": None,
+        "freeze": [],
     },
     "evaluation": {
         "metric": "auto",
@@ -432,6 +451,7 @@ def _validate_train(raw):
     opt["weight_decay"] = as_float(opt["weight_decay"], "train.optimizer.weight_decay", 0.0)
     opt["momentum"] = as_float(opt["momentum"], "train.optimizer.momentum", 0.0, 1.0)
     opt["clipnorm"] = as_float(opt["clipnorm"], "train.optimizer.clipnorm", 0.0, allow_none=True, strict_min=True)
+    _validate_recipes(t, opt)
     t["optimizer"] = opt
 
     lr = number_from_text(t["learning_rate"])
@@ -462,6 +482,39 @@ def _validate_train(raw):
     t["learning_rate"] = lr
     t["seed"] = as_int(t["seed"], "train.seed", minimum=0, allow_none=True)
     return t
+
+
+def _patterns(value, key):
+    import re
+
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p for p in value):
+        fail(key, f"must be a list of variable-path patterns (regular expressions), got {value!r}.")
+    for p in value:
+        try:
+            re.compile(p)
+        except re.error as error:
+            fail(key, f"pattern {p!r} is not a regular expression ({error}).")
+    return list(value)
+
+
+def _validate_recipes(t, opt):
+    """train.optimizer.layer_decay / no_weight_decay, train.ema, train.freeze."""
+    decay = opt["layer_decay"]
+    if decay != "auto":
+        opt["layer_decay"] = as_float(decay, "train.optimizer.layer_decay", 0.0, 1.0, allow_none=True, strict_min=True)
+    opt["no_weight_decay"] = _patterns(opt["no_weight_decay"] or [], "train.optimizer.no_weight_decay")
+    ema = t["ema"]
+    if ema is True:
+        ema = {}
+    if ema is not None and ema is not False:
+        check_keys(ema, {"momentum": 0.0002, "gamma": 2000}, "train.ema")
+        ema = merge_defaults({"momentum": 0.0002, "gamma": 2000}, ema)
+        ema["momentum"] = as_float(ema["momentum"], "train.ema.momentum", 0.0, 1.0, strict_min=True)
+        if ema["momentum"] >= 1.0:
+            fail("train.ema.momentum", "must be below 1 (the weight of the new weights; mmpose RTMO: 0.0002).")
+        ema["gamma"] = as_float(ema["gamma"], "train.ema.gamma", 0.0, strict_min=True)
+    t["ema"] = ema or None
+    t["freeze"] = _patterns(t["freeze"] or [], "train.freeze")
 
 
 def _validate_evaluation(raw, data):

@@ -56,6 +56,7 @@ from keras_pose.training.callbacks import (
     LearningRateLogger,
     PoseEvaluationCallback,
     TerminateOnNonFiniteLoss,
+    ThroughputLogger,
 )
 from keras_pose.training.checkpoints import json_safe, non_finite_weights, save_weights_atomic
 from keras_pose.training.config_io import load_train_config
@@ -269,6 +270,8 @@ def train_from_config(config, overrides=None, verbose=1):
     # With EMA: evaluation, history and the best checkpoint see the averages;
     # the state is saved with the raw weights (and the averages beside them).
     callbacks += ([ema, *ema.evaluation_callbacks(*evaluation_callbacks)] if ema else evaluation_callbacks)
+    if verbose:
+        callbacks.append(ThroughputLogger(t["batch_size"], t["epochs"], print_fn=say))
     callbacks.append(state_saver)
     epoch, step = 0, 0
     if resume is not None:

@@ -240,3 +240,51 @@ def test_train_config_recipes_freeze_layer_decay_ema_and_log(tmp_path, capsys):
     preset = kp.from_preset(result.preset_dir).get_weights()
     for a, b in zip(preset, result.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.backends  # a JAX / PyTorch pytest process each: `python -m pytest -m backends`
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_recipes_on_other_backends(backend):
+    """The layer-decay update (apply and a compiled fit step), freezing and the EMA checks of this file."""
+    import os
+    import subprocess
+    import sys
+
+    from pose_testing.paths import REPO_ROOT
+
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-m",
+                           "not backends", "-k", "not train_config", "-o", "addopts="],
+                          env=env, capture_output=True, text=True, timeout=900, cwd=str(REPO_ROOT))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " 9 passed" in proc.stdout, proc.stdout[-500:]
+
+
+def test_config_validates_the_recipe_keys(tmp_path):
+    from keras_pose.errors import TrainConfigError
+    from keras_pose.training import TrainConfig
+
+    (tmp_path / "a.json").write_text("{}")
+
+    def config(**train):
+        return {"model": {"input_size": [64, 48]}, "data": {"train": "a.json"}, "train": train,
+                "output": {"dir": str(tmp_path)}}
+
+    t = TrainConfig.from_dict(config(), base_dir=str(tmp_path))["train"]
+    assert t["optimizer"]["layer_decay"] is None and t["ema"] is None and t["freeze"] == []
+    assert t["optimizer"]["no_weight_decay"] == list(DEFAULT_NO_WEIGHT_DECAY)
+    t = TrainConfig.from_dict(config(ema=True, freeze=["attention"], optimizer={"layer_decay": "auto"}),
+                              base_dir=str(tmp_path))["train"]
+    assert t["ema"] == {"momentum": 0.0002, "gamma": 2000.0} and t["optimizer"]["layer_decay"] == "auto"
+    t = TrainConfig.from_dict(config(optimizer={"layer_decay": "0.75"}), base_dir=str(tmp_path))["train"]
+    assert t["optimizer"]["layer_decay"] == 0.75
+    bad = [({"optimizer": {"layer_decay": 1.5}}, "train.optimizer.layer_decay"),
+           ({"optimizer": {"layer_decay": "big"}}, "train.optimizer.layer_decay"),
+           ({"optimizer": {"no_weight_decay": "bias"}}, "train.optimizer.no_weight_decay"),
+           ({"ema": {"momentum": 1.0}}, "train.ema.momentum"),
+           ({"ema": {"gama": 10}}, "gama"),
+           ({"freeze": ["attention("]}, "train.freeze")]
+    for train, message in bad:
+        with pytest.raises(TrainConfigError, match=re.escape(message)):
+            TrainConfig.from_dict(config(**train), base_dir=str(tmp_path))

@@ -31,6 +31,15 @@ RNG states, data position, best metric) is saved atomically into
 folder again continues from the newest state; with a seed, the final
 weights equal an uninterrupted run's.
 
+The papers' recipes (`param_groups`, `ema`): ``train.optimizer.layer_decay``
+(ViTPose layer-wise learning-rate decay), ``train.optimizer.no_weight_decay``
+(norms, biases, position embeddings by default), ``train.freeze`` (partial
+fine-tuning by variable-path pattern; what was frozen is logged) and
+``train.ema`` (mmpose ``ExpMomentumEMA``: evaluation, the best checkpoint,
+``last.weights.h5`` and the preset hold the averages; the training states
+hold the raw weights and the averages, so resuming stays exact). With
+``verbose`` each epoch logs images/s and the whole run's ETA.
+
 Nothing is lost: a folder that holds an earlier run that cannot be resumed
 (finished, no state saved yet, or another config) is refused with a message
 that lists its checkpoints and preset, unless ``output.overwrite`` (moves it

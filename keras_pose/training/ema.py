@@ -12,9 +12,10 @@ with ``m = 0.0002``, ``gamma = 2000`` (mmpose RTMO configs): the average
 follows the weights closely at first (momentum near 1) and settles to a
 2 / m = 10,000-step horizon after a few ``gamma`` steps.
 
-Keras' own ``optimizer(use_ema=True, ema_momentum=0.99)`` is not this:
-its momentum is fixed (``a = mu * a + (1 - mu) * w``, ``mu`` constant, no
-warm-up), it averages trainable variables only (no batch-norm statistics),
+Keras' own ``optimizer(use_ema=True, ema_momentum=0.99)`` (Keras 3.15) is
+not this: after a first step that copies the weights, its momentum is fixed
+(``a = mu * a + (1 - mu) * w``, ``mu`` constant: no exponential warm-up),
+it averages trainable variables only (no batch-norm statistics),
 and it overwrites the model's weights with the average every
 ``ema_overwrite_frequency`` steps and at the end of ``fit``; the weights
 training continues from are then the average. mmpose keeps training the raw
@@ -31,6 +32,9 @@ weights and uses the average for validation and checkpoints, which is what
 ``ema.npz`` (the averages and the step count) in a training-state folder
 (`keras_pose.training.resume` calls them), so a resumed run continues the
 same average.
+
+Cost: one eager ``a += momentum * (w - a)`` per weight after every step (on
+JAX the trainer's state is synced into the variables first).
 """
 
 import json

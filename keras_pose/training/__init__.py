@@ -8,6 +8,9 @@ Modules, one job each:
   messages; `config_io`: YAML/JSON files, ``--set`` overrides, path rules
   (`load_train_config`).
 - `optimizers`: optimizers and learning-rate schedules (`WarmupSchedule`).
+- `param_groups`: per-variable learning rates (ViTPose layer-wise decay), no
+  weight decay on norms / biases / position embeddings, freezing by name;
+  `ema`: mmpose's ``ExpMomentumEMA`` of the weights (`ExpMomentumEMA`).
 - `model_builder`: the model of a config, from any registered task class or
   a preset (`build_model_from_config`, `architectures`).
 - `callbacks`: NaN guard, evaluation, history, best checkpoint, learning rate;
@@ -25,6 +28,10 @@ from keras_pose.losses import MultiOutputHeatmapLoss
 from keras_pose.training.callbacks import CocoEvaluationCallback
 from keras_pose.training.callbacks import PoseEvaluationCallback
 from keras_pose.training.callbacks import TerminateOnNonFiniteLoss
+from keras_pose.training.callbacks import ThroughputLogger
+from keras_pose.training.ema import ExpMomentumEMA
+from keras_pose.training.param_groups import ParamGroupAdam, ParamGroupAdamW, ParamGroupSGD
+from keras_pose.training.param_groups import freeze_by_patterns, layer_decay_multipliers
 from keras_pose.training.config_io import load_train_config
 from keras_pose.training.config_schema import TrainConfig
 from keras_pose.training.distillation import OutputDistillation
@@ -38,6 +45,13 @@ from keras_pose.training.trainer import TrainResult, train_from_config
 
 __all__ = [
     "CocoEvaluationCallback",
+    "ExpMomentumEMA",
+    "ParamGroupAdam",
+    "ParamGroupAdamW",
+    "ParamGroupSGD",
+    "ThroughputLogger",
+    "freeze_by_patterns",
+    "layer_decay_multipliers",
     "KeypointOHKMMSELoss",
     "MultiOutputHeatmapLoss",
     "NonFiniteModelError",

@@ -53,7 +53,14 @@ working directory::
       augmentation: true (mmpose 1.x flip, half-body, scale/rotate, colour
                     jitter) | false | {stage: overrides or null} [true]
       optimizer:    {type: adam | adamw | sgd [adamw], weight_decay [0.1 for
-                    adamw, else 0], momentum [0.9, sgd], clipnorm [null]}
+                    adamw, else 0], momentum [0.9, sgd], clipnorm [null],
+                    layer_decay: null | a float in (0, 1] | auto (ViTPose
+                    layer-wise lr decay: lr * decay ** (N + 1 - layer),
+                    embeddings layer 0, block i layer i + 1, heads N + 1;
+                    auto: 0.75 ViT-B, 0.8 S/L, 0.85 H) [null],
+                    no_weight_decay: regular expressions searched in
+                    variable paths that get no weight decay [[norm, bias,
+                    pos_embed, position_embedding]]}
       learning_rate:
                     a number, or {base [5e-4], schedule: constant | step |
                     cosine [cosine], warmup_steps [0] or warmup_epochs,
@@ -66,6 +73,14 @@ working directory::
                     HOST:PORT, num_processes, process_id} (several
                     processes, JAX); batch_size is then the global batch
                     (keras_pose.training.distribution) [null]
+      ema:          null, or an EMA of the weights (mmpose ExpMomentumEMA:
+                    momentum_s = (1 - momentum) exp(-(1 + s) / gamma) +
+                    momentum) used for evaluation, the best checkpoint, the
+                    preset and last.weights.h5: {momentum [0.0002], gamma
+                    (steps) [2000]}; true: the defaults [null]
+      freeze:       variable-path patterns to freeze (ViTPose partial
+                    fine-tuning): e.g. [attention] (every block's
+                    attention), [mlp] (the FFNs), [backbone] [[]]
     evaluation:     (used when data.val is set)
       metric:       auto | coco | pck | pckh [auto: pckh for MPII, coco for
                     COCO-format files]
@@ -116,6 +131,7 @@ import numbers
 import os
 
 from keras_pose.errors import TrainConfigError
+from keras_pose.training.config_sections import validate_distillation, validate_distribution, validate_recipes
 from keras_pose.training.config_values import (
     REQUIRED,
     as_bool,
@@ -135,6 +151,7 @@ from keras_pose.training.config_values import (
 )
 from keras_pose.training.model_builder import architectures, validate_architecture_args
 from keras_pose.training.optimizers import OPTIMIZERS, SCHEDULES
+from keras_pose.training.param_groups import DEFAULT_NO_WEIGHT_DECAY
 
 FORMATS = ("coco", "mpii")
 METRICS = ("auto", "coco", "pck", "pckh")
@@ -162,7 +179,8 @@ SCHEMA = {
         "epochs": 10,
         "steps_per_epoch": None,
         "augmentation": True,
-        "optimizer": {"type": "adamw", "weight_decay": None, "momentum": 0.9, "clipnorm": None},
+        "optimizer": {"type": "adamw", "weight_decay": None, "momentum": 0.9, "clipnorm": None,
+                      "layer_decay": None, "no_weight_decay": list(DEFAULT_NO_WEIGHT_DECAY)},
         "learning_rate": {
             "base": 5e-4,
             "schedule": "cosine",
@@ -175,6 +193,8 @@ SCHEMA = {
         },
         "seed": 0,
         "distribution": None,
+        "ema": None,
+        "freeze": [],
     },
     "evaluation": {
         "metric": "auto",
@@ -187,7 +207,6 @@ SCHEMA = {
                "resume": True, "state_every_n_steps": 500, "keep_states": 2},
     "distillation": None,
 }
-_DISTILLATION_KEYS = {"teacher": REQUIRED, "type": "output", "weight": 1.0, "token_epochs": 1}
 _VAL_KEYS = {"annotation_file": REQUIRED, "image_root": None, "detections": None, "min_detection_score": 0.0}
 _KEYPOINT_KEYS = {"spec": REQUIRED, "sigmas": None}
 
@@ -256,7 +275,7 @@ class TrainConfig:
             "train": _validate_train(raw.get("train") or {}),
             "evaluation": None,
             "output": _validate_output(raw.get("output"), base_dir),
-            "distillation": _validate_distillation(raw.get("distillation"), base_dir),
+            "distillation": validate_distillation(raw.get("distillation"), base_dir),
         }
         cfg["evaluation"] = _validate_evaluation(raw.get("evaluation") or {}, cfg["data"])
         model = cfg["model"]
@@ -313,28 +332,6 @@ def _validate_model(raw, base_dir):
             fail("model.input_size", f"must be [height, width] in pixels (integers >= 16), got {size!r}.")
         m["input_size"] = [int(v) for v in size]
     return m
-
-
-def _validate_distillation(raw, base_dir):
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        fail("distillation", f"must be a mapping {{teacher, type, weight}} or null, got {raw!r}.")
-    check_keys(raw, _DISTILLATION_KEYS, "distillation")
-    d = merge_defaults(_DISTILLATION_KEYS, raw)
-    require(d, "distillation")
-    teacher = as_str(d["teacher"], "distillation.teacher")
-    candidate = os.path.abspath(os.path.join(base_dir, os.path.expanduser(teacher)))
-    if os.path.isdir(candidate):
-        teacher = candidate
-    elif looks_like_path(teacher):
-        fail("distillation.teacher", f"names a folder that does not exist: {candidate!r} (give a preset "
-              "directory or a registered preset name).")
-    from keras_pose.training.distillation import DISTILLATION_TYPES
-
-    kind = as_choice(d["type"], "distillation.type", DISTILLATION_TYPES)
-    return {"teacher": teacher, "type": kind, "weight": as_float(d["weight"], "distillation.weight", minimum=0),
-            "token_epochs": as_int(d["token_epochs"], "distillation.token_epochs", minimum=1)}
 
 
 def _validate_keypoints(raw, base_dir):
@@ -438,9 +435,10 @@ def _validate_train(raw):
     opt["weight_decay"] = as_float(opt["weight_decay"], "train.optimizer.weight_decay", 0.0)
     opt["momentum"] = as_float(opt["momentum"], "train.optimizer.momentum", 0.0, 1.0)
     opt["clipnorm"] = as_float(opt["clipnorm"], "train.optimizer.clipnorm", 0.0, allow_none=True, strict_min=True)
+    validate_recipes(t, opt)
     t["optimizer"] = opt
 
-    t["distribution"] = _validate_distribution(t["distribution"])
+    t["distribution"] = validate_distribution(t["distribution"])
 
     lr = number_from_text(t["learning_rate"])
     if isinstance(lr, numbers.Real) and not isinstance(lr, bool):
@@ -504,34 +502,6 @@ def _validate_evaluation(raw, data):
                   f"choose one of {', '.join(logged)}.")
     e["monitor"] = monitor
     return e
-
-
-_DISTRIBUTION_KEYS = {"kind": REQUIRED, "mesh": None, "coordinator": None, "num_processes": None, "process_id": None}
-
-
-def _validate_distribution(raw):
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        raw = {"kind": raw}
-    if not isinstance(raw, dict):
-        fail("train.distribution", f"must be null, data, model or a mapping, got {raw!r}.")
-    check_keys(raw, _DISTRIBUTION_KEYS, "train.distribution")
-    d = merge_defaults(_DISTRIBUTION_KEYS, raw)
-    require(d, "train.distribution")
-    d["kind"] = as_choice(d["kind"], "train.distribution.kind", ("data", "model"))
-    if d["mesh"] is not None:
-        d["mesh"] = str(d["mesh"])
-    if d["coordinator"] is not None:
-        d["coordinator"] = as_str(d["coordinator"], "train.distribution.coordinator")
-        if ":" not in d["coordinator"]:
-            fail("train.distribution.coordinator", f"must be HOST:PORT, got {d['coordinator']!r}.")
-    d["num_processes"] = as_int(d["num_processes"], "train.distribution.num_processes", allow_none=True)
-    d["process_id"] = as_int(d["process_id"], "train.distribution.process_id", minimum=0, allow_none=True)
-    if d["process_id"] is not None and d["num_processes"] is not None and d["process_id"] >= d["num_processes"]:
-        fail("train.distribution.process_id", f"must be below num_processes ({d['num_processes']}), got "
-              f"{d['process_id']}.")
-    return d
 
 
 def _validate_output(raw, base_dir):

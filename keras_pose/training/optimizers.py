@@ -101,12 +101,26 @@ def make_schedule(lr_config, steps_per_epoch, epochs):
     )
 
 
-def make_optimizer(opt_config, schedule):
-    """A Keras optimizer from a validated ``train.optimizer`` section."""
+def make_optimizer(opt_config, schedule, lr_multipliers=None):
+    """A Keras optimizer from a validated ``train.optimizer`` section.
+
+    With ``lr_multipliers`` (``{variable path: factor}``, layer-wise decay)
+    or ``no_weight_decay`` patterns in the section, a
+    `keras_pose.training.param_groups` optimizer of the same type.
+    """
     kwargs = {"learning_rate": schedule}
     if opt_config["clipnorm"]:
         kwargs["clipnorm"] = opt_config["clipnorm"]
     kind = opt_config["type"]
+    if lr_multipliers or opt_config.get("no_weight_decay"):
+        from keras_pose.training.param_groups import make_param_group_optimizer
+
+        if kind == "sgd":
+            kwargs["momentum"] = opt_config["momentum"]
+        return make_param_group_optimizer(kind, lr_multipliers=lr_multipliers,
+                                          no_weight_decay=opt_config.get("no_weight_decay") or (),
+                                          weight_decay=opt_config["weight_decay"] if kind == "adamw" else (
+                                              opt_config["weight_decay"] or None), **kwargs)
     if kind == "adamw":
         return keras.optimizers.AdamW(weight_decay=opt_config["weight_decay"], **kwargs)
     if opt_config["weight_decay"]:

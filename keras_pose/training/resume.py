@@ -9,6 +9,8 @@ every epoch and every ``every_n_steps`` steps into
 - ``rng.npz``: the states of the model's random-number generators (the
   ``SeedGenerator`` of dropout / drop-path layers, which Keras' weight files
   leave out);
+- ``ema.npz``: with an `keras_pose.training.ema.ExpMomentumEMA` (``ema=``),
+  the weight averages and their step count;
 - ``state.json``: ``epoch`` (completed epochs), ``step`` (steps done in the
   next epoch), ``global_step``, ``steps_per_epoch`` and what other callbacks
   registered (the best metric so far, ...).
@@ -94,12 +96,15 @@ def latest_training_state(directory, epoch_end_only=False):
     return None
 
 
-def restore_training_state(model, state):
+def restore_training_state(model, state, ema=None):
     """Load a state's weights, optimizer state and RNG states into a compiled model.
 
     Args:
         model: the model, built and compiled as when the state was saved.
         state: a dict from `latest_training_state` (or its folder path).
+        ema: None, or the run's `ExpMomentumEMA`: its averages and step count
+            are restored too (a state saved without EMA leaves it to start
+            from the next step's weights).
 
     Returns:
         The state dict.
@@ -120,6 +125,8 @@ def restore_training_state(model, state):
                                        f"the model has {len(variables)}: it was saved by another model.")
             for i, variable in enumerate(variables):
                 variable.assign(saved[f"rng_{i}"])
+    if ema is not None:
+        ema.restore_state(folder, model)
     return state
 
 
@@ -153,6 +160,9 @@ class TrainingStateCheckpoint(keras.callbacks.Callback):
             docstring).
         extra_state: None or a callable returning a JSON-able dict stored as
             ``state["extra"]`` (``keras-pose train`` stores the best metric).
+        ema: None, or an `ExpMomentumEMA` whose averages are saved (and
+            restored with ``restore``) with the state; put it before this
+            callback in ``fit``'s list, and its epoch-end swap-out too.
 
     Attributes:
         step_offset: steps of the current epoch done before this ``fit``
@@ -160,7 +170,7 @@ class TrainingStateCheckpoint(keras.callbacks.Callback):
         last_saved: the folder of the newest state written, or None.
     """
 
-    def __init__(self, directory, every_n_steps=None, keep=2, restore=False, extra_state=None):
+    def __init__(self, directory, every_n_steps=None, keep=2, restore=False, extra_state=None, ema=None):
         super().__init__()
         if every_n_steps is not None and int(every_n_steps) < 1:
             raise ValueError(f"every_n_steps must be None or >= 1, got {every_n_steps!r}.")
@@ -171,6 +181,7 @@ class TrainingStateCheckpoint(keras.callbacks.Callback):
         self.keep = int(keep)
         self.restore = restore
         self.extra_state = extra_state
+        self.ema = ema
         self.step_offset = 0
         self.last_saved = None
         self._epoch = 0
@@ -181,7 +192,7 @@ class TrainingStateCheckpoint(keras.callbacks.Callback):
         if self.restore:
             state = latest_training_state(self.directory, epoch_end_only=True)
             if state is not None:
-                restore_training_state(self.model, state)
+                restore_training_state(self.model, state, ema=self.ema)
                 self.model._initial_epoch = state["epoch"]  # what keras.callbacks.BackupAndRestore sets too
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -214,6 +225,9 @@ class TrainingStateCheckpoint(keras.callbacks.Callback):
         sync = getattr(self.model, "jax_state_sync", None)
         if sync is not None:  # JAX: bring the training state into the variables first
             sync()
+        if self.ema is not None and self.ema.swapped:
+            raise RuntimeError("the model holds the EMA averages while its training state is saved; put the EMA "
+                               "swap-out callback before TrainingStateCheckpoint in fit's callbacks.")
         if non_finite_weights(self.model):
             return None
         if global_step is None:
@@ -228,6 +242,8 @@ class TrainingStateCheckpoint(keras.callbacks.Callback):
             self.model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
             rng = {f"rng_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_rng_variables(self.model))}
             np.savez(os.path.join(tmp, RNG_FILE), **rng)
+            if self.ema is not None:
+                self.ema.save_state(tmp)
             with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
                 json.dump(json_safe(state), f, indent=1, allow_nan=False)
                 f.write("\n")

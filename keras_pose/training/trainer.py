@@ -31,6 +31,15 @@ RNG states, data position, best metric) is saved atomically into
 folder again continues from the newest state; with a seed, the final
 weights equal an uninterrupted run's.
 
+The papers' recipes (`param_groups`, `ema`): ``train.optimizer.layer_decay``
+(ViTPose layer-wise learning-rate decay), ``train.optimizer.no_weight_decay``
+(norms, biases, position embeddings by default), ``train.freeze`` (partial
+fine-tuning by variable-path pattern; what was frozen is logged) and
+``train.ema`` (mmpose ``ExpMomentumEMA``: evaluation, the best checkpoint,
+``last.weights.h5`` and the preset hold the averages; the training states
+hold the raw weights and the averages, so resuming stays exact). With
+``verbose`` each epoch logs images/s and the whole run's ETA.
+
 Nothing is lost: a folder that holds an earlier run that cannot be resumed
 (finished, no state saved yet, or another config) is refused with a message
 that lists its checkpoints and preset, unless ``output.overwrite`` (moves it
@@ -58,6 +67,7 @@ from keras_pose.training.callbacks import (
     LearningRateLogger,
     PoseEvaluationCallback,
     TerminateOnNonFiniteLoss,
+    ThroughputLogger,
 )
 from keras_pose.training.checkpoints import json_safe, non_finite_weights, save_weights_atomic
 from keras_pose.training.config_io import load_train_config
@@ -212,6 +222,7 @@ def train_from_config(config, overrides=None, verbose=1):
                              skip_elements=global_step * t["batch_size"], drop_remainder=True)
 
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
+    lr_multipliers = _apply_recipes(model, t, say)
     from keras_pose.training.distillation import apply_distillation_config
 
     model, distillation = apply_distillation_config(
@@ -221,9 +232,16 @@ def train_from_config(config, overrides=None, verbose=1):
     say(f"Distribution: {setup.describe(t['batch_size'])}.")
     compile_args = {} if setup.jit_compile is None else {"jit_compile": setup.jit_compile}
     with setup.scope():
-        model.compile(optimizer=make_optimizer(t["optimizer"], schedule), loss=training_loss(config),
-                      distillation=distillation, **compile_args)
+        model.compile(optimizer=make_optimizer(t["optimizer"], schedule, lr_multipliers),
+                      loss=training_loss(config), distillation=distillation, **compile_args)
 
+    ema = None
+    if t["ema"]:
+        from keras_pose.training.ema import ExpMomentumEMA
+
+        ema = ExpMomentumEMA(momentum=t["ema"]["momentum"], gamma=t["ema"]["gamma"])
+        say(f"EMA of the weights (mmpose ExpMomentumEMA, momentum {ema.momentum:g}, gamma {ema.gamma:g} steps): "
+            "used for evaluation, the best checkpoint, last.weights.h5 and the preset.")
     files = {}
     out_dir = out["dir"]
     ckpt_dir = os.path.join(out_dir, "checkpoints")
@@ -239,7 +257,7 @@ def train_from_config(config, overrides=None, verbose=1):
         if resume["steps_per_epoch"] != steps:
             fail("train.steps_per_epoch", f"the run in {out_dir!r} has {resume['steps_per_epoch']} steps per epoch, "
                   f"this config {steps} (the training set changed?); resume needs the same, or --restart.")
-        restore_training_state(model, resume)
+        restore_training_state(model, resume, ema=ema)
         files["resumed_from"] = resume["folder"]
         say(f"Resuming the run in {out_dir} at epoch {resume['epoch'] + 1}, step {resume['step'] + 1} (global step "
             f"{resume['global_step']}) from {resume['folder']}.")
@@ -250,8 +268,9 @@ def train_from_config(config, overrides=None, verbose=1):
     # finite weights (saved as last.weights.h5 after every finite epoch).
     guard = TerminateOnNonFiniteLoss(snapshot_path=files["last_weights"], raise_error=True, verbose=0)
     callbacks = [guard, LearningRateLogger(schedule)]
+    evaluation_callbacks = []
     if val_set is not None:
-        callbacks.append(
+        evaluation_callbacks.append(
             PoseEvaluationCallback(
                 val_set,
                 metric=e["metric"],
@@ -273,8 +292,14 @@ def train_from_config(config, overrides=None, verbose=1):
     state_saver = TrainingStateCheckpoint(
         os.path.join(out_dir, STATE_DIR), every_n_steps=out["state_every_n_steps"], keep=out["keep_states"],
         extra_state=lambda: {"best": checkpoint.best, "best_epoch": checkpoint.best_epoch,
-                             "last_finite_epoch": guard.last_finite_epoch})
-    callbacks += [history_writer, checkpoint, state_saver]
+                             "last_finite_epoch": guard.last_finite_epoch}, ema=ema)
+    evaluation_callbacks += [history_writer, checkpoint]
+    # With EMA: evaluation, history and the best checkpoint see the averages;
+    # the state is saved with the raw weights (and the averages beside them).
+    callbacks += ([ema, *ema.evaluation_callbacks(*evaluation_callbacks)] if ema else evaluation_callbacks)
+    if verbose:
+        callbacks.append(ThroughputLogger(t["batch_size"], t["epochs"], print_fn=say))
+    callbacks.append(state_saver)
     epoch, step = 0, 0
     if resume is not None:
         epoch, step = resume["epoch"], resume["step"]
@@ -302,6 +327,8 @@ def train_from_config(config, overrides=None, verbose=1):
         mark_diverged(os.path.join(out_dir, STATE_DIR), str(error))
         raise error from e
     history = history_writer.history()
+    if ema is not None:
+        ema.swap_in()  # from here on the model holds the averages (last.weights.h5, preset)
     if non_finite_weights(model):  # the guard checks every epoch; never write a preset with NaN weights
         error = TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, None))
         mark_diverged(os.path.join(out_dir, STATE_DIR), str(error))
@@ -357,6 +384,36 @@ def train_from_config(config, overrides=None, verbose=1):
                            metrics=metrics, files={}, process_id=setup.process_id)
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
+
+
+def _apply_recipes(model, t, say):
+    """``train.freeze`` and ``train.optimizer.layer_decay``: freeze, and return the lr multipliers (or None)."""
+    from keras_pose.training.param_groups import (
+        auto_layer_decay,
+        describe_multipliers,
+        freeze_by_patterns,
+        layer_decay_multipliers,
+    )
+
+    if t["freeze"]:
+        try:
+            counts, parameters = freeze_by_patterns(model, t["freeze"])
+        except ValueError as error:
+            fail("train.freeze", str(error))
+        say(f"Frozen: {', '.join(f'{p!r} ({n} variables)' for p, n in counts.items())}; {parameters:,} "
+            f"parameters, {model.count_params() - parameters:,} left to train.")
+    decay = t["optimizer"]["layer_decay"]
+    if decay is None:
+        return None
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(backbone, "num_layers"):
+        fail("train.optimizer.layer_decay", f"needs a ViT backbone (ViTPose, ViTPose++); {type(model).__name__} "
+              "has none. Set it to null.")
+    if decay == "auto":
+        decay = auto_layer_decay(backbone)
+    multipliers = layer_decay_multipliers(model, decay)
+    say(f"Layer-wise lr decay {decay:g} over {backbone.num_layers} blocks: lr x {describe_multipliers(multipliers)}.")
+    return multipliers
 
 
 def _history_rows(path, epochs):

@@ -204,3 +204,37 @@ def test_sigkill_then_the_same_command_resumes(tmp_path):
     assert history["epoch"] == [1, 2, 3, 4]
     worst = _assert_same_weights(_weights(tmp_path / "reference" / "preset"), _weights(out / "preset"))
     print(f"killed at global step {killed_at}; resumed vs uninterrupted, max |dw| = {worst:.3g}")
+
+
+@pytest.mark.slow  # three tiny training runs
+def test_resume_with_ema_continues_the_same_average(tmp_path, monkeypatch):
+    """train.ema: the averages are saved with every state; a resumed run's preset (the EMA weights) equals
+    an uninterrupted run's, and the averages differ from the raw weights (so the check can fail)."""
+
+    def config(out):
+        c = _config(out)
+        c["train"]["ema"] = {"momentum": 0.05, "gamma": 3}
+        return c
+
+    reference = train_from_config(config(tmp_path / "reference"), verbose=0)
+    original = TrainingStateCheckpoint.on_train_batch_end
+
+    def kill_after_step_5(self, batch, logs=None):
+        original(self, batch, logs)
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainingStateCheckpoint, "on_train_batch_end", kill_after_step_5)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_from_config(config(out), verbose=0)
+    monkeypatch.undo()
+    state = latest_training_state(str(out / STATE_DIR))
+    assert state["global_step"] == 4 and os.path.isfile(os.path.join(state["folder"], "ema.npz"))
+    result = train_from_config(config(out), verbose=0)
+    assert result.files["resumed_from"].endswith("step-000000004")
+    worst = _assert_same_weights(_weights(reference.preset_dir), _weights(result.preset_dir))
+    print(f"EMA resumed vs uninterrupted preset, max |dw| = {worst:.3g}")
+    plain = train_from_config(_config(tmp_path / "plain"), verbose=0)  # same seed, no EMA
+    gap = max(float(np.max(np.abs(a - b))) for a, b in zip(_weights(plain.preset_dir), _weights(result.preset_dir)))
+    assert gap > 1e-4, gap

@@ -1,6 +1,6 @@
 """RTMO-s end to end: keras-pose's `RTMO` (TensorFlow, JAX, PyTorch backends) against mmpose 1.3.2's, one run.
 
-    python benchmarks/bench_rtmo.py [--rounds 5] [--inner 3] [--backends tensorflow,jax,torch]
+    python benchmarks/bench_rtmo.py [--rounds 9] [--inner 5] [--backends tensorflow,jax,torch]
         [--mmpose-python /work/mmpose-venv/bin/python] [--image tests/data/coco/000000000785.jpg]
         [--markdown benchmarks/results/bench_rtmo.md] [--json benchmarks/results/bench_rtmo.json]
 
@@ -33,6 +33,8 @@ faster). Only one worker computes at a time (the others wait on stdin).
 import argparse
 import json
 import os
+import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -205,8 +207,8 @@ def main():
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--image", default=DEFAULT_IMAGE)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--inner", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--inner", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--mmpose-python", default=DEFAULT_MMPOSE_PYTHON)
@@ -219,7 +221,7 @@ def main():
     command = "python " + " ".join([os.path.relpath(__file__, REPO)] + sys.argv[1:])
     loadavg_start = [round(x, 2) for x in os.getloadavg()]
     tmp = tempfile.mkdtemp(prefix="bench_rtmo_")
-    checkpoint = write_checkpoint(__import__("pathlib").Path(tmp))
+    checkpoint = write_checkpoint(pathlib.Path(tmp))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     env.pop("KERAS_BACKEND", None)
     workers = {"mmpose": Worker("mmpose", [args.mmpose_python, os.path.join(HERE, "reference_rtmo.py"),
@@ -242,6 +244,7 @@ def main():
     if "mmpose" in errors:
         for worker in workers.values():
             worker.close()
+        shutil.rmtree(tmp, ignore_errors=True)
         raise SystemExit(f"mmpose reference did not run:\n{errors['mmpose']}")
     live = [name for name in workers if name not in errors]
     per_round = {name: [] for name in live}
@@ -253,10 +256,12 @@ def main():
               flush=True)
     for worker in workers.values():
         worker.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
     import numpy as np
+    from PIL import Image
 
-    image_shape = list(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(args.image)).shape)
+    image_shape = list(np.asarray(Image.open(args.image)).shape)
     ref = workers["mmpose"].ready
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg_start": loadavg_start,

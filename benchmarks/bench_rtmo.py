@@ -161,7 +161,8 @@ def markdown(report, command):
         "",
         f"Date: {report['date']}. Load average (1/5/15 min) at start {report['loadavg_start']}, at end "
         f"{report['loadavg_end']} (shared {os.cpu_count()}-core machine, other sessions running). "
-        f"{report['threads']} threads per side.",
+        f"Threads per side: {report['threads']} (torch.set_num_threads, TensorFlow intra-op; JAX's XLA pool is "
+        "not limited).",
         "",
         f"Command: `{command}`",
         "",

@@ -123,10 +123,21 @@ class OpenPose(BottomUpPoseEstimator):
         return {"heatmaps": heatmaps, "pafs": pafs}
 
     def export_decoding(self):
-        return {"paradigm": "bottom_up", "type": "openpose", "stride": 8, "limbs": [list(p) for p in self.limbs],
+        return {"codec": None, "paradigm": "bottom_up", "type": "openpose", "stride": 8, "limbs": [list(p) for p in self.limbs],
                 "paf_channels": [list(p) for p in self.paf_channels], "test_cfg": self.test_cfg,
                 "input": "BGR, pixel / 256 - 0.5, height resized to net_height, padded right / bottom to a "
                          "multiple of 8 with 128"}
+
+    @property
+    def heatmap_size(self):
+        """Map size ``(h, w)`` of the nominal `image_size` input (stride 8, rounded up)."""
+        return tuple(-(-s // self.backbone.stride) for s in self.image_size)
+
+    def export_preprocessing(self):
+        """The preprocessing section of export metadata (no `PosePreprocessor`: the reference's own)."""
+        return {"channel_order": "bgr", "formula": "pixel / 256 - 0.5", "pixel_range": [0, 255],
+                "resize": "height to image_size[0] (cv2.INTER_CUBIC, aspect kept), pad right / bottom to a "
+                          "multiple of 8 with 128; an export has the fixed image_size input"}
 
     def flip_maps(self, heatmaps, pafs):
         """Maps of a horizontally flipped image -> maps of the image (NumPy, ``(h, w, C)``).

@@ -95,7 +95,10 @@ def codec_targets(model, batch_size, seed=0):
     keypoints = np.stack([rng.uniform(0.1 * w, 0.9 * w, (batch_size, k)),
                           rng.uniform(0.1 * h, 0.9 * h, (batch_size, k))], axis=-1).astype(np.float32)
     visible = (rng.uniform(size=(batch_size, k)) > 0.2).astype(np.float32)
-    targets = model.codec.encode(keypoints, visible)
+    if getattr(model, "paradigm", None) == "bottom_up":  # one person per whole-image sample: (B, 1, K, 2)
+        targets = model.codec.encode(keypoints[:, None], visible[:, None])
+    else:
+        targets = model.codec.encode(keypoints, visible)
     as_float = lambda v: tuple(as_float(t) for t in v) if isinstance(v, (list, tuple)) else np.asarray(v, np.float32)  # noqa: E731
     return {name: as_float(value) for name, value in targets.items()}
 
@@ -257,6 +260,8 @@ def run_bottom_up_task_test(model, tmp_path, batch_size=2, atol=1e-6):
         assert result.image_size == (height, width) and result.image_id == image and result.boxes is None
         assert np.isfinite(result.keypoints).all() and result.person_scores.shape == (n,)
         assert ((result.keypoints >= 0) & (result.keypoints <= [width, height])).all()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+    run_fit_test(model, batch_size, 1, run_eagerly=True)
     return restored
 
 

@@ -218,3 +218,30 @@ def test_cli_predict_bottom_up(converted_preset, tmp_path):
     assert isinstance(json.loads(out_json.read_text()), list)
     assert cv2.imread(str(out_png)).shape == cv2.imread(image).shape
     assert main(["predict", "--preset", converted_preset, image, "--box", "1,1,20,20"]) != 0
+
+
+def test_training_targets_and_loss():
+    from keras_pose.models.openpose.openpose_targets import OpenPoseLoss, OpenPoseMaps
+
+    codec = OpenPoseMaps((64, 80), 18, [(1, 2)] + [(0, 1)] * 18)
+    people = np.zeros((1, 18, 2))
+    people[0, 1] = (19.5, 27.5)  # neck on cell (2, 3)
+    people[0, 2] = (51.5, 27.5)  # right shoulder on cell (6, 3): limb 0 is horizontal
+    visible = np.zeros((1, 18))
+    visible[0, [1, 2]] = 2
+    ignore = np.zeros((64, 80), bool)
+    ignore[40:, :] = True
+    t = codec.encode(people, visible, ignore_mask=ignore)
+    assert t["heatmaps"].shape == (8, 10, 19) and t["pafs"].shape == (8, 10, 38) and t["mask"].shape == (8, 10, 1)
+    assert t["heatmaps"][3, 2, 1] == pytest.approx(1.0) and t["heatmaps"][3, 2, 18] == pytest.approx(0.0)
+    np.testing.assert_allclose(t["pafs"][3, 2:7, 0], 1.0)  # unit x along the limb
+    assert t["pafs"][3, 9, 0] == 0 and t["pafs"][0, 4, 0] == 0 and (t["pafs"][..., 1] == 0).all()
+    assert (t["mask"][5:, :, 0] == 0).all() and (t["mask"][:5, :, 0] == 1).all()
+    batched = codec.encode(np.stack([people, people]), np.stack([visible, visible]))
+    assert batched["pafs"].shape == (2, 8, 10, 38)
+    # masked L2 over every stage: zero at the target, masked cells ignored
+    y = {k: v[None] for k, v in t.items()}
+    pred = {"paf_stage1": y["pafs"], "heatmap_stage1": y["heatmaps"] + 10.0 * (1 - y["mask"])}
+    assert float(np.asarray(OpenPoseLoss()(y, pred))) == pytest.approx(0.0)
+    pred["paf_stage1"] = y["pafs"] + 1.0
+    assert float(np.asarray(OpenPoseLoss()(y, pred))) == pytest.approx(0.5 * 50 * 38)  # rows 0..4 unmasked (cell centres y < 40)

@@ -66,7 +66,8 @@ def upsample_maps(maps, stride, resized_hw, image_hw, method="cubic"):
 
     up = resize(maps, (w * stride, h * stride))
     up = up[:resized_hw[0], :resized_hw[1]]
-    up = resize(np.ascontiguousarray(up), (int(image_hw[1]), int(image_hw[0])))
+    if up.shape[:2] != (int(image_hw[0]), int(image_hw[1])):  # cv2's same-size resize is a copy: skipped
+        up = resize(np.ascontiguousarray(up), (int(image_hw[1]), int(image_hw[0])))
     return up.astype(np.float64)
 
 

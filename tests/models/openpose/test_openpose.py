@@ -245,3 +245,12 @@ def test_training_targets_and_loss():
     assert float(np.asarray(OpenPoseLoss()(y, pred))) == pytest.approx(0.0)
     pred["paf_stage1"] = y["pafs"] + 1.0
     assert float(np.asarray(OpenPoseLoss()(y, pred))) == pytest.approx(0.5 * 50 * 38)  # rows 0..4 unmasked (cell centres y < 40)
+
+
+def test_mixed_precision_outputs_float32():
+    model = OpenPose.from_checkpoint_config(variant="coco18", image_size=[32, 32], dtype="mixed_bfloat16", **TINY)
+    out = model(np.zeros((1, 16, 24, 3), np.float32))
+    import keras
+
+    assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float32"}
+    assert model.backbone.get_layer("conv1_1").compute_dtype == "bfloat16"

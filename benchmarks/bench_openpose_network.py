@@ -74,7 +74,7 @@ def run_keras(path, x, repeats):
 
     from keras_pose.conversion import convert_checkpoint
 
-    model = convert_checkpoint(path, preset="openpose_coco18_body_368")
+    model = convert_checkpoint(path, preset="openpose_coco18_coco_368x368")
     nhwc = x.transpose(0, 2, 3, 1)
     seconds = timed(lambda: model.predict_on_batch(nhwc), repeats)
     heat, paf = model.final_maps(model.predict_on_batch(nhwc))

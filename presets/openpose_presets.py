@@ -58,7 +58,7 @@ BODY25 = {"image_size": [368, 368], "keypoint_spec": None, "variant": "body25", 
 
 PRESETS = [
     PresetEntry(
-        name="openpose_coco18_body_368",
+        name="openpose_coco18_coco_368x368",
         family="openpose",
         task_class="OpenPose",
         description="OpenPose COCO-18 body model (CVPR 2017, 6 stages), PyTorch port body_pose_model.pth",
@@ -75,7 +75,7 @@ PRESETS = [
         "Mconv7_stage6_L2); the converted model keeps it (final_heatmap_relu=True).",
     ),
     PresetEntry(
-        name="openpose_coco18_caffe_368",
+        name="openpose_coco18_caffe_coco_368x368",
         family="openpose",
         task_class="OpenPose",
         description="OpenPose COCO-18 body model (CVPR 2017, 6 stages), CMU Caffe pose_iter_440000.caffemodel",
@@ -89,7 +89,7 @@ PRESETS = [
         notes=LICENSE_NOTE + "Binary Caffe NetParameter read without Caffe (conversion.caffe_io).",
     ),
     PresetEntry(
-        name="openpose_body25_caffe_368",
+        name="openpose_body25_coco_368x368",
         family="openpose",
         task_class="OpenPose",
         description="OpenPose BODY_25 (TPAMI 2019: 4 PAF + 2 heatmap stages, PReLU), CMU pose_iter_584000",

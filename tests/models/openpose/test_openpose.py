@@ -186,7 +186,7 @@ def converted_preset(tmp_path, home):
     model = tiny_model()
     path = tmp_path / "body_pose_model.pth"
     torch.save({k: torch.from_numpy(v) for k, v in openpose_models.export_state_dict(model).items()}, path)
-    entry = get_preset_entry("openpose_coco18_body_368")
+    entry = get_preset_entry("openpose_coco18_coco_368x368")
     entry = dataclasses.replace(entry, config={**entry.config, **TINY, "num_stages": 2, "image_size": [32, 32]})
     out = tmp_path / "preset"
     convert_checkpoint(str(path), preset=entry, output_dir=str(out))
@@ -200,7 +200,7 @@ def test_licence_must_be_accepted_once(converted_preset, home):
     with pytest.raises(PresetError, match="accept_license=True"):
         keras_pose.from_preset(converted_preset)
     with pytest.raises(PresetError, match="non-commercial"):
-        keras_pose.from_preset("openpose_body25_caffe_368")  # refused before any download
+        keras_pose.from_preset("openpose_body25_coco_368x368")  # refused before any download
     model = keras_pose.from_preset(converted_preset, accept_license=True)
     assert isinstance(model, OpenPose) and accepted_licenses()
     assert isinstance(keras_pose.from_preset(converted_preset), OpenPose)  # accepted before

@@ -5,7 +5,7 @@ without keypoints from their segmentations via pycocotools), COCO-17 ->
 OpenPose-18 (neck from the shoulders), `OpenPoseLoss` (masked L2 at both
 stages), Adam; evaluated with `predict_keypoints` (whole images, fast
 grouping), OpenPose-18 -> COCO-17 and pycocotools' COCOeval. Measured once
-on a shared 2-core CPU: untrained AP 0.0, AP 0.877 after 600 steps (~15 min);
+on a shared 2-core CPU: untrained AP 0.0, AP 0.877 after 600 steps (pytest: 737 s);
 hence `large`.
 """
 

@@ -93,7 +93,7 @@ class _Reader:
 
 def _blob(reader, start, end, name):
     """(array) of one BlobProto."""
-    shape, legacy, chunks, dtype = None, {}, [], np.float32
+    shape, legacy, chunks = None, {}, []
     for number, wire, value in reader.fields(start, end):
         if number == 7 and wire == 2:  # BlobShape
             dims = []
@@ -104,7 +104,6 @@ def _blob(reader, start, end, name):
         elif number in (1, 2, 3, 4) and wire == 0:
             legacy[number] = int(value)
         elif number in (5, 8):  # data (float) / double_data
-            dtype = np.float32 if number == 5 else np.float64
             size = 4 if number == 5 else 8
             offset, length = value if wire == 2 else (value[0], size)
             chunks.append(np.frombuffer(reader.buf[offset:offset + length], dtype="<f4" if size == 4 else "<f8"))

@@ -275,7 +275,6 @@ def load_coco_keypoints(
     per_image = {image_id: [] for image_id in images}
     new_ids = renumber_annotation_ids(data["annotations"], where)
     valid_records = 0
-    parsed = []  # (image_id, instance, keep)
     for index, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             problems.report(

@@ -138,3 +138,56 @@ def test_expert_and_head_gradients_are_zero_without_their_samples():
             assert np.any(kernel[present])
         shared = expert_rows(g, "fc1/kernel")
         assert shared and all(np.any(v) for v in shared)
+
+
+def test_add_dataset_copies_the_chosen_expert_and_head():
+    from keras_pose.models.vitpose.vitpose_add_dataset import add_dataset
+
+    model = tiny_multi()
+    x = _images(2)
+    grown = add_dataset(model.pose_model, "mine", "ap10k", init_from="coco")
+    assert grown.datasets == DATASETS + ["mine"] and grown.dataset == "mine"
+    assert grown.backbone.num_experts == 4 and grown.keypoint_spec.name == "ap10k"
+    # Same keypoint count as coco: the new dataset starts as coco's expert and head.
+    np.testing.assert_array_equal(_np(grown(x)), _np(model.pose_model.with_dataset("coco")(x)))
+    for name in DATASETS:  # the old datasets are unchanged
+        np.testing.assert_array_equal(_np(grown.with_dataset(name)(x)), _np(model.pose_model.with_dataset(name)(x)))
+    with pytest.raises(ValueError, match="already exists"):
+        add_dataset(model.pose_model, "coco", "coco")
+    # Another keypoint count: all but the final convolution is copied.
+    other = add_dataset(model.pose_model, "hands", "mpii", init_from="ap10k")
+    src, dst = model.pose_model.heads.heads[2], other.heads.heads[3]
+    assert dst.final_conv.kernel.shape[-1] == 16
+    np.testing.assert_array_equal(_np(dst.deconvs[0].kernel), _np(src.deconvs[0].kernel))
+    from keras_pose.models.vitpose.vitpose_add_dataset import freeze_for_dataset
+
+    trainable = {v.path for v in freeze_for_dataset(other, "hands", train_shared=True).trainable_weights}
+    assert any("fc1" in p for p in trainable) and any("head_hands" in p for p in trainable)
+    assert not any("head_coco" in p for p in trainable)
+
+
+@pytest.mark.slow
+def test_fine_tune_new_dataset_with_the_rest_frozen():
+    from keras_pose.models.vitpose.vitpose_add_dataset import add_dataset, freeze_for_dataset
+
+    base = tiny_multi().pose_model
+    pose = freeze_for_dataset(add_dataset(base, "mine", "ap10k", init_from="coco"), "mine")
+    multi = ViTPosePPMultiDataset(pose)
+    frozen_before = {v.path: _np(v) for v in multi.non_trainable_weights}
+    trainable = {v.path for v in multi.trainable_weights}
+    assert any("head_mine" in p for p in trainable) and not any("head_coco" in p for p in trainable)
+    assert not any("fc1" in p or "attention" in p for p in trainable)
+    experts_before = [_np(b.mlp.experts_kernel) for b in pose.backbone.transformer_layers]
+    multi.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = multi_dataset_inputs(_images(2), 3)
+    rng = np.random.default_rng(0)
+    y = multi_dataset_targets(rng.random((2, 16, 12, 17)).astype(np.float32), np.ones((2, 17), np.float32), 3, 17)
+    losses = [float(multi.train_on_batch(x, y)) for _ in range(4)]
+    assert losses[-1] < losses[0]
+    for v in multi.non_trainable_weights:
+        if "moving_" not in v.path:
+            np.testing.assert_array_equal(_np(v), frozen_before[v.path])
+    for block, before in zip(pose.backbone.transformer_layers, experts_before):
+        after = _np(block.mlp.experts_kernel)
+        np.testing.assert_array_equal(after[:3], before[:3])  # other experts: zero gradient, Adam leaves them
+        assert np.any(after[3] != before[3])

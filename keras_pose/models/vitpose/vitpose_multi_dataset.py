@@ -22,10 +22,13 @@ the mean over its own dataset's K_d keypoints and pixels of
 ((pred - target) * w)^2 (mmpose's KeypointMSELoss of that dataset's head), so
 each head's loss covers only its own samples.
 
-Limitation: in training mode each head's BatchNormalization computes its
-batch statistics (and updates its moving statistics) over the whole batch,
-not over its own samples only (inference mode uses the moving statistics and
-is exact).
+BatchNormalization in the classic heads: in training mode each head's batch
+statistics are computed over its own samples only (a masked mean and
+variance over samples, rows and columns), and its moving statistics are
+updated only when the batch holds some of its samples, so a head's output
+for its samples does not depend on the other datasets' samples, and no
+gradient flows from one dataset's loss into another dataset's expert.
+Inference mode uses the moving statistics, as the single-dataset model.
 """
 
 import keras
@@ -34,6 +37,53 @@ from keras import ops
 
 from keras_pose.layers.backend_kernels import exact_gelu
 from keras_pose.losses.heatmap_losses import weighted_squared_error
+
+
+def masked_batch_norm(norm, x, mask, training=None):
+    """`keras.layers.BatchNormalization` over the samples where `mask` is 1 only.
+
+    Args:
+        norm: a built `BatchNormalization` (last-axis features).
+        x: (B, h, w, C) features.
+        mask: (B,) float, 1 for the samples this layer normalises.
+        training: batch statistics (masked) and a moving-statistics update
+            when the mask is not all zero; otherwise the moving statistics.
+
+    Returns:
+        (B, h, w, C); rows of masked-out samples are normalised with the
+        masked statistics too (the caller discards them).
+    """
+    if not training:
+        return norm(x, training=False)
+    dtype = x.dtype
+    x = ops.cast(x, "float32")
+    w = ops.cast(mask, "float32")[:, None, None, None]
+    count = ops.sum(w) * ops.cast(ops.shape(x)[1] * ops.shape(x)[2], "float32")
+    safe = ops.maximum(count, 1.0)
+    mean = ops.sum(x * w, axis=(0, 1, 2)) / safe
+    var = ops.sum(w * ops.square(x - mean), axis=(0, 1, 2)) / safe
+    y = (x - mean) * ops.rsqrt(var + norm.epsilon)
+    y = y * ops.cast(norm.gamma, "float32") + ops.cast(norm.beta, "float32")
+    present = count > 0
+    m = float(norm.momentum)
+    for stat, value in ((norm.moving_mean, mean), (norm.moving_variance, var)):
+        old = ops.cast(stat, "float32")
+        value = ops.stop_gradient(value)
+        stat.assign(ops.cast(ops.where(present, old * m + value * (1.0 - m), old), stat.dtype))
+    return ops.cast(y, dtype)
+
+
+def run_head(head, features, mask, training=None):
+    """A dataset head on the whole batch, its batch norms (classic head) restricted to `mask`'s samples."""
+    from keras_pose.layers.transposed_conv import apply_transposed_conv
+    from keras_pose.models.vitpose.vitpose_layers import ViTPoseClassicHead
+
+    if not training or not isinstance(head, ViTPoseClassicHead):
+        return head(features, training=training)
+    x = features
+    for deconv, norm in zip(head.deconvs, head.norms):
+        x = ops.relu(masked_batch_norm(norm, apply_transposed_conv(deconv, x), mask, training=True))
+    return head.final_conv(x)
 
 
 def routed_mlp(mlp, x, dataset_index):
@@ -180,7 +230,7 @@ class ViTPosePPMultiDataset(keras.Model):
         onehot = ops.one_hot(dataset_index, len(self.datasets), dtype="float32")
         out = None
         for d, head in enumerate(self.pose_model.heads.heads):
-            y = ops.cast(head(features, training=training), "float32")
+            y = ops.cast(run_head(head, features, onehot[:, d], training=training), "float32")
             if self.num_keypoints[d] < k_max:
                 y = ops.pad(y, [[0, 0], [0, 0], [0, 0], [0, k_max - self.num_keypoints[d]]])
             y = y * onehot[:, d][:, None, None, None]

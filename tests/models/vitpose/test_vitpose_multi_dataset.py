@@ -191,3 +191,37 @@ def test_fine_tune_new_dataset_with_the_rest_frozen():
         after = _np(block.mlp.experts_kernel)
         np.testing.assert_array_equal(after[:3], before[:3])  # other experts: zero gradient, Adam leaves them
         assert np.any(after[3] != before[3])
+
+
+def test_training_mode_batch_norm_sees_only_each_heads_samples():
+    model = tiny_multi()
+    x = _images(5, seed=2)
+    index = np.array([0, 2, 0, 2, 0], np.int32)
+    heads = model.pose_model.heads.heads
+    moving = {d: _np(heads[d].norms[0].moving_mean) for d in range(3)}
+    out = _np(model(multi_dataset_inputs(x, index), training=True))
+    np.testing.assert_array_equal(_np(heads[1].norms[0].moving_mean), moving[1])  # no mpii sample: unchanged
+    assert np.any(_np(heads[0].norms[0].moving_mean) != moving[0])
+    for d in (0, 2):
+        rows = np.flatnonzero(index == d)
+        single = model.pose_model.with_dataset(DATASETS[d])
+        np.testing.assert_allclose(out[rows], _np(single(x[rows], training=True)), atol=2e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="GradientTape (TensorFlow)")
+def test_no_gradient_crosses_datasets_in_a_mixed_batch():
+    import tensorflow as tf
+
+    model = tiny_multi()
+    inputs = multi_dataset_inputs(_images(2), np.array([0, 2], np.int32))
+    with tf.GradientTape() as tape:
+        out = model(inputs, training=True)
+        loss = tf.reduce_mean(tf.square(out[1]))  # the ap10k sample's heatmaps only
+    variables = model.trainable_variables
+    grads = {v.path: g for v, g in zip(variables, tape.gradient(loss, variables))}
+    for path, g in grads.items():
+        if "experts_kernel" in path or "experts_bias" in path:
+            g = _np(g)
+            assert not np.any(g[0]) and not np.any(g[1]) and np.any(g[2])
+        if "head_coco/" in path:
+            assert g is None or not np.any(_np(g))

@@ -145,7 +145,7 @@ def test_add_dataset_copies_the_chosen_expert_and_head():
 
     model = tiny_multi()
     x = _images(2)
-    grown = add_dataset(model.pose_model, "mine", "ap10k", init_from="coco")
+    grown = model.pose_model.add_dataset("mine", "ap10k", init_from="coco")
     assert grown.datasets == DATASETS + ["mine"] and grown.dataset == "mine"
     assert grown.backbone.num_experts == 4 and grown.keypoint_spec.name == "ap10k"
     # Same keypoint count as coco: the new dataset starts as coco's expert and head.

@@ -174,10 +174,15 @@ def train_multi_dataset_from_config(config, verbose=1):
                "monitor": "loss", "best_epoch": (int(min(range(len(losses)), key=losses.__getitem__)) + 1
                                                  if losses else None)}
     metrics["best"] = {"loss": losses[metrics["best_epoch"] - 1]} if losses else None
+    # Each dataset's mean per-sample training loss, first and last epoch (ViTPosePPMultiDataset's loss_<dataset>).
+    metrics["dataset_losses"] = {e["dataset"]: [(history.get(f"loss_{e['dataset']}") or [None])[0],
+                                                (history.get(f"loss_{e['dataset']}") or [None])[-1]] for e in entries}
     files["metrics.json"] = os.path.join(out_dir, "metrics.json")
     with atomic_write(files["metrics.json"], "w") as f:
         json.dump(json_safe(metrics), f, indent=1, allow_nan=False)
         f.write("\n")
-    say(f"Done: loss {metrics['first_loss']} -> {metrics['last_loss']}; preset (all datasets) in {preset_dir}.")
+    say(f"Done: loss {metrics['first_loss']:.4g} -> {metrics['last_loss']:.4g} (" + ", ".join(
+        f"{name} {v[0]:.4g} -> {v[1]:.4g}" for name, v in metrics["dataset_losses"].items() if None not in v)
+        + f"); preset (all datasets) in {preset_dir}.")
     return TrainResult(model=pose, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)

@@ -34,7 +34,7 @@ def _config(preset, out, **train):
             {"dataset": "coco", "annotation_file": COCO, "ratio": 1},
             {"dataset": "ap10k", "annotation_file": AP10K, "ratio": 1, "keypoints": "ap10k", "init_from": "coco"},
         ]},
-        "train": {"batch_size": 8, "epochs": 2, "steps_per_epoch": 6, "augmentation": False,
+        "train": {"batch_size": 8, "epochs": 3, "steps_per_epoch": 6, "augmentation": False,
                   "optimizer": {"type": "adam"}, "learning_rate": {"base": 1e-3, "schedule": "constant"}, **train},
         "output": {"dir": str(out), "plot": False},
     }
@@ -78,6 +78,9 @@ def test_cli_trains_two_datasets(preset, tmp_path, capsys):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["datasets"] == ["coco", "ap10k"] and metrics["train_instances"] == {"coco": 12, "ap10k": 2}
     assert metrics["last_loss"] < metrics["first_loss"]
+    for name in ("coco", "ap10k"):  # each dataset's own training loss falls
+        first, last = metrics["dataset_losses"][name]
+        assert last < first
     trained = keras_pose.from_preset(str(tmp_path / "run" / "preset"))
     assert isinstance(trained, ViTPosePP) and trained.datasets == ["coco", "mpii", "ap10k"]
     assert trained.with_dataset("ap10k").keypoint_spec.name == "ap10k"

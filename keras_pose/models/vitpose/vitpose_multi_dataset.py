@@ -181,7 +181,9 @@ class ViTPosePPMultiDataset(keras.Model):
 
     Call: `model({"images": (B, H, W, 3), "dataset_index": (B,) int})` ->
     (B, H/4, W/4, K_max) float32 heatmaps (zero beyond each sample's K_d).
-    `compile()` defaults to Adam(5e-4) and `MultiDatasetKeypointMSELoss`.
+    `compile()` defaults to Adam(5e-4) and `MultiDatasetKeypointMSELoss`;
+    with that loss `fit` / `evaluate` also report `loss_<dataset>`, each
+    dataset's mean per-sample loss (0 when it had no sample).
     """
 
     def __init__(self, pose_model, **kwargs):
@@ -191,6 +193,8 @@ class ViTPosePPMultiDataset(keras.Model):
         if not isinstance(pose_model, ViTPosePP):
             raise ValueError(f"pose_model must be a ViTPosePP, got {type(pose_model).__name__}.")
         self.pose_model = pose_model
+        # `fit` / `evaluate` report each dataset's mean per-sample loss as `loss_<dataset>`.
+        self.dataset_loss_trackers = [keras.metrics.Mean(name=f"loss_{name}") for name in pose_model.datasets]
         self.built = True  # every variable is pose_model's (a built functional model)
 
     # Properties (not attributes) so that the layers are tracked once, under `pose_model`.
@@ -264,6 +268,11 @@ class ViTPosePPMultiDataset(keras.Model):
         if y is None:
             return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
         loss = self.multi_loss(y, y_pred, sample_weight=sample_weight)
+        if isinstance(self.multi_loss, MultiDatasetKeypointMSELoss) and isinstance(y, dict) and "dataset_index" in y:
+            per_sample = self.multi_loss.per_sample(y, y_pred)
+            index = ops.cast(ops.reshape(y["dataset_index"], (-1,)), "int32")
+            for d, tracker in enumerate(self.dataset_loss_trackers):
+                tracker.update_state(per_sample, sample_weight=ops.cast(ops.equal(index, d), "float32"))
         if self.losses:
             loss = loss + ops.sum(ops.stack([ops.cast(l, "float32") for l in self.losses]))
         return loss

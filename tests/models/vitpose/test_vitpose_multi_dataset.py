@@ -225,3 +225,18 @@ def test_no_gradient_crosses_datasets_in_a_mixed_batch():
             assert not np.any(g[0]) and not np.any(g[1]) and np.any(g[2])
         if "head_coco/" in path:
             assert g is None or not np.any(_np(g))
+
+
+def test_fit_reports_each_datasets_loss():
+    model = tiny_multi()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(0)
+    index = np.array([0, 2, 0, 0], np.int32)
+    x = multi_dataset_inputs(_images(4), index)
+    y = multi_dataset_targets(rng.random((4, 16, 12, 17)).astype(np.float32), np.ones((4, 17), np.float32), index, 17)
+    logs = model.test_on_batch(x, y, return_dict=True)
+    per_sample = _np(MultiDatasetKeypointMSELoss(model.num_keypoints).per_sample(y, model(x)))
+    np.testing.assert_allclose(logs["loss_coco"], per_sample[index == 0].mean(), rtol=1e-5)
+    np.testing.assert_allclose(logs["loss_ap10k"], per_sample[1], rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], per_sample.mean(), rtol=1e-5)
+    assert logs["loss_mpii"] == 0.0

@@ -240,3 +240,16 @@ def test_fit_reports_each_datasets_loss():
     np.testing.assert_allclose(logs["loss_ap10k"], per_sample[1], rtol=1e-5)
     np.testing.assert_allclose(logs["loss"], per_sample.mean(), rtol=1e-5)
     assert logs["loss_mpii"] == 0.0
+
+
+@pytest.mark.parametrize("extra", [{"attention": "shifted_window", "window_size": 2}, {"knowledge_token_dim": 32}])
+def test_window_attention_and_knowledge_token_backbones_route_too(extra):
+    backbone = ViTPoseBackbone(image_size=(64, 48), **TINY_PP, **extra)
+    model = ViTPosePPMultiDataset(_randomize(ViTPosePP(backbone, datasets=DATASETS, deconv_filters=(8, 8))))
+    x = _images(2, seed=4)
+    index = np.array([1, 2], np.int32)
+    out = _np(model(multi_dataset_inputs(x, index)))
+    for b, d in enumerate(index):
+        k = model.num_keypoints[d]
+        expected = _np(model.pose_model.with_dataset(int(d))(x[b : b + 1]))[0]
+        np.testing.assert_allclose(out[b, ..., :k], expected, atol=2e-5)

@@ -387,7 +387,7 @@ def _validate_data(raw, base_dir):
     if d["train"] is REQUIRED or d["train"] is None:
         fail("data.train", "is required: {annotation_file: FILE, image_root: FOLDER}.")
     if isinstance(d["train"], list):  # several datasets: ViTPose++ multi-dataset training
-        from keras_pose.training.multi_dataset_training import validate_multi_dataset_train
+        from keras_pose.training.multi_dataset_config import validate_multi_dataset_train
 
         d["train"] = validate_multi_dataset_train(d["train"], base_dir, _validate_split)
     else:

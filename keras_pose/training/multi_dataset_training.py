@@ -30,35 +30,7 @@ import os
 
 import keras
 
-from keras_pose.training.config_values import REQUIRED, as_float, check_keys, fail, merge_defaults
-
-ENTRY_KEYS = {"dataset": REQUIRED, "annotation_file": REQUIRED, "image_root": None, "ratio": 1.0,
-              "keypoints": None, "init_from": None}
-
-
-def validate_multi_dataset_train(entries, base_dir, validate_split):
-    """Check ``data.train`` given as a list; returns the entries with paths resolved."""
-    if not entries:
-        fail("data.train", "is an empty list; give one {dataset, annotation_file, ratio} per dataset.")
-    out, names = [], []
-    for i, raw in enumerate(entries):
-        where = f"data.train[{i}]"
-        check_keys(raw, ENTRY_KEYS, where)
-        entry = merge_defaults(ENTRY_KEYS, raw)
-        if entry["dataset"] is REQUIRED or not isinstance(entry["dataset"], str):
-            fail(f"{where}.dataset", "is required: the model's dataset name (its expert and head), e.g. coco.")
-        if entry["dataset"] in names:
-            fail(f"{where}.dataset", f"{entry['dataset']!r} is listed twice.")
-        names.append(entry["dataset"])
-        split = validate_split({"annotation_file": entry["annotation_file"], "image_root": entry["image_root"]},
-                               base_dir, where, {"annotation_file": REQUIRED, "image_root": None})
-        entry.update(split)
-        entry["ratio"] = as_float(entry["ratio"], f"{where}.ratio", 0.0, strict_min=True)
-        if entry["keypoints"] is not None and isinstance(entry["keypoints"], str) and os.path.sep in entry["keypoints"]:
-            entry["keypoints"] = os.path.join(base_dir, entry["keypoints"])
-        out.append(entry)
-    return out
-
+from keras_pose.training.config_values import fail
 
 def _refuse_unsupported(config):
     why = "is not supported with data.train as a list of datasets (ViTPose++ multi-dataset training)"
@@ -103,8 +75,12 @@ def _multi_model(config, entries, say):
     return model
 
 
-def train_multi_dataset_from_config(config, verbose=1):
-    """`train_from_config` for a config whose ``data.train`` is a list (see the module docstring)."""
+def train_multi_dataset_from_config(config, result_cls, verbose=1):
+    """`train_from_config` for a config whose ``data.train`` is a list (see the module docstring).
+
+    ``result_cls``: the result class (`trainer.TrainResult`, passed in by
+    `train_from_config`: this module does not import the trainer).
+    """
     from keras_pose.data.multi_dataset_pipeline import build_multi_dataset_pipeline
     from keras_pose.datasets import load_coco_keypoints
     from keras_pose.models.vitpose.vitpose_multi_dataset import ViTPosePPMultiDataset
@@ -112,7 +88,6 @@ def train_multi_dataset_from_config(config, verbose=1):
     from keras_pose.training.checkpoints import json_safe, save_weights_atomic
     from keras_pose.training.optimizers import make_optimizer, make_schedule
     from keras_pose.training.run_folder import check_output, make_room, write_run_config
-    from keras_pose.training.trainer import TrainResult, _uncompiled_copy
     from keras_pose.utils.file_utils import atomic_directory, atomic_write
 
     say = print if verbose else (lambda *a, **k: None)
@@ -162,7 +137,9 @@ def train_multi_dataset_from_config(config, verbose=1):
     save_weights_atomic(pose, files["last_weights"], info={"epoch": t["epochs"]})
     preset_dir = os.path.join(out_dir, "preset")
     with atomic_directory(preset_dir) as tmp:
-        _uncompiled_copy(pose).save_to_preset(tmp)
+        copy_ = type(pose).from_config(pose.get_config())  # no optimizer state in the preset
+        copy_.set_weights(pose.get_weights())
+        copy_.save_to_preset(tmp)
     files["preset"] = preset_dir
     losses = history.get("loss") or []
     metrics = {"datasets": [e["dataset"] for e in entries], "ratios": [e["ratio"] for e in entries],
@@ -184,5 +161,5 @@ def train_multi_dataset_from_config(config, verbose=1):
     say(f"Done: loss {metrics['first_loss']:.4g} -> {metrics['last_loss']:.4g} (" + ", ".join(
         f"{name} {v[0]:.4g} -> {v[1]:.4g}" for name, v in metrics["dataset_losses"].items() if None not in v)
         + f"); preset (all datasets) in {preset_dir}.")
-    return TrainResult(model=pose, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
+    return result_cls(model=pose, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)

@@ -185,7 +185,7 @@ def train_from_config(config, overrides=None, verbose=1):
     if isinstance(config["data"]["train"], list):  # several datasets at once (ViTPose++)
         from keras_pose.training.multi_dataset_training import train_multi_dataset_from_config
 
-        return train_multi_dataset_from_config(config, verbose)
+        return train_multi_dataset_from_config(config, TrainResult, verbose)
     say = print if verbose else (lambda *a, **k: None)
     out = config["output"]
     d = config["train"]["distribution"] or {}

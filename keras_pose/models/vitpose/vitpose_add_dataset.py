@@ -40,9 +40,8 @@ def add_dataset(pose_model, name, keypoint_spec, init_from="coco", num_keypoints
         a new `ViTPosePP` (new variables; `pose_model` is unchanged).
     """
     from keras_pose.keypoints import get_keypoint_spec
-    from keras_pose.models.vitpose.vitpose_plus_pose_estimator import ViTPosePP
 
-    if not isinstance(pose_model, ViTPosePP):
+    if not hasattr(pose_model, "fuse_experts"):  # a ViTPosePP (or subclass); not imported: it imports this module
         raise ValueError(f"add_dataset needs a ViTPosePP, got {type(pose_model).__name__}.")
     if name in pose_model.datasets:
         raise ValueError(f"Dataset {name!r} already exists ({pose_model.datasets}); choose another name.")
@@ -60,7 +59,7 @@ def add_dataset(pose_model, name, keypoint_spec, init_from="coco", num_keypoints
     if isinstance(config.get("dtype"), dict):
         config["dtype"] = keras.dtype_policies.get(config["dtype"])
     backbone = ViTPoseBackbone(**config)
-    model = ViTPosePP(
+    model = type(pose_model)(
         backbone,
         datasets=datasets,
         num_keypoints=list(pose_model.num_keypoints) + [num_keypoints],

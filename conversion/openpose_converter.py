@@ -7,7 +7,8 @@ Two file kinds, both named after CMU's Caffe layers:
   ``<layer>.bias`` (no container, no prefix) of the COCO-18 model. The port
   applies a ReLU to the final heatmaps (its ``no_relu_layers`` names
   ``Mconv7_stage6_L1`` twice and misses ``Mconv7_stage6_L2``), so the model
-  converted from it does too (``final_heatmap_relu``);
+  converted from it does too (``final_heatmap_relu``; a preset entry or
+  override that sets it wins);
 - CMU's binary Caffe ``.caffemodel`` (``pose_iter_440000`` COCO-18,
   ``pose_iter_584000`` BODY_25), read by `caffe_io.read_caffemodel`
   (``layer`` / legacy ``layers`` messages, both blob-shape forms): the same
@@ -97,9 +98,11 @@ def openpose_config(ckpt, entry, overrides):
     # The PyTorch port's final-heatmap ReLU (see the module docstring); CMU's Caffe model has none.
     inferred["final_heatmap_relu"] = inferred["variant"] == "coco18" and ckpt.format != "caffe"
     config = entry_config(entry)
-    check_agrees({k: v for k, v in inferred.items() if k != "final_heatmap_relu"}, config, ckpt.path,
-                 preset_label(entry))
+    relu = inferred.pop("final_heatmap_relu")
+    check_agrees(inferred, config, ckpt.path, preset_label(entry))
     config.update(inferred)
+    if config.get("final_heatmap_relu") is None:  # a preset's (or override's) choice wins over the file kind
+        config["final_heatmap_relu"] = relu
     config.update({k: v for k, v in overrides.items() if k not in ("preprocessing", "decoding")})
     config.update(task_settings(entry, overrides))
     return config

@@ -54,15 +54,15 @@ COCO18 = {"image_size": [368, 368], "keypoint_spec": "openpose", "variant": "coc
 BODY25 = {"image_size": [368, 368], "keypoint_spec": None, "variant": "body25", "num_heatmaps": 26,
           "num_pafs": 52, "num_paf_stages": 4, "num_heatmap_stages": 2, "vgg_channels": [64, 128, 256, 512],
           "cpm_channels": [256, 128], "stage_channels": 128, "head_channels": 512, "first_stage_channels": 96,
-          "first_head_channels": 256}
+          "first_head_channels": 256, "final_heatmap_relu": False}
 
 PRESETS = [
     PresetEntry(
-        name="openpose_coco18_body_368",
+        name="openpose_coco18_coco_368x368",
         family="openpose",
         task_class="OpenPose",
         description="OpenPose COCO-18 body model (CVPR 2017, 6 stages), PyTorch port body_pose_model.pth",
-        config=COCO18,
+        config={**COCO18, "final_heatmap_relu": True},
         preprocessing=PREPROCESSING,
         decoding=_decoding((19, 38), "Hzzone/pytorch-openpose src/body.py: boxsize 368, stride 8, padValue 128, "
                                      "thre1 0.1, thre2 0.05, INTER_CUBIC upsampling"),
@@ -75,11 +75,11 @@ PRESETS = [
         "Mconv7_stage6_L2); the converted model keeps it (final_heatmap_relu=True).",
     ),
     PresetEntry(
-        name="openpose_coco18_caffe_368",
+        name="openpose_coco18_caffe_coco_368x368",
         family="openpose",
         task_class="OpenPose",
         description="OpenPose COCO-18 body model (CVPR 2017, 6 stages), CMU Caffe pose_iter_440000.caffemodel",
-        config=COCO18,
+        config={**COCO18, "final_heatmap_relu": False},
         preprocessing=PREPROCESSING,
         decoding=_decoding((19, 38), "CMU openpose POSE_COCO, net resolution -1x368"),
         source_url=CMU_URL + "coco/pose_iter_440000.caffemodel",
@@ -89,7 +89,7 @@ PRESETS = [
         notes=LICENSE_NOTE + "Binary Caffe NetParameter read without Caffe (conversion.caffe_io).",
     ),
     PresetEntry(
-        name="openpose_body25_caffe_368",
+        name="openpose_body25_coco_368x368",
         family="openpose",
         task_class="OpenPose",
         description="OpenPose BODY_25 (TPAMI 2019: 4 PAF + 2 heatmap stages, PReLU), CMU pose_iter_584000",

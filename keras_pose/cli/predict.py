@@ -96,9 +96,15 @@ def _predict_one(model, path, args, detections, output, videos):
             records += [dict(record, video=os.path.basename(path)) for record in result.to_coco(image_id=frame)]
         return records
     boxes, scores = _boxes_for(path, args, detections)
-    if boxes is not None and len(boxes) == 0:
+    if getattr(model, "paradigm", None) == "bottom_up":  # whole images, no boxes (OpenPose)
+        if args.box or detections is not None:
+            raise CLIError(f"{type(model).__name__} is a bottom-up model: it finds every person in the whole image "
+                           "and takes no --box / --detections.")
+        result = model.predict_keypoints(path, flip_test=args.flip_test)
+    elif boxes is not None and len(boxes) == 0:
         return None
-    result = model.predict_keypoints(path, boxes, box_scores=scores, **predict_kwargs)
+    else:
+        result = model.predict_keypoints(path, boxes, box_scores=scores, **predict_kwargs)
     if output:
         from keras_pose.utils.image_io import read_image
         from keras_pose.visualization import save_image
@@ -134,7 +140,7 @@ def run(args):
     outputs = predict_files.plan_outputs(args.output, images, videos)
     if args.json:
         predict_files.check_json_output(args.json, inputs)
-    model = load_model(args)
+    model = load_model(args, **({"accept_license": True} if args.accept_license else {}))
     if args.dataset and not hasattr(model, "datasets"):
         raise CLIError(f"--dataset is only for multi-dataset presets; {args.preset!r} has one keypoint set.")
     if getattr(model, "paradigm", None) == "one_stage" and (args.box or args.detections or args.flip_test):
@@ -207,6 +213,9 @@ def add_parser(subparsers):
                    help="average with the mirrored image (default: as the preset's decoding says)")
     p.add_argument("--no-flip-test", dest="flip_test", action="store_false")
     p.add_argument("--dataset", metavar="D", help="multi-dataset presets (ViTPose++): which keypoint set to predict")
+    p.add_argument("--accept-license", action="store_true",
+                   help="accept the preset's restrictive weight licence (e.g. CMU OpenPose: non-commercial research "
+                   "only); needed once for such presets")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first input that fails (default: report it on stderr, go on, write the "
                    "results of the others and exit with status 1)")

@@ -189,8 +189,10 @@ def build_metadata(model, fmt, path, model_bytes, runner, options):
             **({"quantization": input_detail["quantization"]} if input_detail.get("quantization") else {}),
         },
         "image_size": [int(h), int(w)],
-        "heatmap_size": [int(v) for v in codec.heatmap_size],
-        "preprocessing": preprocessing_metadata(model.preprocessor),
+        # models without a codec / preprocessor (bottom-up OpenPose) give their own (`export_preprocessing`)
+        "heatmap_size": [int(v) for v in (codec.heatmap_size if codec is not None else model.heatmap_size)],
+        "preprocessing": (preprocessing_metadata(model.preprocessor) if model.preprocessor is not None
+                          else model.export_preprocessing()),
         "keypoints": keypoint_metadata(model.keypoint_spec),
         "decoding": model.export_decoding(),
         "outputs": outputs,

@@ -66,7 +66,8 @@ def upsample_maps(maps, stride, resized_hw, image_hw, method="cubic"):
 
     up = resize(maps, (w * stride, h * stride))
     up = up[:resized_hw[0], :resized_hw[1]]
-    up = resize(np.ascontiguousarray(up), (int(image_hw[1]), int(image_hw[0])))
+    if up.shape[:2] != (int(image_hw[0]), int(image_hw[1])):  # cv2's same-size resize is a copy: skipped
+        up = resize(np.ascontiguousarray(up), (int(image_hw[1]), int(image_hw[0])))
     return up.astype(np.float64)
 
 
@@ -138,13 +139,21 @@ class BottomUpPoseEstimator(PoseEstimator):
         n = len(scales) * len(flips)
         return [t / n for t in total]
 
-    def _predict_image_batch(self, images, batch_size=32, names=None, **kwargs):
+    def _predict_image_batch(self, images, batch_size=32, names=None, flip_test=None, scales=None, **kwargs):
+        """Whole images -> `PoseResult`s; ``flip_test`` / ``scales`` override ``test_cfg`` for this call."""
         if kwargs:
-            raise TypeError(f"Unknown predict_keypoints arguments for a bottom-up model: {sorted(kwargs)}; "
-                            "set test-time options in test_cfg (scales, flip_test, ...).")
-        results = []
-        for image in images:
-            maps = self.image_maps(image)
-            groups = self.group(*maps, image_height=image.shape[0])
-            results.append(self.result_from_groups(groups, image.shape[:2]))
-        return results
+            raise TypeError(f"Unknown predict_keypoints arguments for a bottom-up model: {sorted(kwargs)} (it "
+                            "takes whole images, no boxes); options: flip_test, scales, or set them in test_cfg.")
+        overrides = {k: v for k, v in (("flip_test", flip_test), ("scales", scales)) if v is not None}
+        saved = self.__dict__.get("_pose_test_cfg")
+        if overrides:
+            object.__setattr__(self, "_pose_test_cfg", {**saved, **overrides})
+        try:
+            return [self._predict_one(image) for image in images]
+        finally:
+            object.__setattr__(self, "_pose_test_cfg", saved)
+
+    def _predict_one(self, image):
+        maps = self.image_maps(image)
+        groups = self.group(*maps, image_height=image.shape[0])
+        return self.result_from_groups(groups, image.shape[:2])

@@ -146,6 +146,7 @@ from keras_pose.training.config_values import (
     looks_like_path,
     merge_defaults,
     number_from_text,
+    optional_section,
     require,
     resolve_path,
     suggest,
@@ -337,15 +338,10 @@ def _validate_model(raw, base_dir):
 
 
 def _validate_keypoints(raw, base_dir):
-    if raw is None:
+    k = optional_section(raw, _KEYPOINT_KEYS, "keypoints", "spec",
+                         "a spec name, a spec/annotation file, or {spec, sigmas}")
+    if k is None:
         return None
-    if isinstance(raw, str):
-        raw = {"spec": raw}
-    if not isinstance(raw, dict):
-        fail("keypoints", f"must be a spec name, a spec/annotation file, or {{spec, sigmas}}; got {raw!r}.")
-    check_keys(raw, _KEYPOINT_KEYS, "keypoints")
-    k = merge_defaults(_KEYPOINT_KEYS, raw)
-    require(k, "keypoints")
     spec = k["spec"]
     if isinstance(spec, dict):
         pass  # an inline KeypointSpec config

@@ -16,6 +16,7 @@ from keras_pose.training.config_values import (
     fail,
     looks_like_path,
     merge_defaults,
+    optional_section,
     require,
 )
 
@@ -84,15 +85,9 @@ _DISTRIBUTION_KEYS = {"kind": REQUIRED, "mesh": None, "coordinator": None, "num_
 
 def validate_distribution(raw):
     """``train.distribution`` (keras_pose.training.distribution)."""
-    if raw is None:
+    d = optional_section(raw, _DISTRIBUTION_KEYS, "train.distribution", "kind", "null, data, model or a mapping")
+    if d is None:
         return None
-    if isinstance(raw, str):
-        raw = {"kind": raw}
-    if not isinstance(raw, dict):
-        fail("train.distribution", f"must be null, data, model or a mapping, got {raw!r}.")
-    check_keys(raw, _DISTRIBUTION_KEYS, "train.distribution")
-    d = merge_defaults(_DISTRIBUTION_KEYS, raw)
-    require(d, "train.distribution")
     d["kind"] = as_choice(d["kind"], "train.distribution.kind", ("data", "model"))
     if d["mesh"] is not None:
         d["mesh"] = str(d["mesh"])

@@ -253,6 +253,23 @@ def merge_defaults(defaults, given):
     return out
 
 
+def optional_section(raw, keys, where, shorthand, expected):
+    """An optional mapping section: None -> None; a string -> ``{shorthand: raw}``; checked, defaults filled.
+
+    ``expected`` describes the accepted forms in the message for anything else.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {shorthand: raw}
+    if not isinstance(raw, dict):
+        fail(where, f"must be {expected}; got {raw!r}.")
+    check_keys(raw, keys, where)
+    section = merge_defaults(keys, raw)
+    require(section, where)
+    return section
+
+
 def require(section, where):
     """Refuse a section whose required key was not given."""
     for key, value in section.items():

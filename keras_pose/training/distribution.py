@@ -37,6 +37,22 @@ from keras_pose.errors import TrainConfigError
 KINDS = ("data", "model")
 
 
+def simulate_cpu_devices(count=2):
+    """Make ``count`` devices out of this CPU, to try distributed runs on one machine.
+
+    JAX: ``--xla_force_host_platform_device_count``; TensorFlow: ``count``
+    logical CPUs. Call it first, before the backend runs anything (JAX reads
+    the flag when it starts; TensorFlow refuses once initialised). The devices
+    share the same cores: a check of correctness and overhead, not speed.
+    """
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
 def vit_layout_map(device_mesh, model_axis="model"):
     """A ``keras.distribution.LayoutMap`` splitting ViT kernels over ``model_axis``.
 
@@ -197,4 +213,4 @@ def _setup_tensorflow(kind, coordinator, num_processes):
                              strategy=strategy, jit_compile=None if gpus else False)
 
 
-__all__ = ["DistributionSetup", "KINDS", "setup_distribution", "vit_layout_map"]
+__all__ = ["DistributionSetup", "KINDS", "setup_distribution", "simulate_cpu_devices", "vit_layout_map"]

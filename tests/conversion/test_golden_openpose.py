@@ -137,7 +137,7 @@ def test_golden_body_coco18_pth(tmp_path):
     sd = make_state_dict("body_coco18")
     path = tmp_path / "body_pose_model.pth"
     torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}, path)
-    model = _convert_and_load(path, "openpose_coco18_body_368", tmp_path / "preset")
+    model = _convert_and_load(path, "openpose_coco18_coco_368x368", tmp_path / "preset")
     assert model.backbone.final_heatmap_relu and model.backbone.variant == "coco18"
     check_outputs("body_coco18", model, np.load(CASE_DIR / "body_coco18" / "input.npy"))
 
@@ -152,6 +152,6 @@ def test_golden_body25_caffemodel(tmp_path):
     data = path.read_bytes()
     assert len(data) == recipe["bytes"] and hashlib.sha256(data).hexdigest() == recipe["sha256"]
     del data
-    model = _convert_and_load(path, "openpose_body25_caffe_368", tmp_path / "preset")
+    model = _convert_and_load(path, "openpose_body25_coco_368x368", tmp_path / "preset")
     assert model.backbone.variant == "body25" and not model.backbone.final_heatmap_relu
     check_outputs("body25_coco", model, body25_input(meta))

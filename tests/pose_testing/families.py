@@ -20,7 +20,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from pose_testing import cpm_models, cpn_models, hourglass_models, rtmo_models, vitpose_models
+from pose_testing import cpm_models, cpn_models, hourglass_models, openpose_models, rtmo_models, vitpose_models
 
 _VIT_TINY = {"image_size": [64, 48], "hidden_dim": 32, "num_layers": 2, "num_heads": 2, "mlp_dim": 64,
              "deconv_filters": [16, 16]}
@@ -34,6 +34,7 @@ TINY_OVERRIDES = {
     "cpn": {"image_size": [64, 32], "depth": None, "stackwise_num_blocks": [1, 1, 1, 1],
             "stackwise_num_filters": [64, 16, 16, 16], "global_channels": 16, "refine_planes": 8},
     "rtmo": {"image_size": [64, 96], **{k: v for k, v in rtmo_models.TINY.items() if k != "num_keypoints"}},
+    "openpose": {"image_size": [32, 32], "num_stages": 2, **openpose_models.TINY},
 }
 
 # family -> (checkpoint_format of the file written, model -> state dict in that layout)
@@ -44,6 +45,7 @@ REFERENCE_EXPORTERS = {
     "hourglass": ("mmpose", hourglass_models.export_state_dict),
     "cpn": ("pytorch_cpn", cpn_models.export_state_dict),
     "rtmo": ("mmpose", rtmo_models.export_task_state_dict),
+    "openpose": ("pytorch_openpose", openpose_models.export_state_dict),
 }
 
 

@@ -11,26 +11,22 @@ the replica count and the largest weight difference.
 """
 
 import json
-import os
 import sys
+
+import keras
+
+from keras_pose.training.distribution import setup_distribution
+from keras_pose.training.distribution import simulate_cpu_devices
 
 kind = sys.argv[1]
 # `data COORDINATOR PROCESS_ID`: one device in each of two processes instead of two in one.
 multi = sys.argv[2:4]
 if not multi:
-    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
-if os.environ.get("KERAS_BACKEND") == "tensorflow":
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    simulate_cpu_devices(2)
 
 import numpy as np  # noqa: E402
 
-import keras  # noqa: E402
-
 from keras_pose.models.vitpose import ViTPose, ViTPoseBackbone  # noqa: E402
-from keras_pose.training.distribution import setup_distribution  # noqa: E402
 
 
 def build():

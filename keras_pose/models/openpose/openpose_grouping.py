@@ -45,7 +45,7 @@ def _gaussian_radius(sigma, truncate=4.0):
     return int(truncate * float(sigma) + 0.5)  # scipy.ndimage.gaussian_filter's kernel radius
 
 
-def _active_boxes(raw, threshold, radius, block=32):
+def _active_boxes(raw, threshold, radius, block=16):
     """Per part the ``(y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
 
     The truncated Gaussian's weights are positive and sum to 1, so a smoothed

@@ -6,6 +6,7 @@ import numpy as np
 from keras_pose.models.bottom_up_pose_estimator import BottomUpPoseEstimator
 from keras_pose.models.openpose.openpose_backbone import OpenPoseBackbone
 from keras_pose.models.openpose import openpose_layers as L
+from keras_pose.models.openpose.openpose_targets import OpenPoseLoss, OpenPoseMaps
 
 # CMU's test setting (openpose flags / the python demo): net height 368, one
 # scale (the demo's multi-scale search uses 0.5, 1, 1.5, 2), thresholds of
@@ -52,6 +53,9 @@ class OpenPose(BottomUpPoseEstimator):
         paf_channels: ``[(x_channel, y_channel), ...]`` per limb; default:
             the released variant's, else ``(2i, 2i + 1)``.
         test_cfg: test-time settings (`DEFAULT_TEST_CFG` keys).
+        codec: training targets (default `OpenPoseMaps` on the nominal
+            ``net_height`` square input: confidence maps, PAFs, mask).
+        loss: default `OpenPoseLoss` (masked L2 at every stage).
         **kwargs: `preprocessing` / `decoding` records of the preset (kept
             in `test_cfg`), `loss`, `name`, `dtype`.
     """
@@ -84,6 +88,11 @@ class OpenPose(BottomUpPoseEstimator):
         cfg = dict(DEFAULT_TEST_CFG)
         cfg.update((decoding or {}).get("test_cfg", {}) if isinstance(decoding, dict) else {})
         cfg.update(test_cfg or {})
+        if kwargs.get("codec") is None:  # training targets on the nominal square input
+            h = int(cfg["net_height"])
+            kwargs["codec"] = OpenPoseMaps((h, h), spec.num_keypoints, limbs, paf_channels)
+        if kwargs.get("loss") is None:
+            kwargs["loss"] = OpenPoseLoss()
         super().__init__(inputs=inputs, outputs=outputs, keypoint_spec=spec, test_cfg=cfg, **kwargs)
 
         # === Config ===
@@ -115,18 +124,30 @@ class OpenPose(BottomUpPoseEstimator):
                 outputs[f"paf_stage{self.backbone.paf_stages}"])
 
     def heatmaps_from_outputs(self, outputs):
-        """The final confidence maps ``(B, h, w, K + 1)`` (parts + background)."""
-        return self.final_maps(outputs)[0]
+        """The final part confidence maps ``(B, h, w, K)`` (the background channel dropped)."""
+        return self.final_maps(outputs)[0][..., : self.keypoint_spec.num_keypoints]
 
     def serving_outputs(self, raw_outputs):
-        heatmaps, pafs = self.final_maps(raw_outputs)
-        return {"heatmaps": heatmaps, "pafs": pafs}
+        """``{"heatmaps": (B, h, w, K) parts, "pafs": (B, h, w, 2L)}``: what grouping needs."""
+        _, pafs = self.final_maps(raw_outputs)
+        return {"heatmaps": self.heatmaps_from_outputs(raw_outputs), "pafs": pafs}
 
     def export_decoding(self):
-        return {"paradigm": "bottom_up", "type": "openpose", "stride": 8, "limbs": [list(p) for p in self.limbs],
+        return {"codec": None, "paradigm": "bottom_up", "type": "openpose", "stride": 8, "limbs": [list(p) for p in self.limbs],
                 "paf_channels": [list(p) for p in self.paf_channels], "test_cfg": self.test_cfg,
                 "input": "BGR, pixel / 256 - 0.5, height resized to net_height, padded right / bottom to a "
                          "multiple of 8 with 128"}
+
+    @property
+    def heatmap_size(self):
+        """Map size ``(h, w)`` of the nominal `image_size` input (stride 8, rounded up)."""
+        return tuple(-(-s // self.backbone.stride) for s in self.image_size)
+
+    def export_preprocessing(self):
+        """The preprocessing section of export metadata (no `PosePreprocessor`: the reference's own)."""
+        return {"channel_order": "bgr", "formula": "pixel / 256 - 0.5", "pixel_range": [0, 255],
+                "resize": "height to image_size[0] (cv2.INTER_CUBIC, aspect kept), pad right / bottom to a "
+                          "multiple of 8 with 128; an export has the fixed image_size input"}
 
     def flip_maps(self, heatmaps, pafs):
         """Maps of a horizontally flipped image -> maps of the image (NumPy, ``(h, w, C)``).
@@ -216,5 +237,4 @@ class OpenPose(BottomUpPoseEstimator):
         config = dict(config)
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        config.pop("codec", None)
         return cls(**config)

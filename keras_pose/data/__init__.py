@@ -9,6 +9,7 @@ from keras_pose.data.top_down_pipeline import META_KEYS
 from keras_pose.data.top_down_pipeline import PipelineError
 from keras_pose.data.top_down_pipeline import build_top_down_dataset
 from keras_pose.data.top_down_pipeline import model_dataset
+from keras_pose.data.multi_dataset_pipeline import build_multi_dataset_pipeline
 from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
 
 # These pipelines imported TensorFlow: keras-hub, if it was imported without
@@ -21,6 +22,7 @@ __all__ = [
     "PipelineError",
     "box_xywh_to_center_scale_tf",
     "build_top_down_dataset",
+    "build_multi_dataset_pipeline",
     "get_warp_matrix_tf",
     "model_dataset",
     "transform_points_tf",

@@ -238,6 +238,9 @@ def _absolutize_file_paths(raw, base_dir):
                 break
             dotted = ".".join(parts[: depth + 1])
             child = node.get(part)
+            if isinstance(child, list):  # data.train as a list of datasets: resolved per entry (schema)
+                node = None
+                break
             if child is not None and not isinstance(child, dict) and dotted in _SHORTHANDS:
                 first, extra = _SHORTHANDS[dotted]
                 child = node[part] = {first: child, **extra}

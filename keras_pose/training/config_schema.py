@@ -40,7 +40,9 @@ working directory::
     data:
       format:       coco (any COCO-format keypoint json) | mpii [coco]
       train:        {annotation_file (required), image_root (default: the
-                    annotation file's folder)}
+                    annotation file's folder)}, or a list of datasets
+                    {dataset, annotation_file, image_root, ratio, keypoints,
+                    init_from} for ViTPose++ (training.multi_dataset_training)
       val:          null, or {annotation_file, image_root, detections (COCO
                     results json of person boxes; default: ground-truth
                     boxes), min_detection_score [0.0]} [null]
@@ -380,7 +382,12 @@ def _validate_data(raw, base_dir):
     d["format"] = as_choice(d["format"], "data.format", FORMATS)
     if d["train"] is REQUIRED or d["train"] is None:
         fail("data.train", "is required: {annotation_file: FILE, image_root: FOLDER}.")
-    d["train"] = _validate_split(d["train"], base_dir, "data.train", SCHEMA["data"]["train"])
+    if isinstance(d["train"], list):  # several datasets: ViTPose++ multi-dataset training
+        from keras_pose.training.multi_dataset_config import validate_multi_dataset_train
+
+        d["train"] = validate_multi_dataset_train(d["train"], base_dir, _validate_split)
+    else:
+        d["train"] = _validate_split(d["train"], base_dir, "data.train", SCHEMA["data"]["train"])
     if d["val"] is not None:
         d["val"] = _validate_split(d["val"], base_dir, "data.val", _VAL_KEYS)
         d["val"]["detections"] = resolve_path(d["val"]["detections"], base_dir, True, "data.val.detections")

@@ -182,6 +182,10 @@ def train_from_config(config, overrides=None, verbose=1):
             the last finite weights are kept in ``checkpoints/``.
     """
     config = load_train_config(config, overrides)
+    if isinstance(config["data"]["train"], list):  # several datasets at once (ViTPose++)
+        from keras_pose.training.multi_dataset_training import train_multi_dataset_from_config
+
+        return train_multi_dataset_from_config(config, TrainResult, verbose)
     say = print if verbose else (lambda *a, **k: None)
     out = config["output"]
     d = config["train"]["distribution"] or {}

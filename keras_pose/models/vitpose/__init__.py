@@ -24,6 +24,14 @@ from keras_pose.models.vitpose.vitpose_plus_pose_estimator import VITPOSE_PLUS_D
 from keras_pose.models.vitpose.vitpose_plus_pose_estimator import ViTPosePP
 from keras_pose.models.vitpose.vitpose_pose_estimator import ViTPose
 from keras_pose.models.vitpose.vitpose_transfer import transfer_weights, with_attention
+from keras_pose.models.vitpose.vitpose_add_dataset import add_dataset, freeze_for_dataset
+from keras_pose.models.vitpose.vitpose_multi_dataset import (
+    MultiDatasetKeypointMSELoss,
+    ViTPosePPMultiDataset,
+    multi_dataset_inputs,
+    multi_dataset_targets,
+    per_dataset_losses,
+)
 from keras_pose.models.vitpose.vitpose_window_attention import (
     ATTENTION_TYPES,
     ViTPoseWindowAttention,
@@ -56,4 +64,11 @@ __all__ = [
     "exact_gelu",
     "patch_grid_size",
     "standard_num_heads",
+    "MultiDatasetKeypointMSELoss",
+    "ViTPosePPMultiDataset",
+    "add_dataset",
+    "freeze_for_dataset",
+    "multi_dataset_inputs",
+    "multi_dataset_targets",
+    "per_dataset_losses",
 ]

@@ -294,6 +294,16 @@ class ViTPosePP(TopDownPoseEstimator):
         model = self if dataset is None else self.with_dataset(dataset)
         return TopDownPoseEstimator.predict_heatmaps(model, crops, *args, **kwargs)
 
+    def add_dataset(self, name, keypoint_spec, init_from="coco", **kwargs):
+        """A new `ViTPosePP` with one more dataset (expert and head copied from `init_from`'s).
+
+        See `keras_pose.models.vitpose.vitpose_add_dataset.add_dataset` (and
+        `freeze_for_dataset` to train it with the rest frozen).
+        """
+        from keras_pose.models.vitpose.vitpose_add_dataset import add_dataset
+
+        return add_dataset(self, name, keypoint_spec, init_from=init_from, **kwargs)
+
     def fuse_experts(self, dataset=None):
         """A plain `ViTPose` computing this model's outputs for one dataset.
 

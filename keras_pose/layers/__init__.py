@@ -9,11 +9,13 @@ from keras_pose.layers.conv_blocks import TORCH_BN_EPSILON
 from keras_pose.layers.conv_blocks import TORCH_BN_MOMENTUM
 from keras_pose.layers.conv_blocks import TorchMaxPool2D
 from keras_pose.layers.conv_blocks import torch_padding
+from keras_pose.layers.drop_path import DropPath
 from keras_pose.layers.transposed_conv import apply_transposed_conv
 
 __all__ = [
     "BasicResidualBlock",
     "ConvModule",
+    "DropPath",
     "FusedBiasDense",
     "TORCH_BN_EPSILON",
     "TORCH_BN_MOMENTUM",

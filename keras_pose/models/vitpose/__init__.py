@@ -12,7 +12,6 @@ from keras_pose.models.vitpose.vitpose_layers import (
     ViTPoseAttention,
     ViTPoseClassicHead,
     ViTPoseMLP,
-    ViTPoseMultiDatasetHead,
     ViTPosePatchEmbedding,
     ViTPoseSimpleHead,
     ViTPoseTransformerBlock,
@@ -20,6 +19,7 @@ from keras_pose.models.vitpose.vitpose_layers import (
     patch_grid_size,
 )
 from keras_pose.models.vitpose.vitpose_minimal_head import ViTPoseMinimalHead, pixel_shuffle
+from keras_pose.models.vitpose.vitpose_multi_head import ViTPoseMultiDatasetHead
 from keras_pose.models.vitpose.vitpose_plus_pose_estimator import VITPOSE_PLUS_DATASETS
 from keras_pose.models.vitpose.vitpose_plus_pose_estimator import ViTPosePP
 from keras_pose.models.vitpose.vitpose_pose_estimator import ViTPose

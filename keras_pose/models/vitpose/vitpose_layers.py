@@ -33,6 +33,7 @@ from keras import ops
 from keras_pose.layers.backend_kernels import FusedBiasDense
 from keras_pose.layers.backend_kernels import exact_gelu
 from keras_pose.layers.backend_kernels import multi_head_attention
+from keras_pose.layers.drop_path import DropPath
 from keras_pose.layers.transposed_conv import apply_transposed_conv
 
 # mmpose / ViTPose head initialisation: convolutions and deconvolutions
@@ -318,9 +319,14 @@ class ViTPoseTransformerBlock(keras.layers.Layer):
         qkv_bias=True,
         num_experts=0,
         part_features=0,
+        drop_path_rate=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.drop_path_rate = float(drop_path_rate or 0.0)
+        # Stochastic depth on both residual branches while training (None: off).
+        self.drop_path = DropPath(self.drop_path_rate, dtype=self.dtype_policy, name="drop_path") if (
+            self.drop_path_rate) else None
         self.hidden_dim = int(hidden_dim)
         self.num_heads = int(num_heads)
         self.mlp_dim = int(mlp_dim)
@@ -352,10 +358,13 @@ class ViTPoseTransformerBlock(keras.layers.Layer):
         for layer in (self.norm1, self.attention, self.norm2, self.mlp):
             layer.build(input_shape)
 
-    def call(self, x, expert_index=0):
-        x = x + self.attention(self.norm1(x))
-        x = x + self.mlp(self.norm2(x), expert_index=expert_index)
-        return x
+    def call(self, x, expert_index=0, training=None):
+        x = x + self.residual(self.attention(self.norm1(x)), training)
+        return x + self.residual(self.mlp(self.norm2(x), expert_index=expert_index), training)
+
+    def residual(self, branch, training=None):
+        """A residual branch's output after stochastic depth (unchanged at inference or rate 0)."""
+        return branch if self.drop_path is None else self.drop_path(branch, training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -371,6 +380,7 @@ class ViTPoseTransformerBlock(keras.layers.Layer):
                 "qkv_bias": self.qkv_bias,
                 "num_experts": self.num_experts,
                 "part_features": self.part_features,
+                "drop_path_rate": self.drop_path_rate,
             }
         )
         return config
@@ -545,54 +555,3 @@ def make_head(decoder, num_keypoints, deconv_filters=(256, 256), dtype=None, nam
 
         return ViTPoseMinimalHead(num_keypoints, upsample=upsample, dtype=dtype, name=name)
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
-
-
-@keras.saving.register_keras_serializable(package="keras_pose")
-class ViTPoseMultiDatasetHead(keras.layers.Layer):
-    """One heatmap head per dataset (ViTPose++); `dataset_index` picks one.
-
-    Holds every dataset's head (all built, all saved, in a fixed order
-    `heads[i]` named `head_{dataset name}`), so a graph built for any dataset
-    has the same weights. `call(features, dataset_index=i)` runs head i;
-    `dataset_index` is a Python int fixed when the graph is built.
-
-    Args:
-        datasets: dataset names, in dataset-index order.
-        num_keypoints: keypoint count per dataset.
-        decoder: "classic" or "simple" (the same for every dataset).
-        deconv_filters: classic heads' deconvolution widths.
-    """
-
-    def __init__(self, datasets, num_keypoints, decoder="classic", deconv_filters=(256, 256), **kwargs):
-        super().__init__(**kwargs)
-        self.datasets = [str(d) for d in datasets]
-        self.num_keypoints = [int(k) for k in num_keypoints]
-        if len(self.datasets) != len(self.num_keypoints):
-            raise ValueError(
-                f"{len(self.datasets)} datasets but {len(self.num_keypoints)} keypoint counts."
-            )
-        self.decoder = decoder
-        self.deconv_filters = [int(f) for f in deconv_filters]
-        self.heads = [
-            make_head(decoder, k, self.deconv_filters, dtype=self.dtype_policy, name=f"head_{d}")
-            for d, k in zip(self.datasets, self.num_keypoints)
-        ]
-
-    def build(self, input_shape):
-        for head in self.heads:
-            head.build(input_shape)
-
-    def call(self, x, dataset_index=0, training=None):
-        return self.heads[int(dataset_index)](x, training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "datasets": list(self.datasets),
-                "num_keypoints": list(self.num_keypoints),
-                "decoder": self.decoder,
-                "deconv_filters": list(self.deconv_filters),
-            }
-        )
-        return config

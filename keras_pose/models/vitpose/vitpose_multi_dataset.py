@@ -214,15 +214,15 @@ class ViTPosePPMultiDataset(keras.Model):
         """The index of dataset name `dataset` (an int is returned as is after a range check)."""
         return self.pose_model._dataset_index_of(dataset)
 
-    def features(self, images, dataset_index):
+    def features(self, images, dataset_index, training=None):
         """Backbone features (B, Hp, Wp, C), every sample through its own experts."""
         backbone = self.pose_model.backbone
         x = backbone.patch_embedding(images)
         if backbone.knowledge_token is not None:
             x = backbone.knowledge_token(x)
         for block in backbone.transformer_layers:
-            x = x + block.attention(block.norm1(x))
-            x = x + routed_mlp(block.mlp, block.norm2(x), dataset_index)
+            x = x + block.residual(block.attention(block.norm1(x)), training)
+            x = x + block.residual(routed_mlp(block.mlp, block.norm2(x), dataset_index), training)
         x = backbone.final_layernorm(x)
         if backbone.knowledge_token is not None:
             x = x[:, 1:]
@@ -248,7 +248,7 @@ class ViTPosePPMultiDataset(keras.Model):
                 "use multi_dataset_inputs(images, index) or the pipeline of build_multi_dataset_pipeline."
             )
         index = ops.cast(ops.reshape(inputs["dataset_index"], (-1,)), "int32")
-        return self.heads_output(self.features(inputs["images"], index), index, training=training)
+        return self.heads_output(self.features(inputs["images"], index, training=training), index, training=training)
 
     def compute_output_shape(self, input_shape):
         h, w = self.pose_model.output_shape[1:3]

@@ -12,7 +12,8 @@ from keras_pose.models.vitpose.vitpose_backbone import (
     ViTPoseBackbone,
     vit_backbone,
 )
-from keras_pose.models.vitpose.vitpose_layers import DECODERS, ViTPoseMultiDatasetHead
+from keras_pose.models.vitpose.vitpose_layers import DECODERS
+from keras_pose.models.vitpose.vitpose_multi_head import ViTPoseMultiDatasetHead
 
 # ViTPose++ dataset_index order (the keypoint counts are the built-in specs').
 VITPOSE_PLUS_DATASETS = ["coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"]

@@ -57,6 +57,7 @@ from keras_pose.errors import PresetError
 from keras_pose.losses import get_loss
 from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
 from keras_pose.utils.backend_imports import import_keras_hub
+from keras_pose.utils.compile_config import compile_from_loss_config, loss_compile_config
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -178,22 +179,10 @@ class PoseEstimator(keras_hub.models.Task):
             self._jit_compile = saved
 
     def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {
-            "optimizer": keras.saving.serialize_keras_object(self.optimizer),
-            "loss": keras.saving.serialize_keras_object(self.pose_loss),
-        }
+        return loss_compile_config(self, "pose_loss")
 
     def compile_from_config(self, config):
-        if not config:
-            return
-        self.compile(
-            optimizer=keras.saving.deserialize_keras_object(config["optimizer"]),
-            loss=keras.saving.deserialize_keras_object(config["loss"]),
-        )
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        compile_from_loss_config(self, config)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if y is None:

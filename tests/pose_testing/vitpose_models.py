@@ -82,3 +82,18 @@ def export_original_state_dict(model):
     for d, head in enumerate(heads):
         _head(sd, "keypoint_head." if d == 0 else f"associate_keypoint_heads.{d - 1}.", head)
     return sd
+
+
+def randomize_weights(model, seed=0):
+    """Non-trivial values everywhere (BN statistics included), so comparisons mean something."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        shape = tuple(w.shape)
+        if "moving_variance" in w.path:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif "gamma" in w.path:
+            value = 1 + 0.1 * rng.standard_normal(shape)
+        else:
+            value = 0.1 * rng.standard_normal(shape)
+        w.assign(value.astype(np.float32))
+    return model

@@ -37,6 +37,7 @@ from keras import ops
 
 from keras_pose.layers.backend_kernels import exact_gelu
 from keras_pose.losses.heatmap_losses import weighted_squared_error
+from keras_pose.utils.compile_config import compile_from_loss_config, loss_compile_config
 
 
 def masked_batch_norm(norm, x, mask, training=None):
@@ -278,20 +279,10 @@ class ViTPosePPMultiDataset(keras.Model):
         return loss
 
     def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {
-            "optimizer": keras.saving.serialize_keras_object(self.optimizer),
-            "loss": keras.saving.serialize_keras_object(self.multi_loss),
-        }
+        return loss_compile_config(self, "multi_loss")
 
     def compile_from_config(self, config):
-        if not config:
-            return
-        self.compile(
-            optimizer=keras.saving.deserialize_keras_object(config["optimizer"]),
-            loss=keras.saving.deserialize_keras_object(config["loss"]),
-        )
+        compile_from_loss_config(self, config)
 
     def get_config(self):
         config = super().get_config()

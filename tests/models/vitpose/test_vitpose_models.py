@@ -5,6 +5,7 @@ import pytest
 
 import keras
 
+from pose_testing.vitpose_models import randomize_weights
 from keras_pose.models.vitpose import (
     VITPOSE_VARIANTS,
     ViTPose,
@@ -26,19 +27,7 @@ def _images(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def _randomize(model, seed=0):
-    """Non-trivial values everywhere (BN statistics included), so comparisons mean something."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        shape = tuple(w.shape)
-        if "moving_variance" in w.path:
-            value = rng.uniform(0.5, 1.5, shape)
-        elif "gamma" in w.path:
-            value = 1 + 0.1 * rng.standard_normal(shape)
-        else:
-            value = 0.1 * rng.standard_normal(shape)
-        w.assign(value.astype(np.float32))
-    return model
+_randomize = randomize_weights
 
 
 def tiny_pp(image_size=(64, 48), dataset=None, decoder="classic", seed=0):

@@ -5,6 +5,7 @@ import pytest
 
 import keras
 
+from pose_testing.vitpose_models import randomize_weights
 from keras_pose.models.vitpose import ViTPoseBackbone, ViTPosePP
 from keras_pose.models.vitpose.vitpose_multi_dataset import (
     MultiDatasetKeypointMSELoss,
@@ -21,18 +22,7 @@ def _np(x):
     return np.asarray(keras.ops.convert_to_numpy(x), np.float32)
 
 
-def _randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        shape = tuple(w.shape)
-        if "moving_variance" in w.path:
-            value = rng.uniform(0.5, 1.5, shape)
-        elif "gamma" in w.path:
-            value = 1 + 0.1 * rng.standard_normal(shape)
-        else:
-            value = 0.1 * rng.standard_normal(shape)
-        w.assign(value.astype(np.float32))
-    return model
+_randomize = randomize_weights
 
 
 def tiny_multi(seed=0):

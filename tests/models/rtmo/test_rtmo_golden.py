@@ -166,17 +166,7 @@ def test_golden_rtmo_s_decoding(converted):
         "expected_pred_keypoints_input.npy": (got["keypoints"][0][:n], 0.05, 0.0, reliable),
         "expected_pred_keypoints.npy": (to_image(got["keypoints"][0][:n]), 0.05, 0.0, reliable),
     }
-    failures = []
-    for name, (actual, atol, rtol, rows) in checks.items():
-        expected = np.load(CASE_DIR / name)
-        if rows is not None:
-            actual, expected = actual[rows], expected[rows]
-        diff = np.abs(actual - expected)
-        ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
-        print(f"[golden rtmo] {name}: max|diff| = {diff.max():.3e} {'ok' if ok else 'FAIL'}")
-        if not ok:
-            failures.append(f"{name}: max|diff| {diff.max():.3e}")
-    assert not failures, "; ".join(failures)
+    _assert_golden(checks)
 
 
 def test_golden_rtmo_s_letterbox_input(task):
@@ -219,6 +209,11 @@ def test_golden_rtmo_s_predict_keypoints(task):
         "expected_pred_keypoints.npy": (result.keypoints, 0.05, 0.0, reliable),
     }
     assert meta["tolerance"]["pred_prior_index"].startswith("exact")
+    _assert_golden(checks, "predict_keypoints vs ")
+
+
+def _assert_golden(checks, label=""):
+    """Each ``name: (actual, atol, rtol, rows)`` against CASE_DIR/name (rows: a mask, or None for all)."""
     failures = []
     for name, (actual, atol, rtol, rows) in checks.items():
         expected = np.load(CASE_DIR / name)
@@ -226,7 +221,7 @@ def test_golden_rtmo_s_predict_keypoints(task):
             actual, expected = actual[rows], expected[rows]
         diff = np.abs(actual - expected)
         ok = bool(np.all(diff <= atol + rtol * np.abs(expected)))
-        print(f"[golden rtmo] predict_keypoints vs {name}: max|diff| = {diff.max():.3e} {'ok' if ok else 'FAIL'}")
+        print(f"[golden rtmo] {label}{name}: max|diff| = {diff.max():.3e} {'ok' if ok else 'FAIL'}")
         if not ok:
             failures.append(f"{name}: max|diff| {diff.max():.3e}")
     assert not failures, "; ".join(failures)

@@ -2,13 +2,10 @@
 a 2-step `fit`, each in a subprocess (the backend is fixed per process).
 Forward outputs must equal the TensorFlow backend's for the same weights."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
+from pose_testing.backend_runs import run_backend_script
 from pose_testing.paths import REPO_ROOT
 
 # Minutes each (a JAX / PyTorch process builds and fits every family): `python -m pytest -m backends`.
@@ -19,13 +16,7 @@ FAMILIES = ["vitpose", "vitpose_simple", "vitpose_plus", "cpm", "hourglass", "cp
 
 
 def _run(backend, tmp_path):
-    out = tmp_path / f"{backend}.npz"
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, f"{backend} smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return dict(np.load(out))
+    return run_backend_script(SCRIPT, backend, tmp_path, "smoke")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ the heatmap pattern and float32 output. Output and knowledge-token
 distillation fit for 2 steps with finite losses (the token unchanged).
 """
 
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from pose_testing.backend_runs import run_backend_script
 from pose_testing.paths import REPO_ROOT
 
 pytestmark = pytest.mark.backends
@@ -22,13 +20,7 @@ MODELS = ["stride8_shifted_pooling_minimal", "stride16_shifted_classic"]
 
 
 def _run(backend, tmp_path):
-    out = tmp_path / f"{backend}.npz"
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), str(out)], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, f"{backend} window smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    return dict(np.load(out))
+    return run_backend_script(SCRIPT, backend, tmp_path, "window smoke")
 
 
 @pytest.fixture(scope="module")

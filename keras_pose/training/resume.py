@@ -46,6 +46,7 @@ import keras
 from keras_pose.errors import TrainConfigError
 from keras_pose.training.checkpoints import json_safe, non_finite_weights
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
+from keras_pose.utils.json_files import read_json, read_json_dict
 
 STATE_PREFIX = "step-"
 _STATE_NAME = re.compile(r"^step-(\d{9})$")
@@ -76,13 +77,8 @@ def list_training_states(directory):
 
 def read_training_state(folder):
     """``state.json`` of a state folder, with ``folder`` added."""
-    path = os.path.join(folder, STATE_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    except (OSError, ValueError) as error:
-        raise TrainConfigError(f"training state {path!r} cannot be read ({error}); delete the folder {folder!r} "
-                               "to resume from the state before it.") from error
+    state = read_json(os.path.join(folder, STATE_FILE), TrainConfigError,
+                      f"delete the folder {folder!r} to resume from the state before it.")
     state["folder"] = folder
     return state
 
@@ -140,11 +136,8 @@ def mark_diverged(directory, message):
 
 def diverged_message(directory):
     """The message a diverged run recorded in its state folder, or None."""
-    try:
-        with open(os.path.join(directory, DIVERGED_FILE), encoding="utf-8") as f:
-            return str(json.load(f).get("message") or "the run diverged")
-    except (OSError, ValueError, AttributeError):
-        return None
+    record = read_json_dict(os.path.join(directory, DIVERGED_FILE))
+    return None if record is None else str(record.get("message") or "the run diverged")
 
 
 class TrainingStateCheckpoint(keras.callbacks.Callback):

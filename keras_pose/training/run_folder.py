@@ -8,7 +8,6 @@ unless ``output.overwrite`` (`make_room` moves it to
 ``keras-pose train --dry-run`` reports.
 """
 
-import json
 import numbers
 import os
 import shutil
@@ -17,6 +16,7 @@ import time
 from keras_pose.training.config_values import fail
 from keras_pose.training.resume import diverged_message, latest_training_state
 from keras_pose.utils.file_utils import atomic_write
+from keras_pose.utils.json_files import read_json_dict
 
 # What a run writes into output.dir; `previous_runs/` holds earlier runs
 # moved aside by output.overwrite.
@@ -30,15 +30,6 @@ _RESUMABLE_CHANGES = ("output.",)
 # The first line of a run's config.yaml: how a folder is recognised as a run's
 # (runs written before the training package was split carry it too; keep it).
 CONFIG_HEADER = "# The resolved training config of this run (keras_pose.training.train_config)."
-
-
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def describe_previous_run(directory):
@@ -71,18 +62,18 @@ def describe_previous_run(directory):
             fail("output.dir", f"{directory!r} holds a config.yaml that no keras-pose run wrote (a run writes its "
                   "resolved config there and would replace it); choose another output folder.")
     ckpt = os.path.join(directory, "checkpoints")
-    metrics = _read_json(os.path.join(directory, "metrics.json")) or {}
-    history = _read_json(os.path.join(directory, "history.json")) or {}
+    metrics = read_json_dict(os.path.join(directory, "metrics.json")) or {}
+    history = read_json_dict(os.path.join(directory, "history.json")) or {}
     best = None
     if os.path.isfile(os.path.join(ckpt, "best.weights.h5")):
-        best = _read_json(os.path.join(ckpt, "best.json")) or {}
+        best = read_json_dict(os.path.join(ckpt, "best.json")) or {}
         if not best and metrics.get("best_epoch"):
             monitor = metrics.get("monitor")
             best = {"monitor": monitor, "value": (metrics.get("best") or {}).get(monitor),
                     "epoch": metrics["best_epoch"]}
     last = None
     if os.path.isfile(os.path.join(ckpt, "last.weights.h5")):
-        last = _read_json(os.path.join(ckpt, "last.json")) or {}
+        last = read_json_dict(os.path.join(ckpt, "last.json")) or {}
     preset = os.path.isdir(os.path.join(directory, "preset"))
     state = latest_training_state(os.path.join(directory, STATE_DIR))
     diverged = diverged_message(os.path.join(directory, STATE_DIR))

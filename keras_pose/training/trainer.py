@@ -83,6 +83,7 @@ from keras_pose.training.distribution import setup_distribution
 from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged, restore_training_state
 from keras_pose.training.run_folder import STATE_DIR, check_output, make_room, write_run_config
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
+from keras_pose.utils.json_files import read_json_dict
 from keras_pose.utils.console import isatty
 
 
@@ -422,11 +423,7 @@ def _apply_recipes(model, t, say):
 
 def _history_rows(path, epochs):
     """The first ``epochs`` rows of a run's ``history.json`` (a resumed run continues them)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            history = json.load(f)
-    except (OSError, ValueError):
-        return []
+    history = read_json_dict(path) or {}
     keys = [k for k, v in history.items() if isinstance(v, list)]
     count = min([epochs] + [len(history[k]) for k in keys])
     return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]

@@ -24,4 +24,14 @@ def read_json(path, error=ValueError, fix=""):
         raise error(f"Could not read {path}: {e}. {fix}".rstrip()) from None
 
 
-__all__ = ["read_json"]
+def read_json_dict(path):
+    """The JSON object in ``path``, or None when the file is missing, unreadable or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+__all__ = ["read_json", "read_json_dict"]

@@ -98,9 +98,12 @@ class PosePreprocessor(keras_hub.models.Preprocessor):
                 ``keras_pose.from_preset(path).preprocessor``), or it holds
                 another class.
         """
+        import os
+
         from keras_hub.src.utils.preset_utils import check_file_exists, load_json
 
         from keras_pose.errors import PresetError
+        from keras_pose.utils.json_files import read_json
 
         if not check_file_exists(preset, config_file):
             raise PresetError(
@@ -108,9 +111,23 @@ class PosePreprocessor(keras_hub.models.Preprocessor):
                 "preprocessor. Load the task (keras_pose.from_preset(preset).preprocessor), or save it again "
                 "with save_to_preset to add the file."
             )
-        config = load_json(preset, config_file)
+        where = os.path.join(preset, config_file) if os.path.isdir(str(preset)) else f"{config_file} of {preset!r}"
+        fix = "the preset is damaged; save it again with save_to_preset (or convert the checkpoint again)."
+        if os.path.isdir(str(preset)):
+            config = read_json(where, PresetError, fix)
+        else:
+            config = load_json(preset, config_file)
+        class_name = config.get("class_name") if isinstance(config, dict) else None
+        if not isinstance(class_name, str) or not class_name or not isinstance(config.get("config", {}), dict):
+            raise PresetError(
+                f"{where} names no preprocessor class (a JSON object with a \"class_name\" and a \"config\" "
+                f"object is expected); {fix}"
+            )
         config["config"] = {**config.get("config", {}), **kwargs}
-        preprocessor = keras.saving.deserialize_keras_object(config)
+        try:
+            preprocessor = keras.saving.deserialize_keras_object(config)
+        except (TypeError, ValueError) as e:
+            raise PresetError(f"{where} could not be read as a preprocessor ({e}); {fix}") from None
         if not isinstance(preprocessor, cls):
             raise PresetError(
                 f"{config_file} of preset {preset!r} holds a {type(preprocessor).__name__}, not a {cls.__name__}."

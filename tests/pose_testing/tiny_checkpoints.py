@@ -165,3 +165,9 @@ def save_pth(sd, path, **container):
 
     torch.save({**container, "state_dict": {k: torch.from_numpy(np.asarray(v)) for k, v in sd.items()}}, path)
     return path
+
+
+def files_under(folder):
+    """Sorted relative paths of everything under `folder` ([] if it does not exist): what a test left behind."""
+    folder = pathlib.Path(folder)
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []

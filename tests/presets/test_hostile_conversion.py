@@ -127,11 +127,12 @@ def test_missing_model_weights_names_the_h5_file(converted, tmp_path):
     assert "model.weights.h5" in str(info.value) and "model.weights.json" not in str(info.value)
 
 
-def test_corrupt_weights_name_the_file_and_the_cache_entry(converted, home):
+@pytest.mark.parametrize("file_name", ["model.weights.h5", "task.weights.h5"])
+def test_corrupt_weights_name_the_file_and_the_cache_entry(converted, home, file_name):
     entry_dir = home / "presets" / "url-0123"
     shutil.copytree(converted, entry_dir)
-    weights = entry_dir / "model.weights.h5"
-    weights.write_bytes(weights.read_bytes()[:3000])
+    weights = entry_dir / file_name
+    weights.write_bytes(weights.read_bytes()[:3000])  # old code: h5py's OSError, no path
     with pytest.raises(PresetError) as info:
         load_preset(str(entry_dir))
     message = str(info.value)
@@ -244,6 +245,11 @@ def test_from_preset_on_bad_local_files(tmp_path, home):
         with pytest.raises(CheckpointError) as info:
             load_preset(str(path))
         assert expected in str(info.value), name
+    hostile = tmp_path / "bad" / "hostile.pth"  # old code: copied into the cache and kept
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "extra": _System()}, hostile)
+    for preset in (str(hostile), hostile.as_uri()):
+        with pytest.raises(CheckpointError, match="refuses to unpickle: os.system"):
+            load_preset(preset)
     assert not (home / "checkpoints").exists()  # nothing copied into the cache (18)
     assert files_under(home / "presets") == []
 
@@ -271,6 +277,28 @@ def test_invalid_json_in_a_preset_names_file_and_line(converted, tmp_path):
         with pytest.raises(PresetError) as info:
             load_preset(str(preset))
         assert f"{preset / name} is not valid JSON (line 4" in str(info.value), name
+
+
+def test_damaged_preprocessor_json_is_named(converted, tmp_path):
+    from keras_pose.preprocessing import TopDownPreprocessor
+
+    preset = _copy_preset(converted, tmp_path)
+    path = preset / "preprocessor.json"
+    good = json.loads(path.read_text())
+    path.write_text('{"class_name": "TopDownPreprocessor",\n oops}')  # old code: a bare JSONDecodeError
+    with pytest.raises(PresetError, match=f"{path} is not valid JSON \\(line 2, column 2"):
+        TopDownPreprocessor.from_preset(str(preset))
+    for damaged in (dict(good, class_name=None), [good], dict(good, config=3)):  # old: "Could not locate class 'None'"
+        path.write_text(json.dumps(damaged))
+        with pytest.raises(PresetError) as info:
+            TopDownPreprocessor.from_preset(str(preset))
+        assert f"{path} names no preprocessor class" in str(info.value) and "'None'" not in str(info.value)
+    path.write_text(json.dumps(dict(good, config=dict(good["config"], cropper={"class_name": "NoSuchCropper"}))))
+    with pytest.raises(PresetError, match=f"{path} could not be read as a preprocessor"):
+        TopDownPreprocessor.from_preset(str(preset))
+    path.write_text(json.dumps(good))
+    restored = TopDownPreprocessor.from_preset(str(preset))
+    assert restored.image_size == load_preset(str(preset), load_weights=False).preprocessor.image_size
 
 
 def test_config_without_class_is_named(converted, tmp_path):

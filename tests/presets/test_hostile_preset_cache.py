@@ -106,6 +106,28 @@ def test_repaired_local_checkpoint_loads(tmp_path, home):
     assert not (home / "checkpoints").exists()
 
 
+def test_url_without_sha256_follows_the_downloaded_content(server, home):
+    from keras_pose.utils.download import cached_path_for
+
+    first = save_original_checkpoint(server.root / "a.pth", make_tiny_state_dict(384, 1, grid=(16, 12)))
+    second = save_original_checkpoint(server.root / "b.pth", make_tiny_state_dict(384, 1, grid=(16, 12), seed=4))
+    url = f"{server.url}/vit_s.pth"  # no registered entry: no digest is published
+    shutil.copyfile(first, server.root / "vit_s.pth")
+    model_a = _heatmaps(load_preset(url))
+    cached = pathlib.Path(cached_path_for(url, file_name="vit_s.pth"))
+    assert cached.read_bytes() == first.read_bytes()
+    np.testing.assert_allclose(_heatmaps(load_preset(url)), model_a, rtol=0, atol=1e-6)  # reused
+    assert server.requests == ["/vit_s.pth"]
+    # The server now has another file and the cached copy rots: old code kept converting nothing and
+    # returned model A from the conversion keyed by the URL.
+    shutil.copyfile(second, server.root / "vit_s.pth")
+    cached.write_bytes(cached.read_bytes()[:-10] + bytes(10))
+    model_b = _heatmaps(load_preset(url))
+    assert not np.allclose(model_a, model_b)
+    np.testing.assert_allclose(model_b, _heatmaps(convert_checkpoint(str(second))), rtol=0, atol=1e-6)
+    assert server.requests == ["/vit_s.pth", "/vit_s.pth"] and cached.read_bytes() == second.read_bytes()
+
+
 def test_cache_of_an_older_converter_version_is_converted_again(server, home, register):
     path = save_original_checkpoint(server.root / "tiny.pth", make_tiny_state_dict())
     entry = register(tiny_entry(f"{server.url}/tiny.pth", hashlib.sha256(path.read_bytes()).hexdigest()))

@@ -75,6 +75,29 @@ def test_codec_decode_of_noisy_heatmaps_stays_in_the_crop():
         assert (keypoints >= -per_px).all() and (keypoints <= np.array([192, 256]) + per_px).all()
 
 
+def test_export_runtime_decode_is_bounded_too():
+    """An exported model's `decode` (the codec recorded in its metadata) takes the same bounded step."""
+    from keras_pose.codecs.base import serialize_codec
+    from keras_pose.export.runtime import ExportedModelRunner
+
+    hm = _bad_heatmaps()
+
+    class _Runner(ExportedModelRunner):  # the heatmaps an exported graph returned
+        def heatmaps(self, images):
+            return hm
+
+    codecs = (UDPHeatmap((256, 192), (64, 48), dark_variant="hf"), MSRAHeatmap((256, 192), (64, 48), unbiased=True))
+    for codec in codecs:
+        metadata = json.loads(json.dumps({"decoding": {"codec": serialize_codec(codec)}}))  # as written to <model>.json
+        keypoints, scores = _Runner("model.tflite", metadata).decode(np.zeros((len(hm), 256, 192, 3), np.float32))
+        expected, expected_scores = codec.decode(hm)
+        np.testing.assert_array_equal(keypoints, expected)
+        np.testing.assert_array_equal(scores, expected_scores)
+        locs, _ = get_heatmap_maximum(hm)
+        per_px = np.array([192, 256]) / np.array(codec.heatmap_span)
+        assert (np.abs(keypoints - locs * per_px) <= per_px + 1e-3).all()
+
+
 @pytest.mark.parametrize("name", list(_refiners()))
 def test_well_formed_peaks_decode_exactly_as_the_references(name):
     """Gaussian peaks anywhere, borders included: the bound never bites."""

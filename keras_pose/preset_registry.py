@@ -14,10 +14,12 @@ Preset names follow `<family>_<variant>_<dataset>_<H>x<W>`, lowercase
 
 How a download is checked depends on what was published: the full sha256
 (`sha256_check == "full"`), only the 8-hex prefix mmpose puts in the file
-name ("prefix"), or nothing ("none"). For "prefix" and "none" the file must
-also parse as a complete checkpoint, and the full digest of the first
-download is recorded in the cache (`<file>.sha256`) and every later read of
-the cached file is checked against it.
+name ("prefix"), or nothing ("none"). For "prefix" and "none" the full
+digest a server publishes is checked where it sends one (the Hugging Face
+Hub's `X-Linked-Etag`), the file must also parse as a complete checkpoint,
+and the full digest of the first download is recorded in the cache
+(`<file>.sha256`) and every later read of the cached file is checked against
+it.
 """
 
 import difflib

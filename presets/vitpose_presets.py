@@ -393,7 +393,8 @@ def _hf_entry(name, family, task_class, description, repo, config, decoding, acc
         extra_files={"config.json": base + "config.json"},
         notes=(
             f"HF transformers conversion ({repo}, model card licence apache-2.0). The model.safetensors "
-            "LFS sha256 of this repo was not found, so the download is not digest-checked. The backbone "
+            "LFS sha256 of this repo is not recorded here; the download is checked against the one the hub "
+            "sends (X-Linked-Etag). The backbone "
             "config omits layer_norm_epsilon on purpose: HF conversions carry layer_norm_eps=1e-12 (the HF "
             "default, not the original 1e-6) and the converter takes it from config.json. " + notes
         ),
@@ -466,8 +467,9 @@ def _plus_source(size):
     notes = (
         f"Original release (OneDrive): {onedrive_url(PLUS_ONEDRIVE[size])}. Downloaded from the HF hub copy "
         "nielsr/vitpose-original-checkpoints"
-        + ("; sha256 is the hub's LFS digest." if sha else "; its LFS sha256 was not found, so the download "
-           "is not digest-checked (the file name comes from transformers' convert_vitpose_to_hf.py).")
+        + ("; sha256 is the hub's LFS digest." if sha else "; its LFS sha256 is not recorded here, so the "
+           "download is checked against the one the hub sends (X-Linked-Etag) (the file name comes from "
+           "transformers' convert_vitpose_to_hf.py).")
     )
     return url, file_name, sha, notes
 

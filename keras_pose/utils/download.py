@@ -6,8 +6,11 @@ progress bar on a terminal), the sha256 is checked, and only then is the file
 moved into place. A failed or interrupted download never leaves a partial
 file behind (nor a folder it created). A download slower than `min_speed`
 over a `timeout`-second window is aborted, so a server that drips bytes
-cannot hold it open forever. Where no sha256 is known, a `verify` callback
-(e.g. "the checkpoint parses") decides whether the file is kept.
+cannot hold it open forever. Where no full sha256 is known, the digest the
+server publishes is used: the Hugging Face Hub (and its mirrors) sends the
+sha256 of an LFS file in the `X-Linked-Etag` header of its answer. Where
+none is known at all, a `verify` callback (e.g. "the checkpoint parses")
+decides whether the file is kept.
 
 `cached_download` records the full sha256 of each file it downloads beside
 it (`<file>.sha256`), so later reads of the cached copy are checked against
@@ -246,10 +249,44 @@ def _download_checked(url, destination, sha256, progress, timeout, preset_name, 
         raise
 
 
+class _PublishedDigest(urllib.request.HTTPRedirectHandler):
+    """Follows redirects like urllib, keeping the sha256 a hop published (`X-Linked-Etag`).
+
+    The Hugging Face Hub answers `/resolve/` with a redirect to its CDN whose
+    `X-Linked-Etag` is the file's LFS sha256 (quoted); later hops do not
+    repeat it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.sha256 = None
+
+    def note(self, headers):
+        value = (headers.get("X-Linked-Etag") or "").strip()
+        value = value[2:] if value.startswith("W/") else value
+        value = value.strip('"').lower()
+        if self.sha256 is None and re.fullmatch(r"[0-9a-f]{64}", value):
+            self.sha256 = value
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        self.note(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _published_expected(expected, published):
+    """The digest to check: the caller's full one, else the server's (when it agrees with a caller's prefix)."""
+    if published is None or (expected is not None and len(expected) == 64):
+        return expected, False
+    if expected is not None and not published.startswith(expected):
+        return expected, False  # the prefix check reports the mismatch
+    return published, True
+
+
 def _download(url, destination, scheme, expected, progress, timeout, preset_name, min_speed, verify):
     request = urllib.request.Request(url, headers={"User-Agent": _user_agent()})
+    published = _PublishedDigest()
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.build_opener(published).open(request, timeout=timeout)
     except urllib.error.HTTPError as e:
         raise DownloadError(
             f"Could not download {url}: HTTP {e.code} {e.reason}. {_fix_hint(preset_name)}"
@@ -265,6 +302,9 @@ def _download(url, destination, scheme, expected, progress, timeout, preset_name
         raise DownloadError(f"Could not download {url}: {e}. {_fix_hint(preset_name)}") from None
 
     with response:
+        if scheme != "file":
+            published.note(response.headers)
+        expected, from_server = _published_expected(expected, published.sha256)
         content_type = (response.headers.get("Content-Type") or "").lower() if scheme != "file" else ""
         if content_type.startswith("text/html") and not destination.lower().endswith((".html", ".htm")):
             raise DownloadError(
@@ -320,6 +360,7 @@ def _download(url, destination, scheme, expected, progress, timeout, preset_name
                     raise DownloadError(
                         f"sha256 mismatch for {url}: expected {expected}"
                         + (" (prefix)" if len(expected) < 64 else "")
+                        + (" (published by the server in its X-Linked-Etag header)" if from_server else "")
                         + f", got {actual}. The file was discarded. The download may be corrupt or the "
                         "file changed upstream; retry, or download it by hand and check it."
                     )

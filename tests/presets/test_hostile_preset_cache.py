@@ -363,3 +363,46 @@ def test_unchecked_download_is_checked_against_its_recorded_digest(server, home,
     fetch_checkpoint(entry, progress=False)
     assert cached.read_bytes() == path.read_bytes()
     assert server.requests == ["/tiny.pth", "/tiny.pth"]
+
+
+def _hub_redirect(target, etag):
+    """The Hugging Face Hub's answer to /resolve/: a redirect to the CDN carrying the LFS sha256."""
+    def handler(h):
+        h.send_response(302)
+        h.send_header("Location", target)
+        h.send_header("X-Linked-Etag", etag)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    return handler
+
+
+def test_digest_published_by_the_hub_is_checked(server, home, register):
+    path = save_original_checkpoint(server.root / "cdn.pth", make_tiny_state_dict())
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    resolve = "/someone/vitpose/resolve/main/model.pth"
+    entry = register(tiny_entry(f"{server.url}{resolve}", None, name="test_hostile_hub", file_name="model.pth"))
+    assert entry.sha256_check == "none"  # nothing published in the registry
+    # The CDN serves another file than the one the hub lists: refused, nothing kept.
+    server.routes[resolve] = _hub_redirect("/cdn.pth", f'"{hashlib.sha256(b"other").hexdigest()}"')
+    with pytest.raises(DownloadError) as info:
+        fetch_checkpoint(entry, progress=False)
+    assert f"got {digest}" in str(info.value) and "X-Linked-Etag" in str(info.value)
+    assert not (home / "checkpoints").exists()
+    # The listed file: downloaded, and its digest recorded for later reads.
+    server.routes[resolve] = _hub_redirect("/cdn.pth", f'W/"{digest.upper()}"')
+    cached = pathlib.Path(fetch_checkpoint(entry, progress=False))
+    assert cached.read_bytes() == data and pathlib.Path(f"{cached}.sha256").read_text().split()[0] == digest
+    # A prefix in the registry and the hub's full digest agree: the full one is checked.
+    cached.unlink()
+    short = register(tiny_entry(f"{server.url}{resolve}", digest[:8], name="test_hostile_hub_prefix",
+                                file_name="model.pth"))
+    server.routes["/cdn.pth"] = lambda h: (h.send_response(200), h.send_header("Content-Length", str(len(data))),
+                                           h.end_headers(), h.wfile.write(data[:-1] + bytes([data[-1] ^ 1])))
+    with pytest.raises(DownloadError, match=f"expected {digest} \\(published by the server"):
+        fetch_checkpoint(short, progress=False)
+    # A header that is no sha256 (a git blob id, say) is ignored.
+    server.routes[resolve] = _hub_redirect("/plain.pth", '"0123abcd"')
+    (server.root / "plain.pth").write_bytes(data)
+    assert pathlib.Path(fetch_checkpoint(entry, progress=False)).read_bytes() == data

@@ -293,6 +293,7 @@ class _ExplodingSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"steps": self.steps}
 
 
+@pytest.mark.slow  # three `keras-pose train` runs with COCO validation (the fast checks of item 8 follow)
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_diverging_run_stops_keeps_last_finite_checkpoint_and_writes_no_nan(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(trainer, "make_schedule", lambda lr, steps, epochs: _ExplodingSchedule(steps))

@@ -33,6 +33,10 @@ def _print_metrics(stats):
 
 
 def _write_json(args, dataset, stats):
+    """The metrics as strict JSON: a metric with nothing to measure (NaN, e.g. PCKh of a joint never
+    labelled) is written as null, never as a NaN token strict parsers reject."""
+    import math
+
     from keras_pose.utils.file_utils import atomic_write
 
     record = {
@@ -41,10 +45,10 @@ def _write_json(args, dataset, stats):
         "detections": args.detections,
         "boxes": "detections" if args.detections else "ground_truth",
         "instances": len(dataset),
-        "metrics": {k: float(v) for k, v in stats.items()},
+        "metrics": {k: float(v) if math.isfinite(float(v)) else None for k, v in stats.items()},
     }
     with atomic_write(args.json, "w") as f:
-        json.dump(record, f, indent=2)
+        json.dump(record, f, indent=2, allow_nan=False)
         f.write("\n")
 
 

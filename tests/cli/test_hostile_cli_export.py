@@ -202,6 +202,21 @@ def test_dict_detections_respect_min_box_score(tiny_preset_dir, tmp_path, capsys
     assert records[0]["bbox"] == pytest.approx([280.79, 44.73, 218.7, 346.68], abs=0.01)
 
 
+def test_evaluate_json_never_holds_nan(tmp_path):
+    import argparse
+
+    from keras_pose.cli import evaluate
+
+    args = argparse.Namespace(preset="p", annotations="a.json", detections=None, json=str(tmp_path / "m.json"))
+    evaluate._write_json(args, [1, 2], {"pckh": 0.75, "head": float("nan"), "epe": float("inf")})  # old: NaN tokens
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    record = json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse)
+    assert record["metrics"] == {"pckh": 0.75, "head": None, "epe": None} and record["instances"] == 2
+
+
 # ------------------------------------------------------------------ main()
 def test_main_one_line_for_user_errors_traceback_for_bugs(monkeypatch, capsys):
     def disk_full(args):

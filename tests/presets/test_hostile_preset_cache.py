@@ -191,6 +191,9 @@ def test_failed_conversion_removes_the_cached_download(server, home, register):
     assert server.requests == ["/nan.pth", "/nan.pth"]
 
 
+# --------------------------------------------------------------------------
+# 17. offline hub handles and failed downloads say what happened
+# --------------------------------------------------------------------------
 def test_hub_handles_fail_at_once_offline(home, monkeypatch):
     from keras_pose.models.vitpose.vitpose_pose_estimator import ViTPose
 

@@ -14,7 +14,8 @@ weights. Loading these presets needs ``accept_license=True`` (CLI:
 ``--accept-license``); see `keras_pose.preset_loading`.
 
 No sha256 is published for these files: a download is only checked to parse
-(its full digest is recorded on first download). No accuracy figure is
+(its full digest is recorded on first download); the Hugging Face copy is
+also checked against the digest the hub sends (X-Linked-Etag). No accuracy figure is
 recorded here: the papers' COCO numbers (multi-scale search, CMU's C++
 pipeline) could not be re-checked for these exact settings.
 
@@ -26,6 +27,10 @@ from keras_pose.preset_entry import PresetEntry
 
 CMU_URL = "http://posefs1.perception.cs.cmu.edu/OpenPose/models/pose/"
 NONCOMMERCIAL = "LicenseRef-CMU-OpenPose-Academic-NonCommercial"
+NO_DIGEST = (" No sha256 is published: the download is checked to parse as a checkpoint, and its full digest is "
+             "recorded on first download.")
+HUB_DIGEST = (" No sha256 is recorded here: the download is checked against the one the hub sends (X-Linked-Etag), "
+              "and its full digest is recorded on first download.")
 LICENSE_NOTE = (
     "Weights: CMU OpenPose licence, academic or non-profit non-commercial research use only "
     "(https://github.com/CMU-Perceptual-Computing-Lab/openpose/blob/master/LICENSE); commercial use needs a "
@@ -72,7 +77,7 @@ PRESETS = [
         license=NONCOMMERCIAL,
         notes=LICENSE_NOTE + "The PyTorch port of CMU's pose_iter_440000.caffemodel (flat dict named after the "
         "Caffe layers). The port applies a ReLU to the final heatmaps (its no_relu_layers misses "
-        "Mconv7_stage6_L2); the converted model keeps it (final_heatmap_relu=True).",
+        "Mconv7_stage6_L2); the converted model keeps it (final_heatmap_relu=True)." + HUB_DIGEST,
     ),
     PresetEntry(
         name="openpose_coco18_caffe_coco_368x368",
@@ -86,7 +91,7 @@ PRESETS = [
         file_name="pose_iter_440000.caffemodel",
         checkpoint_format="caffe",
         license=NONCOMMERCIAL,
-        notes=LICENSE_NOTE + "Binary Caffe NetParameter read without Caffe (conversion.caffe_io).",
+        notes=LICENSE_NOTE + "Binary Caffe NetParameter read without Caffe (conversion.caffe_io)." + NO_DIGEST,
     ),
     PresetEntry(
         name="openpose_body25_coco_368x368",
@@ -101,6 +106,7 @@ PRESETS = [
         checkpoint_format="caffe",
         license=NONCOMMERCIAL,
         notes=LICENSE_NOTE + "Binary Caffe NetParameter read without Caffe (conversion.caffe_io). Grouping here "
-        "uses the reference (pytorch-openpose) parser generalised to the 26 BODY_25 limbs, not CMU's C++ one.",
+        "uses the reference (pytorch-openpose) parser generalised to the 26 BODY_25 limbs, not CMU's C++ one."
+        + NO_DIGEST,
     ),
 ]

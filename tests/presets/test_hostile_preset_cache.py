@@ -340,6 +340,12 @@ def test_prefix_only_and_unchecked_presets_are_documented():
         assert "prefix" in e.notes, e.name
     assert preset_registry.get_preset_entry("cpm_coco_256x192").sha256_check == "prefix"
     assert preset_registry.get_preset_entry("cpn50_coco_256x192").sha256_check == "none"
+    # Every unchecked preset says why and what is checked instead; the hub's own digest where it sends one.
+    for e in entries:
+        if e.sha256_check == "none":
+            assert "digest" in e.notes or "sha256" in e.notes, e.name
+            if e.source_url.startswith("https://huggingface.co/") and "re-host" not in e.notes:
+                assert "X-Linked-Etag" in e.notes, e.name
 
 
 def test_first_download_records_the_full_digest(server, home, register):

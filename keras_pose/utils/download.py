@@ -369,10 +369,16 @@ def _download(url, destination, scheme, expected, progress, timeout, preset_name
                     try:
                         verify(f.name)
                     except Exception as e:  # noqa: BLE001 - any rejection discards the file
+                        checked = [what for what, known in (("length", total is not None),
+                                                            ("digest", expected is not None)) if known]
+                        if checked:  # the bytes are the ones the server meant: the file itself is not a checkpoint
+                            cause = f"{received} bytes, their {' and '.join(checked)} as the server sent"
+                            hint = "check the URL: it does not serve a checkpoint keras-pose can read."
+                        else:
+                            cause = f"{received} bytes, no length or digest to check them against"
+                            hint = "If the connection dropped, retry; otherwise check the URL."
                         raise DownloadError(
-                            f"{url} did not arrive as a complete checkpoint ({received} bytes, no length or "
-                            f"digest to check them against): {e} Nothing was kept. If the connection dropped, "
-                            "retry; otherwise check the URL."
+                            f"{url} did not arrive as a complete checkpoint ({cause}): {e} Nothing was kept. {hint}"
                         ) from None
         finally:
             if bar is not None:

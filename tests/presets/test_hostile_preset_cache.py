@@ -169,7 +169,7 @@ def test_download_cut_without_length_is_not_cached(server, home, zipfile, tmp_pa
     data = good.read_bytes()
     server.routes["/cut.pth"] = _serve_without_length(data[: len(data) // 2])
     url = f"{server.url}/cut.pth"
-    with pytest.raises(DownloadError, match="did not arrive as a complete checkpoint"):
+    with pytest.raises(DownloadError, match="did not arrive as a complete checkpoint .*no length or digest"):
         resolve_preset(url)
     assert files_under(home) == [] or files_under(home / "checkpoints") == []
     server.routes["/cut.pth"] = _serve_without_length(data)  # the server recovers
@@ -411,6 +411,12 @@ def test_digest_published_by_the_hub_is_checked(server, home, register):
                                            h.end_headers(), h.wfile.write(data[:-1] + bytes([data[-1] ^ 1])))
     with pytest.raises(DownloadError, match=f"expected {digest} \\(published by the server"):
         fetch_checkpoint(short, progress=False)
+    # The hub's digest matches but the file is no checkpoint: the URL is blamed, not the connection.
+    page = b"<p>not a checkpoint</p>" * 10
+    (server.root / "page.pth").write_bytes(page)
+    server.routes[resolve] = _hub_redirect("/page.pth", f'"{hashlib.sha256(page).hexdigest()}"')
+    with pytest.raises(DownloadError, match="their length and digest as the server sent.*does not serve a checkpoint"):
+        fetch_checkpoint(entry, progress=False)
     # A header that is no sha256 (a git blob id, say) is ignored.
     server.routes[resolve] = _hub_redirect("/plain.pth", '"0123abcd"')
     (server.root / "plain.pth").write_bytes(data)

@@ -109,23 +109,25 @@ def test_repaired_local_checkpoint_loads(tmp_path, home):
 def test_url_without_sha256_follows_the_downloaded_content(server, home):
     from keras_pose.utils.download import cached_path_for
 
-    first = save_original_checkpoint(server.root / "a.pth", make_tiny_state_dict(384, 1, grid=(16, 12)))
-    second = save_original_checkpoint(server.root / "b.pth", make_tiny_state_dict(384, 1, grid=(16, 12), seed=4))
+    def head_kernel(model):  # the converted final conv, in the checkpoint's (K, C, 1, 1) layout
+        return np.asarray(model.head.final_conv.kernel).transpose(3, 2, 0, 1)
+
+    sd_a = make_tiny_state_dict(384, 1, grid=(16, 12))  # a standard width: no registered entry needed
+    sd_b = make_tiny_state_dict(384, 1, grid=(16, 12), seed=4)
     url = f"{server.url}/vit_s.pth"  # no registered entry: no digest is published
-    shutil.copyfile(first, server.root / "vit_s.pth")
-    model_a = _heatmaps(load_preset(url))
+    save_original_checkpoint(server.root / "vit_s.pth", sd_a)
+    np.testing.assert_array_equal(head_kernel(load_preset(url)), sd_a["keypoint_head.final_layer.weight"])
     cached = pathlib.Path(cached_path_for(url, file_name="vit_s.pth"))
-    assert cached.read_bytes() == first.read_bytes()
-    np.testing.assert_allclose(_heatmaps(load_preset(url)), model_a, rtol=0, atol=1e-6)  # reused
+    assert cached.read_bytes() == (server.root / "vit_s.pth").read_bytes()
+    np.testing.assert_array_equal(head_kernel(load_preset(url)), sd_a["keypoint_head.final_layer.weight"])  # reused
     assert server.requests == ["/vit_s.pth"]
-    # The server now has another file and the cached copy rots: old code kept converting nothing and
+    # The server now has another file and the cached copy rots: old code converted nothing and
     # returned model A from the conversion keyed by the URL.
-    shutil.copyfile(second, server.root / "vit_s.pth")
+    save_original_checkpoint(server.root / "vit_s.pth", sd_b)
     cached.write_bytes(cached.read_bytes()[:-10] + bytes(10))
-    model_b = _heatmaps(load_preset(url))
-    assert not np.allclose(model_a, model_b)
-    np.testing.assert_allclose(model_b, _heatmaps(convert_checkpoint(str(second))), rtol=0, atol=1e-6)
-    assert server.requests == ["/vit_s.pth", "/vit_s.pth"] and cached.read_bytes() == second.read_bytes()
+    np.testing.assert_array_equal(head_kernel(load_preset(url)), sd_b["keypoint_head.final_layer.weight"])
+    assert server.requests == ["/vit_s.pth", "/vit_s.pth"]
+    assert cached.read_bytes() == (server.root / "vit_s.pth").read_bytes()
 
 
 def test_cache_of_an_older_converter_version_is_converted_again(server, home, register):

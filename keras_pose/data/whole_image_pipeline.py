@@ -393,3 +393,28 @@ def _table_hw(dataset, records, index):
     if info is None or not info.width or not info.height:
         return np.zeros(2, np.int64)
     return np.array([info.height, info.width], np.int64)
+
+
+def model_dataset(model, dataset, image_size=None, **kwargs):
+    """:func:`build_whole_image_dataset` configured from a bottom-up or one-stage model.
+
+    Takes the model's input size (``model.image_size`` unless
+    ``image_size`` is given), its training preprocessor
+    (``model.whole_image_preprocessor(image_size)`` when it has one, else
+    ``model.preprocessor``) and its in-graph target encoder
+    (``model.target_encoder(image_size, data_spec)`` when it has one, else
+    none: the padded-instance dict is the target, as RTMO's loss reads it);
+    ``kwargs`` override or add any argument (``batch_size``, ``augment``,
+    ``seed``, ``repeat``, ``max_instances``, ...).
+    """
+    image_size = tuple(int(v) for v in (image_size or model.image_size))
+    params = {"image_size": image_size}
+    if hasattr(model, "whole_image_preprocessor"):
+        params["preprocessor"] = model.whole_image_preprocessor(image_size)
+    else:
+        params["preprocessor"] = getattr(model, "preprocessor", None)
+    data_spec = kwargs.get("keypoint_spec") or getattr(dataset, "keypoint_spec", None)
+    if hasattr(model, "target_encoder") and "target_encoder" not in kwargs:
+        params["target_encoder"] = model.target_encoder(image_size, data_spec)
+    params.update(kwargs)
+    return build_whole_image_dataset(dataset, **params)

@@ -186,6 +186,9 @@ class RTMO(OneStagePoseEstimator):
         """
         from keras_pose.models.rtmo.rtmo_training import RTMOLoss, RTMOTrainingBranches, head_with_pose_features
 
+        if not self._has_keypoint_spec():
+            # keras-hub's Task.__init__ compiles once before the task is complete: no training setup then.
+            return super().compile(optimizer=optimizer, loss=loss, **kwargs)
         network = self.backbone
         if getattr(self, "training_branches", None) is None:
             branches = RTMOTrainingBranches(
@@ -211,6 +214,12 @@ class RTMO(OneStagePoseEstimator):
 
             optimizer = rtmo_optimizer(self)
         keras.Model.compile(self, optimizer=optimizer, loss=None, **kwargs)
+
+    def _has_keypoint_spec(self):
+        try:
+            return self.keypoint_spec is not None
+        except AttributeError:
+            return False
 
     def call(self, inputs, training=None, mask=None):
         """Raw head outputs; while training (compiled) also ``kpt_reg_s<stride>`` (the proxy keypoint offsets)."""

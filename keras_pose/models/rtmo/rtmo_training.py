@@ -120,15 +120,12 @@ def _flat(outputs, kind, strides):
     return ops.cast(ops.concatenate(levels, axis=1), "float32")
 
 
-def _take(x, index):
-    """x (B, P, ...) at index (B, Q) -> (B, Q, ...)."""
-    extra = len(x.shape) - 2
-    idx = index
-    for _ in range(extra):
-        idx = ops.expand_dims(idx, -1)
-    if extra:
-        idx = ops.broadcast_to(idx, (*index.shape, *x.shape[2:]))
-    return ops.take_along_axis(x, idx, axis=1)
+def _take(x, index, num):
+    """x (B, num, ...) at index (B, Q) -> (B, Q, ...) (batch size may be unknown while tracing)."""
+    image = ops.cumsum(ops.ones_like(index[:, :1]), axis=0) - 1  # (B, 1): 0, 1, ...
+    flat_index = ops.reshape(index + image * num, (-1,))
+    taken = ops.take(ops.reshape(x, (-1, *x.shape[2:])), flat_index, axis=0)
+    return ops.reshape(taken, (-1, int(index.shape[1]), *x.shape[2:]))
 
 
 def sample_mask_bilinear(mask, points):
@@ -212,8 +209,7 @@ class RTMOLoss:
         pose_vec = _flat(outputs, "pose_vec", strides)
         kpt_reg = _flat(outputs, "kpt_reg", strides)
         boxes = decode_boxes(bbox_raw, priors, prior_strides)
-        batch = ops.shape(cls)[0]
-        proxy = ops.reshape(kpt_reg, (batch, num_priors, k, 2)) * prior_strides[None, :, None, None] \
+        proxy = ops.reshape(kpt_reg, (-1, num_priors, k, 2)) * prior_strides[None, :, None, None] \
             + priors[None, :, None, :]
 
         gt_boxes = ops.cast(targets["boxes"], "float32")
@@ -240,8 +236,8 @@ class RTMOLoss:
         valid = key_values > 0  # (B, Q)
         w = ops.cast(valid, "float32")
         gt_index = ops.take_along_axis(assigned["gt_index"], rows, axis=1)
-        t_boxes, t_kpts, t_vis, t_areas = (_take(t, gt_index) for t in (gt_boxes, gt_kpts, gt_vis, gt_areas))
-        p_boxes, p_raw, p_proxy, p_vis, p_vec = (_take(t, rows) for t in (boxes, bbox_raw, proxy, kpt_vis, pose_vec))
+        t_boxes, t_kpts, t_vis, t_areas = (_take(t, gt_index, num_instances) for t in (gt_boxes, gt_kpts, gt_vis, gt_areas))
+        p_boxes, p_raw, p_proxy, p_vis, p_vec = (_take(t, rows, num_priors) for t in (boxes, bbox_raw, proxy, kpt_vis, pose_vec))
         p_priors = ops.take(priors, rows, axis=0)
         p_strides = ops.take(prior_strides, rows, axis=0)
         # Padded rows: safe stand-ins (their terms are masked, but NaN * 0 would still be NaN).
@@ -254,8 +250,7 @@ class RTMOLoss:
         terms["vis"] = ops.sum(bce_with_logits(p_vis, t_vis) * w[..., None]) / (num_pos * k)
 
         # DCC keypoints and the MLE loss.
-        n = batch * q
-        flat = lambda x, shape: ops.reshape(x, (n, *shape))  # noqa: E731
+        flat = lambda x, shape: ops.reshape(x, (-1, *shape))  # noqa: E731
         centers = (p_boxes[..., :2] + p_boxes[..., 2:]) * 0.5
         sizes = (p_boxes[..., 2:] - p_boxes[..., :2]) * BBOX_PADDING
         bbox_cs = flat(ops.concatenate([centers, sizes], axis=-1), (4,))
@@ -266,8 +261,8 @@ class RTMOLoss:
         hm_x, hm_y = target_heatmaps(flat(t_kpts, (k, 2)), bbox_cs, pred_sigmas, flat(t_areas, ()),
                                      network.dcc.x_bins, network.dcc.y_bins)
         mle = mle_cc_loss(x_probs, y_probs, hm_x, hm_y, flat(t_vis, (k,)))
-        terms["mle"] = ops.sum(ops.reshape(mle, (batch, q, k)) * w[..., None]) / (num_pos * k)
-        cc_kpts = ops.reshape(cc_kpts, (batch, q, k, 2))
+        terms["mle"] = ops.sum(ops.reshape(mle, (-1, q, k)) * w[..., None]) / (num_pos * k)
+        cc_kpts = ops.reshape(cc_kpts, (-1, q, k, 2))
 
         if self.proxy_target_cc:
             cc = ops.stop_gradient(cc_kpts)
@@ -278,7 +273,7 @@ class RTMOLoss:
             positive_quality = ops.stop_gradient(keypoint_oks(cc, t_kpts, t_vis, t_areas, sigmas))
         else:
             oks_terms = oks_loss(p_proxy, t_kpts, t_vis, t_areas, sigmas)
-            positive_quality = _take(assigned["matched_oks"], rows)
+            positive_quality = _take(assigned["matched_oks"], rows, num_priors)
         terms["oks"] = ops.sum(oks_terms * w) / num_pos
 
         # Classification: quality^power on positives, scattered back to the priors.

@@ -88,7 +88,7 @@ def _family_of(ckpt):
     return family
 
 
-def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, **overrides):
+def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, license=None, **overrides):
     """Convert a reference checkpoint into a keras-pose model.
 
     Args:
@@ -110,6 +110,12 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
             (`check_output_dir`).
         dataset: for multi-dataset models (ViTPose++), the dataset whose
             head and expert to select (default: the preset's).
+        license: the licence id recorded in `keras_pose_preset.json`
+            (SPDX id or ``LicenseRef-...``; ``"none"`` records none).
+            Default: the preset's; without a preset, the licence all the
+            family's registered presets share when it restricts use (CMU's
+            non-commercial OpenPose weights: the folder then needs
+            ``accept_license=True`` to load), with a warning; else none.
         **overrides: passed to the family converter (e.g. `dtype`).
 
     Returns:
@@ -152,6 +158,7 @@ def convert_checkpoint(checkpoint, preset=None, output_dir=None, dataset=None, *
             family=family,
             task_class=type(model).__name__,
             model=model,
+            license=license,
         )
         save_converted_preset(model, output_dir, metadata)
     return model

@@ -92,7 +92,57 @@ def is_release_file(entry, source, model=None):
     return sha256_matches(source["sha256"], entry.sha256)
 
 
-def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task_class=None, model=None):
+def family_license(family):
+    """The restrictive licence every registered preset of ``family`` shares, else None.
+
+    A file converted without a preset is most likely one of the family's
+    released files (or trained from them); when all the family's presets
+    carry one licence that restricts use (`license_gate.requires_acceptance`:
+    CMU's non-commercial OpenPose weights), that licence is the safe record.
+    Permissive or mixed licences give None (unknown).
+    """
+    from keras_pose.license_gate import requires_acceptance
+    from keras_pose.preset_registry import list_presets
+
+    if family is None:
+        return None
+    licenses = {e.license for e in list_presets(family=family)}
+    if len(licenses) == 1:
+        (license_id,) = licenses
+        if requires_acceptance(license_id):
+            return license_id
+    return None
+
+
+def resolve_license(entry, family, license=None):
+    """``(licence id, source)`` recorded for a conversion.
+
+    ``license`` given (CLI ``--license``): that id (``"none"`` / ``""``
+    records no licence), source ``"given"``. Else the preset's (``"preset"``);
+    without a preset, the family's shared restrictive licence
+    (`family_license`, source ``"family"``, with a warning naming the
+    override), else None.
+    """
+    if license is not None:
+        text = str(license).strip()
+        return (None if text.lower() in ("", "none") else text), "given"
+    if entry is not None:
+        return entry.license, "preset"
+    shared = family_license(family)
+    if shared is None:
+        return None, None
+    warnings.warn(
+        f"No preset was named, so the converted {family} weights are recorded under {shared!r}, the licence of "
+        f"every registered {family} preset (loading the folder asks for accept_license=True / --accept-license). "
+        f"If these are your own weights under other terms, convert with license='<SPDX id>' "
+        f"(keras-pose convert --license <SPDX id>), or license='none' to record none.",
+        stacklevel=4,
+    )
+    return shared, "family"
+
+
+def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task_class=None, model=None,
+                    license=None):
     """The `keras_pose_preset.json` record of a converted preset.
 
     Besides the preset's provenance it records `converter_version`
@@ -103,13 +153,16 @@ def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task
     published digest, False when it does not (or the model's input size is
     not the preset's), None when no digest is published. The published
     accuracy is recorded unless `release_file` is False; the conversion then
-    warns.
+    warns. The licence is `resolve_license`'s (``license`` overrides; without
+    a preset, the family's shared restrictive licence), its origin in
+    `license_source`.
     """
     import keras
 
     from keras_pose.utils.download import sha256_matches
 
     source = converted_from(checkpoint)
+    license_id, license_source = resolve_license(entry, entry.family if entry else family, license)
     release = is_release_file(entry, source, model)
     accuracy = entry.published_accuracy if entry else {}
     if release is False:
@@ -135,7 +188,8 @@ def preset_metadata(entry=None, checkpoint=None, dataset=None, family=None, task
         "sha256_check": entry.sha256_check if entry else "none",
         "release_file": release,
         "checkpoint_format": entry.checkpoint_format if entry else None,
-        "license": entry.license if entry else None,
+        "license": license_id,
+        "license_source": license_source,
         "published_accuracy": accuracy,
         "decoding": entry.decoding if entry else {},
         "notes": entry.notes if entry else "",
@@ -228,7 +282,9 @@ __all__ = [
     "PRESET_METADATA_FILE",
     "check_output_dir",
     "converted_from",
+    "family_license",
     "is_release_file",
     "preset_metadata",
+    "resolve_license",
     "save_converted_preset",
 ]

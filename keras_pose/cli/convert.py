@@ -11,7 +11,8 @@ def run(args):
     start_backend(args)
     from keras_pose.conversion import convert_checkpoint
 
-    model = convert_checkpoint(args.checkpoint, preset=args.preset, output_dir=args.output, dataset=args.dataset)
+    model = convert_checkpoint(args.checkpoint, preset=args.preset, output_dir=args.output, dataset=args.dataset,
+                               license=args.license)
     print(f"Wrote {type(model).__name__} preset to {os.path.abspath(args.output)}; load it with "
           f"keras_pose.from_preset({os.path.abspath(args.output)!r}).")
     return 0
@@ -38,5 +39,9 @@ def add_parser(subparsers):
     p.add_argument("--dataset", metavar="D",
                    help="multi-dataset models (ViTPose++): the dataset whose expert and head to keep, "
                    "one of coco, aic, mpii, ap10k, apt36k, coco_wholebody")
+    p.add_argument("--license", metavar="ID",
+                   help="licence id recorded in the preset folder (SPDX id or LicenseRef-..., 'none' for none); "
+                   "default: the preset's, or without --preset the licence every registered preset of the "
+                   "family shares when it restricts use (CMU's non-commercial OpenPose weights)")
     p.set_defaults(handler=run)
     return p

@@ -574,8 +574,14 @@ def model_dataset(model, dataset, **kwargs):
     Takes the model's codec (``model.codec``), preprocessor (crop padding,
     border, warp, normalisation) and keypoint spec (flip pairs, upper/lower
     body); ``kwargs`` override or add any argument (``batch_size``,
-    ``training``, ``augment``, ``seed``, ``repeat``, ...).
+    ``training``, ``augment``, ``seed``, ``repeat``, ...). A bottom-up or
+    one-stage model gets the whole-image pipeline instead
+    (`keras_pose.data.whole_image_pipeline.model_dataset`).
     """
+    if getattr(model, "paradigm", "top_down") in ("bottom_up", "one_stage"):
+        from keras_pose.data import whole_image_pipeline
+
+        return whole_image_pipeline.model_dataset(model, dataset, **kwargs)
     params = {
         "codec": model.codec,
         "image_size": tuple(model.image_size),

@@ -16,6 +16,7 @@ AP-10K's keypoint names). Each built-in is built once, on first use.
 | ochuman | 17 | mmpose ochuman.py (= COCO) |
 | coco_wholebody | 133 | mmpose coco_wholebody.py |
 | openpose | 18 | OpenPose COCO-18 body model (pytorch-openpose limbs/colours) |
+| openpose_body25 | 25 | OpenPose BODY_25 (`keras_pose.keypoints.openpose_specs`) |
 | ap10k | 17 | mmpose ap10k.py, names as in AP-10K's annotation files |
 | apt36k | 17 | same keypoints as AP-10K (ViTPose trains APT-36K with ap10k.py) |
 | animalpose | 20 | mmpose animalpose.py |
@@ -27,6 +28,7 @@ import re
 
 from keras_pose.errors import KeypointSpecError
 from keras_pose.keypoints.keypoint_spec import KeypointSpec
+from keras_pose.keypoints.openpose_specs import openpose_body25
 
 _MMPOSE = "open-mmlab/mmpose configs/_base_/datasets/{}.py (commit 759b39c)"
 
@@ -710,6 +712,7 @@ _BUILDERS = {
     "ochuman": _ochuman,
     "coco_wholebody": _coco_wholebody,
     "openpose": _openpose,
+    "openpose_body25": openpose_body25,
     "ap10k": _ap10k,
     "apt36k": _apt36k,
     "animalpose": _animalpose,
@@ -735,6 +738,8 @@ _ALIASES = {
     "openpose18": "openpose",
     "openposecoco": "openpose",
     "openposebody": "openpose",
+    "body25": "openpose_body25",
+    "openpose25": "openpose_body25",
     "ap10k17": "ap10k",
     "apt36k17": "apt36k",
     "animalpose20": "animalpose",

@@ -17,7 +17,8 @@ Modules, one job each:
   `checkpoints`: atomic, finite weight files; `resume`: the complete
   training state of a run, saved atomically, and resuming from it
   (`TrainingStateCheckpoint`); `evaluation`:
-  `evaluate_pose_model` / `predict_dataset`.
+  `evaluate_pose_model` / `predict_dataset`; `whole_image_evaluation`: COCO
+  AP of bottom-up / one-stage models (`evaluate_whole_image_model`).
 - `run_folder`: the output folder (earlier runs are never lost);
   `trainer`: the run (`train_from_config`).
 """
@@ -37,6 +38,7 @@ from keras_pose.training.config_schema import TrainConfig
 from keras_pose.training.distillation import OutputDistillation
 from keras_pose.training.evaluation import evaluate_pose_model
 from keras_pose.training.evaluation import predict_dataset
+from keras_pose.training.whole_image_evaluation import evaluate_whole_image_model
 from keras_pose.training.resume import TrainingStateCheckpoint
 from keras_pose.training.resume import latest_training_state
 from keras_pose.training.resume import restore_training_state
@@ -46,6 +48,7 @@ from keras_pose.training.trainer import TrainResult, train_from_config
 __all__ = [
     "CocoEvaluationCallback",
     "ExpMomentumEMA",
+    "evaluate_whole_image_model",
     "ParamGroupAdam",
     "ParamGroupAdamW",
     "ParamGroupSGD",

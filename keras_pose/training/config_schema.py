@@ -73,7 +73,9 @@ working directory::
       distribution: null (one device) | data | model, or {kind: data |
                     model, mesh: "BATCH,MODEL" (model), coordinator:
                     HOST:PORT, num_processes, process_id} (several
-                    processes, JAX); batch_size is then the global batch
+                    processes, JAX), sync_batch_norm (TensorFlow: batch
+                    norm over the global batch) [true]; batch_size is then
+                    the global batch
                     (keras_pose.training.distribution) [null]
       ema:          null, or an EMA of the weights (mmpose ExpMomentumEMA:
                     momentum_s = (1 - momentum) exp(-(1 + s) / gamma) +

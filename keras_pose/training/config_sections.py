@@ -8,6 +8,7 @@ import os
 
 from keras_pose.training.config_values import (
     REQUIRED,
+    as_bool,
     as_choice,
     as_float,
     as_int,
@@ -80,7 +81,8 @@ def validate_recipes(t, opt):
     t["freeze"] = patterns(t["freeze"] or [], "train.freeze")
 
 
-_DISTRIBUTION_KEYS = {"kind": REQUIRED, "mesh": None, "coordinator": None, "num_processes": None, "process_id": None}
+_DISTRIBUTION_KEYS = {"kind": REQUIRED, "mesh": None, "coordinator": None, "num_processes": None, "process_id": None,
+                      "sync_batch_norm": True}
 
 
 def validate_distribution(raw):
@@ -95,6 +97,7 @@ def validate_distribution(raw):
         d["coordinator"] = as_str(d["coordinator"], "train.distribution.coordinator")
         if ":" not in d["coordinator"]:
             fail("train.distribution.coordinator", f"must be HOST:PORT, got {d['coordinator']!r}.")
+    d["sync_batch_norm"] = as_bool(d["sync_batch_norm"], "train.distribution.sync_batch_norm")
     d["num_processes"] = as_int(d["num_processes"], "train.distribution.num_processes", allow_none=True)
     d["process_id"] = as_int(d["process_id"], "train.distribution.process_id", minimum=0, allow_none=True)
     if d["process_id"] is not None and d["num_processes"] is not None and d["process_id"] >= d["num_processes"]:

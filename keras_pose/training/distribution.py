@@ -14,13 +14,22 @@
   those of the global batch (one program over the sharded batch).
 - **TensorFlow**: ``data``: ``tf.distribute.MirroredStrategy`` over the
   local GPUs (or the logical CPUs when there is no GPU); build and compile
-  inside ``setup.scope()``. Batch norm keeps per-replica statistics (Keras'
-  ``synchronized=True`` layers would sync them). Several machines
+  inside ``setup.scope()``. Batch norm is synchronised: inside
+  ``setup.batch_norm_sync(model)`` (the trainer wraps ``fit`` in it) every
+  ``BatchNormalization`` layer all-reduces its batch mean and variance over
+  the replicas, so the normalisation and the moving statistics are those of
+  the global batch, as on one device (``train.distribution.sync_batch_norm:
+  false`` keeps per-replica statistics). The layers are switched back after
+  ``fit``: saved configs and presets never hold ``synchronized=True`` (which
+  other backends refuse to load). Several machines
   (``MultiWorkerMirroredStrategy``) and ``model`` are refused with a message
   pointing to the JAX backend, as is XLA under ``MirroredStrategy`` on CPU
   (it fails there).
 - **PyTorch**: Keras 3 offers no distribution API for this backend; refused
-  with a message naming the alternatives.
+  with a message naming the alternatives (so there is no batch-norm
+  synchronisation to do; torch's own ``SyncBatchNorm`` needs a
+  ``torch.distributed`` process group and module swap that Keras layers do
+  not support).
 
 The batch size of a config is the *global* batch (summed over replicas);
 the learning rate is not rescaled (`describe` says so in the log).
@@ -71,6 +80,53 @@ def vit_layout_map(device_mesh, model_axis="model"):
     return layout
 
 
+def batch_norm_layers(model):
+    """Every ``keras.layers.BatchNormalization`` in ``model`` (nested layers included), each once."""
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization) and id(layer) not in seen:
+            seen.add(id(layer))
+            found.append(layer)
+    return found
+
+
+@contextlib.contextmanager
+def synchronized_batch_norm(model, enabled=True):
+    """Within the block, ``model``'s batch-norm layers all-reduce their statistics over the replicas.
+
+    TensorFlow only (Keras' ``BatchNormalization.synchronized``: under a
+    ``tf.distribute`` strategy the batch mean and variance, and so the
+    moving statistics, are those of the global batch; outside a strategy it
+    changes nothing). Each layer gets its own setting back on exit, so the
+    model's config (and any preset saved later) is unchanged. Functions
+    traced inside the block (``fit``'s train step) keep the synchronisation.
+
+    Args:
+        model: a Keras model or layer.
+        enabled: False: a no-op (one device, or per-replica statistics asked).
+
+    Yields:
+        the number of batch-norm layers switched.
+    """
+    layers = batch_norm_layers(model) if enabled else []
+    before = [layer.synchronized for layer in layers]
+    changed = not all(before)
+
+    def retrace():  # a train step traced with the other setting must not be reused
+        if changed and getattr(model, "train_function", None) is not None:
+            model.train_function = None
+
+    for layer in layers:
+        layer.synchronized = True
+    retrace()
+    try:
+        yield len(layers)
+    finally:
+        for layer, value in zip(layers, before):
+            layer.synchronized = value
+        retrace()
+
+
 @dataclasses.dataclass
 class DistributionSetup:
     """How a run is distributed.
@@ -85,6 +141,10 @@ class DistributionSetup:
         distribution: the ``keras.distribution`` object (JAX), else None.
         jit_compile: the ``compile(jit_compile=...)`` the engine needs (None:
             the model's default; False under MirroredStrategy on CPU).
+        sync_batch_norm: whether `batch_norm_sync` synchronises the batch
+            norms (TensorFlow data parallel with more than one replica and
+            ``sync_batch_norm`` asked; on JAX the statistics are already
+            those of the global batch).
     """
 
     kind: str = None
@@ -95,6 +155,7 @@ class DistributionSetup:
     strategy: object = None
     distribution: object = None
     jit_compile: object = None
+    sync_batch_norm: bool = False
 
     @property
     def is_chief(self):
@@ -105,6 +166,10 @@ class DistributionSetup:
         """Build and compile the model inside this (the strategy's scope on TensorFlow)."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
+    def batch_norm_sync(self, model):
+        """Context for ``fit``: `synchronized_batch_norm` when `sync_batch_norm`, else a no-op."""
+        return synchronized_batch_norm(model, enabled=self.sync_batch_norm)
+
     def describe(self, global_batch):
         """One log line: the engine, the replicas, the global and per-replica batch."""
         if self.kind is None:
@@ -112,9 +177,14 @@ class DistributionSetup:
         engine = ("tf.distribute.MirroredStrategy" if self.strategy is not None else
                   f"keras.distribution.{type(self.distribution).__name__}")
         per = global_batch / self.num_replicas
+        if self.strategy is not None and self.num_replicas > 1:
+            norms = ("batch norm synchronised over the replicas" if self.sync_batch_norm
+                     else "batch norm with per-replica statistics")
+        else:
+            norms = "batch norm over the global batch"
         return (f"{engine} over {self.num_replicas} replicas in {self.num_processes} process"
                 f"{'es' if self.num_processes != 1 else ''}; global batch {global_batch} "
-                f"({per:g} per replica); the learning rate is not rescaled for the global batch")
+                f"({per:g} per replica); {norms}; the learning rate is not rescaled for the global batch")
 
 
 def _parse_mesh(mesh, device_count):
@@ -133,7 +203,8 @@ def _parse_mesh(mesh, device_count):
     return shape
 
 
-def setup_distribution(kind=None, mesh=None, coordinator=None, num_processes=None, process_id=None):
+def setup_distribution(kind=None, mesh=None, coordinator=None, num_processes=None, process_id=None,
+                       sync_batch_norm=True):
     """Set up the backend's distribution engine (call before building the model).
 
     Args:
@@ -144,6 +215,9 @@ def setup_distribution(kind=None, mesh=None, coordinator=None, num_processes=Non
         num_processes, process_id: the process count and this process's
             index (JAX multi-process); the ``KERAS_DISTRIBUTION_*``
             environment variables work too.
+        sync_batch_norm: TensorFlow ``data``: synchronise the batch norms
+            over the replicas in `DistributionSetup.batch_norm_sync`
+            (default); False keeps per-replica statistics.
 
     Returns:
         `DistributionSetup`.
@@ -163,7 +237,7 @@ def setup_distribution(kind=None, mesh=None, coordinator=None, num_processes=Non
     if backend == "jax":
         return _setup_jax(kind, mesh, coordinator, num_processes, process_id)
     if backend == "tensorflow":
-        return _setup_tensorflow(kind, coordinator, num_processes)
+        return _setup_tensorflow(kind, coordinator, num_processes, sync_batch_norm)
     raise TrainConfigError(
         f"distributed training is not available on the {backend} backend: Keras 3 ({keras.__version__}) has no "
         "distribution API for it. Use the JAX backend (KERAS_BACKEND=jax; keras.distribution: data and model "
@@ -194,7 +268,7 @@ def _setup_jax(kind, mesh, coordinator, num_processes, process_id):
                              process_id=jax.process_index(), distribution=distribution)
 
 
-def _setup_tensorflow(kind, coordinator, num_processes):
+def _setup_tensorflow(kind, coordinator, num_processes, sync_batch_norm):
     import tensorflow as tf
 
     if kind == "model":
@@ -210,7 +284,9 @@ def _setup_tensorflow(kind, coordinator, num_processes):
     devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     return DistributionSetup(kind=kind, backend="tensorflow", num_replicas=strategy.num_replicas_in_sync,
-                             strategy=strategy, jit_compile=None if gpus else False)
+                             strategy=strategy, jit_compile=None if gpus else False,
+                             sync_batch_norm=bool(sync_batch_norm) and strategy.num_replicas_in_sync > 1)
 
 
-__all__ = ["DistributionSetup", "KINDS", "setup_distribution", "simulate_cpu_devices", "vit_layout_map"]
+__all__ = ["DistributionSetup", "KINDS", "batch_norm_layers", "setup_distribution", "simulate_cpu_devices",
+           "synchronized_batch_norm", "vit_layout_map"]

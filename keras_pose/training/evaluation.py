@@ -94,7 +94,8 @@ def evaluate_pose_model(
     verbose=1,
     coco_evaluator=None,
 ):
-    """Evaluate a top-down model on a dataset.
+    """Evaluate a model on a dataset (a bottom-up / one-stage model: COCO AP of its own people,
+    `keras_pose.training.whole_image_evaluation`).
 
     Args:
         model: a ``TopDownPoseEstimator``.
@@ -114,6 +115,13 @@ def evaluate_pose_model(
     """
     from keras_pose import metrics as pose_metrics
 
+    if getattr(model, "paradigm", "top_down") in ("bottom_up", "one_stage"):
+        if metric not in ("auto", "coco"):
+            raise ValueError(f"A {model.paradigm} model is evaluated with COCO AP on its own people (metric='coco'); "
+                             f"{metric!r} needs ground-truth boxes (top-down models).")
+        from keras_pose.training.whole_image_evaluation import evaluate_whole_image_model
+
+        return evaluate_whole_image_model(model, dataset, verbose=verbose, coco_evaluator=coco_evaluator)
     if metric == "auto":
         metric = auto_metric(dataset)
     if metric not in ("coco", "pck", "pckh"):

@@ -191,7 +191,8 @@ def train_from_config(config, overrides=None, verbose=1):
     out = config["output"]
     d = config["train"]["distribution"] or {}
     setup = setup_distribution(d.get("kind"), mesh=d.get("mesh"), coordinator=d.get("coordinator"),
-                               num_processes=d.get("num_processes"), process_id=d.get("process_id"))
+                               num_processes=d.get("num_processes"), process_id=d.get("process_id"),
+                               sync_batch_norm=d.get("sync_batch_norm", True))
     if not setup.is_chief:
         # Checkpoints, logs, evaluation results and the preset come from process 0 only.
         say = lambda *a, **k: None  # noqa: E731
@@ -316,17 +317,19 @@ def train_from_config(config, overrides=None, verbose=1):
     # Keras progress bars on a terminal, one line per epoch in logs.
     fit_verbose = 0 if not verbose else 1 if verbose == 1 and isatty() else 2
     try:
-        if step:
-            # The rest of the epoch the killed run was in (its history row
-            # averages the loss over these steps only), then whole epochs.
-            state_saver.step_offset = step
-            model.fit(training_data(epoch * steps + step), steps_per_epoch=steps - step, initial_epoch=epoch,
-                      epochs=epoch + 1, callbacks=callbacks, verbose=fit_verbose, shuffle=False)
-            epoch += 1
-            guard.start_epoch = guard.last_finite_epoch
-        if epoch < t["epochs"] and not model.stop_training:
-            model.fit(training_data(epoch * steps), steps_per_epoch=steps, initial_epoch=epoch, epochs=t["epochs"],
-                      callbacks=callbacks, verbose=fit_verbose, shuffle=False)
+        # Batch norm over the global batch under MirroredStrategy (switched back after fit).
+        with setup.batch_norm_sync(model):
+            if step:
+                # The rest of the epoch the killed run was in (its history row
+                # averages the loss over these steps only), then whole epochs.
+                state_saver.step_offset = step
+                model.fit(training_data(epoch * steps + step), steps_per_epoch=steps - step, initial_epoch=epoch,
+                          epochs=epoch + 1, callbacks=callbacks, verbose=fit_verbose, shuffle=False)
+                epoch += 1
+                guard.start_epoch = guard.last_finite_epoch
+            if epoch < t["epochs"] and not model.stop_training:
+                model.fit(training_data(epoch * steps), steps_per_epoch=steps, initial_epoch=epoch, epochs=t["epochs"],
+                          callbacks=callbacks, verbose=fit_verbose, shuffle=False)
     except NonFiniteModelError as e:  # the guard's TrainingDivergedError included
         error = TrainingDivergedError(_diverged_message(guard, checkpoint, config, schedule, steps, e))
         mark_diverged(os.path.join(out_dir, STATE_DIR), str(error))

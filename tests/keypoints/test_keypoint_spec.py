@@ -21,6 +21,7 @@ EXPECTED_COUNTS = {
     "crowdpose": 14,
     "coco_wholebody": 133,
     "openpose": 18,
+    "openpose_body25": 25,
     "animalpose": 20,
     "ochuman": 17,
 }
@@ -180,6 +181,33 @@ def test_openpose_facts():
     assert spec.keypoint_colors[0].tolist() == [255, 0, 0]
 
 
+def test_openpose_body25_facts():
+    spec = get_keypoint_spec("openpose_body25")
+    names = spec.keypoint_names
+    assert names[:9] == ["nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+                         "left_elbow", "left_wrist", "mid_hip"]
+    assert names[19:] == ["left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe",
+                          "right_heel"]
+    # openpose poseParameters.cpp POSE_BODY_PART_PAIRS of BODY_25 (0-based, flat).
+    pairs = [1, 8, 1, 2, 1, 5, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 10, 11, 8, 12, 12, 13, 13, 14, 1, 0, 0, 15, 15,
+             17, 0, 16, 16, 18, 2, 17, 5, 18, 14, 19, 19, 20, 14, 21, 11, 22, 22, 23, 11, 24]
+    assert spec.skeleton_indices == list(zip(pairs[0::2], pairs[1::2]))
+    assert spec.flip_indices == [0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 18, 17, 22, 23, 24, 19,
+                                 20, 21]
+    assert spec.flip_indices == get_keypoint_spec(spec.get_config()).flip_indices
+    coco = get_keypoint_spec("coco")
+    for i, n in enumerate(names):
+        if n in coco.keypoint_names:
+            assert spec.sigmas[i] == coco.sigmas[coco.index(n)]
+    assert spec.sigmas[names.index("mid_hip")] == pytest.approx(0.107)
+    assert spec.sigmas[names.index("left_big_toe")] == pytest.approx(0.068)
+    assert spec.keypoint_colors[0].tolist() == [255, 0, 85] and spec.keypoint_colors[24].tolist() == [0, 255, 255]
+    assert spec.limb_colors[0].tolist() == spec.keypoint_colors[8].tolist()  # neck -> mid-hip: mid-hip's colour
+    from keras_pose.models.openpose.openpose_layers import body25_keypoint_spec
+
+    assert body25_keypoint_spec() is spec
+
+
 def test_animal_facts():
     ap = get_keypoint_spec("ap10k")
     assert ap.keypoint_names[4] == "root_of_tail"
@@ -202,6 +230,8 @@ def test_animal_facts():
         ("COCO_WholeBody", "coco_wholebody"),
         ("wholebody", "coco_wholebody"),
         ("coco18", "openpose"),
+        ("BODY_25", "openpose_body25"),
+        ("openpose-25", "openpose_body25"),
         ("AP-10K", "ap10k"),
         ("apt_36k", "apt36k"),
         ("Animal-Pose", "animalpose"),

@@ -16,7 +16,7 @@ import pytest
 
 from keras_pose.errors import TrainConfigError
 from keras_pose.training import load_train_config
-from keras_pose.training.distribution import setup_distribution
+from keras_pose.training.distribution import batch_norm_layers, setup_distribution, synchronized_batch_norm
 
 from pose_testing.paths import DATA_DIR
 from pose_testing.paths import REPO_ROOT
@@ -41,10 +41,14 @@ def _config(tmp_path, **train):
 def test_config_values_are_checked(tmp_path):
     assert load_train_config(_config(tmp_path))["train"]["distribution"] is None
     d = load_train_config(_config(tmp_path, distribution="data"))["train"]["distribution"]
-    assert d == {"kind": "data", "mesh": None, "coordinator": None, "num_processes": None, "process_id": None}
+    assert d == {"kind": "data", "mesh": None, "coordinator": None, "num_processes": None, "process_id": None,
+                 "sync_batch_norm": True}
+    d = load_train_config(_config(tmp_path, distribution={"kind": "data", "sync_batch_norm": False}))
+    assert d["train"]["distribution"]["sync_batch_norm"] is False
     for value, match in (("pipeline", "train.distribution.kind"), ({"kind": "data", "coordinator": "host"},
                          "HOST:PORT"), ({"kind": "data", "num_processes": 2, "process_id": 2}, "below num_processes"),
-                         ({"kind": "data", "devices": 2}, "train.distribution"), (3, "train.distribution")):
+                         ({"kind": "data", "devices": 2}, "train.distribution"), (3, "train.distribution"),
+                         ({"kind": "data", "sync_batch_norm": "yes"}, "sync_batch_norm.*true or false")):
         with pytest.raises(TrainConfigError, match=match):
             load_train_config(_config(tmp_path, distribution=value))
 
@@ -60,6 +64,36 @@ def test_tensorflow_refuses_what_it_cannot_run_and_names_the_alternative():
     setup = setup_distribution("data")  # this process's one CPU: MirroredStrategy with one replica, no XLA
     assert setup.num_replicas == 1 and setup.jit_compile is False and setup.is_chief
     assert "MirroredStrategy over 1 replicas" in setup.describe(8) and "not rescaled" in setup.describe(8)
+    assert not setup.sync_batch_norm  # one replica: nothing to synchronise
+
+
+def test_synchronized_batch_norm_switches_every_norm_and_restores_the_config():
+    import keras
+    import numpy as np
+
+    inner = keras.Sequential([keras.layers.Conv2D(3, 1), keras.layers.BatchNormalization()], name="inner")
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="top")(inner(inputs)))
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).normal(size=(4, 4, 4, 2)).astype("float32")
+    model.fit(x, np.zeros((4, 4, 4, 3), "float32"), verbose=0)
+    assert model.train_function is not None
+    norms = batch_norm_layers(model)
+    assert len(norms) == 2 and "top" in [n.name for n in norms]  # the nested one found too
+    with synchronized_batch_norm(model) as count:
+        assert count == 2 and all(n.synchronized for n in norms)
+        assert model.train_function is None  # retraced with the synchronised statistics
+    assert not any(n.synchronized for n in norms) and model.train_function is None
+    assert not any(layer["config"].get("synchronized") for layer in _layer_configs(model.get_config()))
+    with synchronized_batch_norm(model, enabled=False) as count:
+        assert count == 0 and not any(n.synchronized for n in norms)
+
+
+def _layer_configs(config):
+    """Every nested layer config of a functional/sequential model config."""
+    for layer in config.get("layers", []):
+        yield layer
+        yield from _layer_configs(layer.get("config", {}))
 
 
 def _run(backend, *args, timeout=600):
@@ -81,6 +115,28 @@ def test_distributed_steps_equal_one_device_steps(backend, kind):
         assert result["replicas"] == 2
     else:
         assert result["replicas"] == 1 and result["qkv_sharding"] == [None, "model"]
+
+
+BATCH_NORM_SCRIPT = REPO_ROOT / "tests" / "scripts" / "sync_batch_norm_equality.py"
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_data_parallel_batch_norm_statistics_equal_one_device(backend):
+    # A tiny CPM (14 batch norms), 3 SGD steps of global batch 8 on 2 simulated devices vs one device.
+    result = _run(backend, BATCH_NORM_SCRIPT)
+    print(result)
+    assert result["replicas"] == 2 and result["batch_norm_layers"] == 14
+    assert result["stat_moved"] > 0.5  # the moving statistics did move
+    runs = ("sync", "local") if backend == "tensorflow" else ("global",)
+    for mode in runs:
+        assert not result[mode]["synchronized_after"]  # configs (and presets) stay loadable on every backend
+    equal = result["sync" if backend == "tensorflow" else "global"]
+    assert equal["max_weight_diff"] < 1e-5 and equal["max_stat_diff"] < 1e-5
+    if backend == "tensorflow":
+        assert result["sync"]["switched"] == 14 and "batch norm synchronised" in result["describe"]
+        # Per-replica statistics (what MirroredStrategy does without synchronisation) are not the global batch's.
+        assert result["local"]["max_stat_diff"] > 1e-2
 
 
 @pytest.mark.backends

@@ -8,6 +8,8 @@ Hzzone/pytorch-openpose `src/body.py` (limbSeq, mapIdx).
 
 import numpy as np
 
+from keras_pose.keypoints.openpose_specs import BODY25_LIMBS, BODY25_NAMES
+
 OPENPOSE_STRIDE = 8
 
 # OpenPose COCO-18 body parts (heatmap channels 0..17; channel 18 = background).
@@ -27,18 +29,10 @@ COCO18_PAF_CHANNELS = (
     (8, 9), (10, 11), (28, 29), (30, 31), (34, 35), (32, 33), (36, 37), (18, 19), (26, 27),
 )
 
-BODY25_PARTS = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
-    "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe",
-    "left_heel", "right_big_toe", "right_small_toe", "right_heel",
-)
-_BODY25_PAIRS = (1, 8, 1, 2, 1, 5, 2, 3, 3, 4, 5, 6, 6, 7, 8, 9, 9, 10, 10, 11, 8, 12, 12, 13, 13, 14, 1, 0,
-                 0, 15, 15, 17, 0, 16, 16, 18, 2, 17, 5, 18, 14, 19, 19, 20, 14, 21, 11, 22, 22, 23, 11, 24)
+BODY25_PARTS = BODY25_NAMES
 _BODY25_MAP = (0, 1, 14, 15, 22, 23, 16, 17, 18, 19, 24, 25, 26, 27, 6, 7, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13,
                30, 31, 32, 33, 36, 37, 34, 35, 38, 39, 20, 21, 28, 29, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49,
                50, 51)
-BODY25_LIMBS = tuple(zip(_BODY25_PAIRS[0::2], _BODY25_PAIRS[1::2]))
 BODY25_PAF_CHANNELS = tuple(zip(_BODY25_MAP[0::2], _BODY25_MAP[1::2]))
 
 # COCO-17 keypoint k is OpenPose-18 part COCO17_TO_OP18[k] (the neck has no COCO counterpart).
@@ -90,31 +84,10 @@ def coco17_to_op18(keypoints, visible=None):
 
 
 def body25_keypoint_spec():
-    """The `KeypointSpec` of OpenPose BODY_25 (25 parts, 26 limbs in POSE_BODY_PART_PAIRS order)."""
+    """The `KeypointSpec` of OpenPose BODY_25: the built-in ``"openpose_body25"`` (`keras_pose.keypoints.openpose_specs`)."""
     from keras_pose.keypoints import get_keypoint_spec
 
-    names = list(BODY25_PARTS)
-    flip_pairs = [(n, "left_" + n[len("right_"):]) for n in names if n.startswith("right_")]
-    coco_sigmas = dict(zip(
-        ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-         "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-         "right_knee", "left_ankle", "right_ankle"),
-        (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087,
-         0.087, 0.089, 0.089)))
-    # Parts COCO lacks: the neck and mid-hip take their neighbours' mean, the feet COCO-WholeBody's 0.068 / 0.066.
-    coco_sigmas.update(neck=0.079, mid_hip=0.107)
-    foot = {"big_toe": 0.068, "small_toe": 0.066, "heel": 0.066}
-    sigmas = [coco_sigmas.get(n, foot.get(n.split("_", 1)[-1], 0.07)) for n in names]
-    return get_keypoint_spec({
-        "name": "openpose_body25",
-        "keypoint_names": names,
-        "skeleton": [[names[a], names[b]] for a, b in BODY25_LIMBS],
-        "flip_pairs": [list(p) for p in flip_pairs],
-        "sigmas": sigmas,
-        "description": "OpenPose BODY_25 (CMU-Perceptual-Computing-Lab/openpose poseParameters.cpp): 25 parts, "
-                       "the 26 PAF limbs of POSE_BODY_PART_PAIRS as skeleton. OKS sigmas: COCO's by name; neck "
-                       "and mid-hip their neighbours'; feet COCO-WholeBody's foot sigmas.",
-    })
+    return get_keypoint_spec("openpose_body25")
 
 
 def resolve_limbs(spec, num_pafs, limbs=None, paf_channels=None):

@@ -178,6 +178,52 @@ class OpenPose(BottomUpPoseEstimator):
             out[..., cx], out[..., cy] = pafs[..., sx], -pafs[..., sy]
         return heatmaps, out
 
+    # --------------------------------------------------------------- training
+    def whole_image_preprocessor(self, image_size=None):
+        """The `WholeImagePreprocessor` of training inputs: BGR, pixel / 256 - 0.5, pad 128 right / bottom.
+
+        The same input convention as `predict_keypoints` (which pads right /
+        bottom to a multiple of 8 with 128).
+        """
+        from keras_pose.preprocessing import PoseImageConverter, WholeImagePreprocessor, WholeImageResizer
+
+        resizer = WholeImageResizer(image_size or self.image_size, pad_value=128, pad_position="bottom_right")
+        converter = PoseImageConverter(mean=[128.0] * 3, std=[256.0] * 3, channel_order="bgr")
+        return WholeImagePreprocessor(resizer=resizer, image_converter=converter)
+
+    def target_encoder(self, image_size=None, data_keypoint_spec=None):
+        """An `OpenPoseTargetEncoder` for inputs of ``image_size`` and data in ``data_keypoint_spec``.
+
+        COCO-17 data train the COCO-18 model (neck from the shoulders);
+        otherwise the data must be in the model's keypoint order.
+        """
+        from keras_pose.keypoints import get_keypoint_spec
+        from keras_pose.models.openpose.openpose_targets import OpenPoseTargetEncoder
+
+        size = tuple(int(v) for v in (image_size or self.image_size))
+        codec = OpenPoseMaps(size, self.keypoint_spec.num_keypoints, self.limbs, self.paf_channels,
+                             sigma=self.codec.sigma, paf_width=self.codec.paf_width)
+        k = self.keypoint_spec.num_keypoints
+        data = get_keypoint_spec(data_keypoint_spec) if data_keypoint_spec is not None else self.keypoint_spec
+        if data.num_keypoints == k:
+            return OpenPoseTargetEncoder(codec)
+        if data.num_keypoints == 17 and k == 18 and self.keypoint_spec.name == "openpose":
+            return OpenPoseTargetEncoder(codec, convert="coco17_to_op18")
+        raise ValueError(f"The data have {data.num_keypoints} keypoints ({data.name!r}) but the model predicts {k} "
+                         f"({self.keypoint_spec.name!r}); train on data in the model's keypoint order, or COCO-17 data "
+                         "for the COCO-18 model.")
+
+    def to_data_keypoints(self, keypoints, scores, data_keypoint_spec):
+        """Predicted keypoints ``(N, K, 2)`` / scores -> the data's order (OpenPose-18 -> COCO-17 drops the neck)."""
+        from keras_pose.keypoints import get_keypoint_spec
+
+        data = get_keypoint_spec(data_keypoint_spec)
+        if data.num_keypoints == self.keypoint_spec.num_keypoints:
+            return keypoints, scores
+        if data.num_keypoints == 17 and self.keypoint_spec.name == "openpose":
+            return L.op18_to_coco17(keypoints, scores)
+        raise ValueError(f"No mapping from the model's {self.keypoint_spec.name!r} keypoints to {data.name!r}.")
+
     # --------------------------------------------------------------- grouping
     def group(self, heatmaps, pafs, *, image_height):
         """People from upsampled image-resolution maps (see `keras_pose.models.openpose.openpose_grouping`)."""

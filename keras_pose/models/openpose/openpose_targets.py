@@ -122,8 +122,75 @@ class OpenPoseMaps(PoseCodec):
             mask[..., 0] = ~ignore[iy][:, ix]
         return {"heatmaps": heat, "pafs": pafs, "mask": mask}
 
-    def encode_tf(self, keypoints, keypoints_visible=None):
-        raise NotImplementedError("OpenPoseMaps encodes in NumPy only (use tf.numpy_function in a tf.data map).")
+    def encode_tf(self, keypoints, keypoints_visible=None, ignore_mask=None, instance_valid=None):
+        """TensorFlow twin of `encode` for one image (vectorised over people, parts and limbs; ``tf.data``).
+
+        Args:
+            keypoints: ``(N, K, 2)`` input pixels.
+            keypoints_visible: ``(N, K)`` (> 0.5 counts), default all.
+            ignore_mask: optional ``(H, W)`` (> 0.5 = ignore), input resolution.
+            instance_valid: optional ``(N,)``: rows with 0 are padding and
+                contribute nothing (the whole-image pipeline's padded instances).
+
+        Returns:
+            ``{"heatmaps": (h, w, K + 1), "pafs": (h, w, 2L), "mask": (h, w, 1)}``
+            float32, equal to `encode` (computed in float64).
+        """
+        import tensorflow as tf
+
+        kps = tf.cast(keypoints, tf.float64)
+        k = self.num_keypoints
+        vis = tf.ones(tf.shape(kps)[:2], tf.bool) if keypoints_visible is None else (
+            tf.cast(keypoints_visible, tf.float64) > VISIBLE_THRESHOLD)
+        if instance_valid is not None:
+            vis = vis & (tf.cast(instance_valid, tf.float64) > 0.5)[:, None]
+        h, w = self.heatmap_size
+        xs, ys = (tf.constant(v, tf.float64) for v in self._grid())
+        # heatmaps: (N, K, h, w) Gaussians, max over people
+        dx2 = (xs[None, None, None, :] - kps[:, :, 0, None, None]) ** 2
+        dy2 = (ys[None, None, :, None] - kps[:, :, 1, None, None]) ** 2
+        exponent = (dx2 + dy2) / (2 * self.sigma ** 2)
+        g = tf.where((exponent > 4.6052) | ~vis[:, :, None, None], tf.zeros_like(exponent), tf.exp(-exponent))
+        parts = tf.transpose(tf.reduce_max(tf.concat([g, tf.zeros_like(g[:1])], 0), axis=0), [1, 2, 0])
+        background = 1.0 - tf.reduce_max(parts, axis=-1, keepdims=True) if k else tf.ones([h, w, 1], tf.float64)
+        heat = tf.concat([parts, background], axis=-1)
+        # PAFs: (N, L, h, w) membership of each cell in each person's limb, averaged unit vectors
+        a_idx = [a for a, _ in self.limbs]
+        b_idx = [b for _, b in self.limbs]
+        pa = (tf.gather(kps, a_idx, axis=1) - 3.5) / STRIDE  # (N, L, 2) grid coordinates
+        pb = (tf.gather(kps, b_idx, axis=1) - 3.5) / STRIDE
+        both = tf.gather(vis, a_idx, axis=1) & tf.gather(vis, b_idx, axis=1)
+        vec = pb - pa
+        length = tf.norm(vec, axis=-1)
+        usable = both & (length >= 1e-6)
+        unit = vec / tf.where(usable, length, 1.0)[..., None]
+        gx = tf.range(w, dtype=tf.float64)[None, None, None, :]
+        gy = tf.range(h, dtype=tf.float64)[None, None, :, None]
+        ox, oy = gx - pa[..., 0, None, None], gy - pa[..., 1, None, None]
+        ux, uy = unit[..., 0, None, None], unit[..., 1, None, None]
+        along = ox * ux + oy * uy
+        across = tf.abs(ox * uy - oy * ux)
+        on = (across <= self.paf_width) & (along >= -self.paf_width) & (along <= length[..., None, None] + self.paf_width)
+        on = tf.cast(on & usable[..., None, None], tf.float64)
+        count = tf.reduce_sum(on, axis=0)  # (L, h, w)
+        mean_x = tf.math.divide_no_nan(tf.reduce_sum(on * ux, axis=0), count)
+        mean_y = tf.math.divide_no_nan(tf.reduce_sum(on * uy, axis=0), count)
+        order = np.zeros(2 * len(self.limbs), np.int64)  # channel c <- stacked row
+        for i, (cx, cy) in enumerate(self.paf_channels):
+            order[cx], order[cy] = i, len(self.limbs) + i
+        pafs = tf.transpose(tf.gather(tf.concat([mean_x, mean_y], 0), order), [1, 2, 0])
+        if ignore_mask is None:
+            mask = tf.ones([h, w, 1], tf.float32)
+        else:
+            ignore = tf.cast(ignore_mask, tf.float32) > 0.5
+            shape = tf.shape(ignore)
+            iy = tf.clip_by_value(tf.constant(self._grid()[1].astype(np.int32)), 0, shape[0] - 1)
+            ix = tf.clip_by_value(tf.constant(self._grid()[0].astype(np.int32)), 0, shape[1] - 1)
+            picked = tf.gather(tf.gather(ignore, iy, axis=0), ix, axis=1)
+            mask = tf.cast(~picked, tf.float32)[..., None]
+        return {"heatmaps": tf.ensure_shape(tf.cast(heat, tf.float32), [h, w, k + 1]),
+                "pafs": tf.ensure_shape(tf.cast(pafs, tf.float32), [h, w, 2 * len(self.limbs)]),
+                "mask": tf.ensure_shape(mask, [h, w, 1])}
 
     def decode(self, outputs):
         raise NotImplementedError("OpenPose decodes by grouping: use OpenPose.predict_keypoints / group().")
@@ -132,6 +199,52 @@ class OpenPoseMaps(PoseCodec):
         return {"input_size": list(self.input_size), "num_keypoints": self.num_keypoints,
                 "limbs": [list(p) for p in self.limbs], "paf_channels": [list(p) for p in self.paf_channels],
                 "sigma": self.sigma, "paf_width": self.paf_width, "heatmap_size": list(self.heatmap_size)}
+
+
+def coco17_to_op18_tf(keypoints, visible):
+    """Graph twin of `coco17_to_op18`: ``(..., 17, 2)`` / ``(..., 17)`` -> OpenPose-18 (neck from the shoulders).
+
+    The neck is the mean of the two shoulders, visible where both are.
+    """
+    import tensorflow as tf
+
+    from keras_pose.models.openpose.openpose_layers import COCO17_TO_OP18
+
+    source = [COCO17_TO_OP18.index(i) if i in COCO17_TO_OP18 else 0 for i in range(18)]
+    kps = tf.gather(keypoints, source, axis=-2)
+    vis = tf.gather(visible, source, axis=-1)
+    both = tf.cast((visible[..., 5] > 0) & (visible[..., 6] > 0), keypoints.dtype)
+    neck = 0.5 * (keypoints[..., 5, :] + keypoints[..., 6, :]) * both[..., None]
+    neck_vis = tf.minimum(visible[..., 5], visible[..., 6]) * tf.cast(both, visible.dtype)
+    kps = tf.concat([kps[..., :1, :], neck[..., None, :], kps[..., 2:, :]], axis=-2)
+    vis = tf.concat([vis[..., :1], neck_vis[..., None], vis[..., 2:]], axis=-1)
+    return kps, vis
+
+
+class OpenPoseTargetEncoder:
+    """The whole-image pipeline's padded instances -> `OpenPoseMaps` targets, in the graph.
+
+    Args:
+        codec: an `OpenPoseMaps` for the training input size.
+        convert: None (the data are in the model's keypoint order) or
+            "coco17_to_op18" (COCO-17 data, OpenPose-18 model: the neck from
+            the shoulders).
+
+    Called on one element's dict (``keypoints``, ``keypoint_visible``,
+    ``instance_valid``, ``ignore_mask``); returns ``{"heatmaps", "pafs", "mask"}``.
+    """
+
+    def __init__(self, codec, convert=None):
+        if convert not in (None, "coco17_to_op18"):
+            raise ValueError(f"convert must be None or 'coco17_to_op18', got {convert!r}.")
+        self.codec, self.convert = codec, convert
+
+    def __call__(self, instances):
+        kps, vis = instances["keypoints"], instances["keypoint_visible"]
+        if self.convert == "coco17_to_op18":
+            kps, vis = coco17_to_op18_tf(kps, vis)
+        return self.codec.encode_tf(kps, vis, ignore_mask=instances.get("ignore_mask"),
+                                    instance_valid=instances.get("instance_valid"))
 
 
 def ignore_mask_from_coco(annotations, height, width):

@@ -18,7 +18,9 @@ input pixels:
 4. keypoint = expectation over the absolute bins linspace(-0.5, 0.5, N) *
    size + centre (not prior-relative), in input pixels.
 
-The training-only `sigma_fc` branch is not built.
+The training-only `sigma_fc` branch lives in the task's training branches
+(`rtmo_training.RTMOTrainingBranches`); `keypoints_and_heatmaps` gives the
+heatmaps its loss needs.
 """
 
 import math
@@ -155,26 +157,39 @@ class DynamicCoordinateClassifier(keras.layers.Layer):
         exp = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
         return exp / (ops.sum(exp, axis=-1, keepdims=True) + SOFTMAX_EPSILON)
 
-    def call(self, inputs, training=None):
-        pose_vecs, bbox_cs, grids = inputs
-        num_instances = ops.shape(pose_vecs)[1]
-        pose = ops.reshape(pose_vecs, (-1, self.in_channels))
-        bbox_cs = ops.cast(ops.reshape(bbox_cs, (-1, 4)), "float32")
-        grids = ops.cast(ops.reshape(grids, (-1, 2)), "float32")
-        feats = self.pose_to_kpts_bn(self.pose_to_kpts(pose), training=training)
+    def keypoints_and_heatmaps(self, pose_vecs, bbox_cs, grids, training=None):
+        """Flat instances: pose_vecs (N, C), bbox_cs (N, 4), grids (N, 2) in pixels.
+
+        Returns (keypoints (N, K, 2) pixels, x_probs (N, K, Nx), y_probs
+        (N, K, Ny)): the normalised 1-D heatmaps (float32) the MLE loss of
+        training compares with its targets (mmpose ``DCC.forward_train``
+        without the sigmas, which the task's training branches predict).
+        """
+        bbox_cs = ops.cast(bbox_cs, "float32")
+        grids = ops.cast(grids, "float32")
+        feats = self.pose_to_kpts_bn(self.pose_to_kpts(pose_vecs), training=training)
         feats = self._gau(ops.reshape(feats, (-1, self.num_keypoints, self.feat_channels)))
 
         center, size = bbox_cs[:, :2], bbox_cs[:, 2:]
-        coords = []
+        coords, probs = [], []
         for axis, (bins, fc) in enumerate(((self.x_bins, self.x_fc), (self.y_bins, self.y_fc))):
             spread = ops.expand_dims(bins, 0) * size[:, axis : axis + 1]  # (N, n)
             relative = spread + (center[:, axis : axis + 1] - grids[:, axis : axis + 1])
             encoding = self._encode_bins(relative, fc, feats.dtype)  # (N, n, F)
             logits = ops.cast(ops.matmul(feats, ops.transpose(encoding, (0, 2, 1))), "float32")  # (N, K, n)
-            probs = self._softmax(logits)
+            prob = self._softmax(logits)
             absolute = ops.expand_dims(spread + center[:, axis : axis + 1], 1)  # (N, 1, n)
-            coords.append(ops.sum(probs * absolute, axis=-1))
-        keypoints = ops.stack(coords, axis=-1)  # (N, K, 2)
+            coords.append(ops.sum(prob * absolute, axis=-1))
+            probs.append(prob)
+        return ops.stack(coords, axis=-1), probs[0], probs[1]
+
+    def call(self, inputs, training=None):
+        pose_vecs, bbox_cs, grids = inputs
+        num_instances = ops.shape(pose_vecs)[1]
+        keypoints, _, _ = self.keypoints_and_heatmaps(
+            ops.reshape(pose_vecs, (-1, self.in_channels)), ops.reshape(bbox_cs, (-1, 4)), ops.reshape(grids, (-1, 2)),
+            training=training,
+        )
         return ops.reshape(keypoints, (-1, num_instances, self.num_keypoints, 2))
 
     def compute_output_shape(self, input_shape):

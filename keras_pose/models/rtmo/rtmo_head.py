@@ -17,14 +17,21 @@ Box decoding (`rtmo_decoding.decode_rtmo`): cx = dx * stride + prior_x,
 w = exp(log w) * stride, with priors at (col * stride + (stride - 1) / 2,
 row * stride + (stride - 1) / 2) as mmpose's
 `MlvlPointGenerator(centralize_points=True)`. The training-only
-keypoint-offset branch (`out_kpt_reg`) is not built.
+keypoint-offset branch (`out_kpt_reg`) lives in the task's training branches
+(`rtmo_training.RTMOTrainingBranches`). Untrained, the classification biases
+start at the logit of 0.01 (mmpose's init).
 """
+
+import math
 
 import keras
 
 from keras_pose.models.rtmo.rtmo_layers import ChannelHalves, LayerFactory, with_dtype_policy
 
 HEAD_OUTPUTS = ("cls", "bbox", "kpt_vis", "pose_vec")
+# mmpose RTMOHeadModule.init_weights: classification biases start at the logit of a 0.01 prior
+# (bias_init_with_prob(0.01)), so an untrained head scores every cell ~0.01.
+CLS_PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 
 
 def head_output_name(kind, stride):
@@ -100,7 +107,9 @@ class RTMOHeadModule(keras.Model):
             for j in range(2 * int(stacked_convs)):
                 groups = 1 if j == 0 else int(num_groups)
                 pose_feat = factory.conv(f"conv_pose.{i}.{j}", pose_channels, 3, groups=groups)(pose_feat)
-            outputs[head_output_name("cls", stride)] = factory.plain_conv(f"out_cls.{i}", num_classes)(cls_feat)
+            outputs[head_output_name("cls", stride)] = factory.plain_conv(
+                f"out_cls.{i}", num_classes, bias_initializer=keras.initializers.Constant(CLS_PRIOR_BIAS)
+            )(cls_feat)
             outputs[head_output_name("bbox", stride)] = factory.plain_conv(f"out_bbox.{i}", 4)(pose_feat)
             outputs[head_output_name("kpt_vis", stride)] = factory.plain_conv(f"out_kpt_vis.{i}", num_keypoints)(
                 pose_feat

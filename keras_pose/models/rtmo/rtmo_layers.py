@@ -77,9 +77,10 @@ class LayerFactory:
         )
         return self._record(layer, path)
 
-    def plain_conv(self, path, filters):
+    def plain_conv(self, path, filters, bias_initializer="zeros"):
         """A bare 1x1 `nn.Conv2d` with bias (the head's output convolutions)."""
-        layer = keras.layers.Conv2D(filters, 1, dtype=self.dtype, name=layer_name(path))
+        layer = keras.layers.Conv2D(filters, 1, bias_initializer=bias_initializer, dtype=self.dtype,
+                                    name=layer_name(path))
         return self._record(layer, path)
 
     def layer(self, path, layer):

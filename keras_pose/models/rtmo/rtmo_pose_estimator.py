@@ -16,11 +16,13 @@ task returns the raw head outputs ``{"<kind>_s<stride>": (B, H/s, W/s, C)}``
 Decoding (`RTMODecoder`, `keras.ops`, in the graph on every backend; mmpose
 ``RTMOHead.predict``): sigmoid scores, boxes from the priors, score
 threshold (0.1), greedy NMS (IoU 0.65) with a static maximum of people,
-the DCC keypoints of the kept instances, boxes clamped to the input. Training
-(SimOTA, the RTMO losses) is not part of keras-pose yet: ``fit`` raises.
+the DCC keypoints of the kept instances, boxes clamped to the input. Training:
+``compile()`` then ``fit`` on RTMO target dicts (`rtmo_training`: SimOTA,
+the RTMO losses, `RTMOModeSwitch` for the two-stage schedule).
 """
 
 import keras
+from keras import ops
 
 from keras_pose.models.one_stage_pose_estimator import DECODED_KEYS, OneStagePoseEstimator
 from keras_pose.models.rtmo.rtmo_decoding import decode_rtmo
@@ -167,12 +169,87 @@ class RTMO(OneStagePoseEstimator):
                            max_instances=config["max_instances"], max_candidates=config["max_candidates"],
                            name="rtmo_decoder")
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        raise NotImplementedError(
-            "Training RTMO (SimOTA assignment and the RTMO losses) is not part of keras-pose yet; use the model "
-            "for inference (predict_keypoints) or export."
-        )
+    # ---------------------------------------------------------------- training
+    def compile(self, optimizer="auto", loss="auto", **kwargs):
+        """Compile for `fit` on RTMO targets (`rtmo_training` module docstring).
 
+        Adds the training-only branches (`RTMOTrainingBranches`: keypoint proxy
+        regression, sigma) if absent; the loss is an `RTMOLoss` (the mmpose
+        weights, the keypoint spec's sigmas) unless given.
+
+        Args:
+            optimizer: "auto" = `rtmo_optimizer` (AdamW 0.004, weight decay
+                0.05 off for norms and biases, encoder LR x0.05, global
+                clip 0.1), or any Keras optimizer.
+            loss: "auto" or an `RTMOLoss`.
+            **kwargs: Keras `compile` arguments.
+        """
+        from keras_pose.models.rtmo.rtmo_training import RTMOLoss, RTMOTrainingBranches, head_with_pose_features
+
+        if not self._has_keypoint_spec():
+            # keras-hub's Task.__init__ compiles once before the task is complete: no training setup then.
+            return super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        network = self.backbone
+        if getattr(self, "training_branches", None) is None:
+            branches = RTMOTrainingBranches(
+                num_keypoints=network.num_keypoints, featmap_strides=network.featmap_strides,
+                pose_channels=network.num_groups * network.widths["channels_per_group"],
+                pose_vec_channels=network.widths["pose_vec_channels"], dtype=self.dtype_policy,
+                name="rtmo_training_branches",
+            )
+            branches.build()
+            self.training_branches = branches
+        object.__setattr__(self, "_head_with_features", head_with_pose_features(network.head))
+        if loss == "auto":
+            loss = RTMOLoss(sigmas=self.keypoint_spec.sigmas)
+        if not isinstance(loss, RTMOLoss):
+            raise TypeError(f"RTMO trains with an RTMOLoss (or loss='auto'), got {type(loss).__name__}.")
+        object.__setattr__(self, "rtmo_loss", loss)
+        if not hasattr(self, "loss_term_trackers"):
+            from keras_pose.models.rtmo.rtmo_training import LOSS_TERMS
+
+            self.loss_term_trackers = {t: keras.metrics.Mean(name=f"loss_{t}") for t in LOSS_TERMS}
+        if optimizer == "auto":
+            from keras_pose.models.rtmo.rtmo_training import rtmo_optimizer
+
+            optimizer = rtmo_optimizer(self)
+        keras.Model.compile(self, optimizer=optimizer, loss=None, **kwargs)
+
+    def _has_keypoint_spec(self):
+        try:
+            return self.keypoint_spec is not None
+        except AttributeError:
+            return False
+
+    def call(self, inputs, training=None, mask=None):
+        """Raw head outputs; while training (compiled) also ``kpt_reg_s<stride>`` (the proxy keypoint offsets)."""
+        head = self.__dict__.get("_head_with_features")
+        if not training or head is None:
+            return super().call(inputs, training=training, mask=mask)
+        network = self.backbone
+        outputs = dict(head(network.neck(network.backbone(inputs, training=training), training=training),
+                            training=training))
+        features = [outputs.pop(f"pose_feat_s{s}") for s in network.featmap_strides]
+        outputs.update(self.training_branches.keypoint_offsets(features))
+        return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is None or getattr(self, "rtmo_loss", None) is None:
+            raise ValueError(
+                "RTMO trains on target dicts (boxes, keypoints, keypoint_visible, instance_valid, ignore_mask; "
+                "see keras_pose.models.rtmo.rtmo_training) after model.compile()."
+            )
+        if "kpt_reg_s" + str(self.backbone.featmap_strides[0]) not in y_pred:
+            raise ValueError("RTMO's loss needs the training outputs: call the model with training=True.")
+        terms = self.rtmo_loss(y, y_pred, self.backbone, self.training_branches, self.image_size)
+        total = 0.0
+        for name, tracker in self.loss_term_trackers.items():
+            if name in terms:
+                tracker.update_state(terms[name])
+                total = total + terms[name]
+        if self.losses:
+            total = total + ops.sum(ops.stack([ops.cast(l, "float32") for l in self.losses]))
+        return total
 
 
 __all__ = ["DECODED_KEYS", "RTMO", "RTMODecoder", "RTMO_PREPROCESSING", "RTMO_TEST_CFG"]

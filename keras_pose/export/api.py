@@ -96,6 +96,7 @@ def export_model(
     int8_io=False,
     preset=None,
     int8_float_ops="auto",
+    image_size=None,
 ):
     """Export a top-down pose model to TFLite (LiteRT) or ONNX, with metadata.
 
@@ -139,6 +140,13 @@ def export_model(
             matmuls with weights and the convolutions, in convolutional
             graphs none; or a list of TFLite op names (``["SOFTMAX"]``);
             ``()`` quantises every op (see `keras_pose.export.tflite`).
+        image_size: the fixed input ``(H, W)`` of the exported graph, pixels.
+            Bottom-up models (OpenPose; fully convolutional) only, a
+            multiple of the network stride; default ``model.image_size``
+            (OpenPose: ``(net_height, net_height)``). Make inputs of that size
+            with `keras_pose.export.export_input` (resize to fit, pad right /
+            bottom) and group the exported maps with
+            `keras_pose.export.group_exported_maps`.
 
     Returns:
         The path (str) of the exported model file.
@@ -156,6 +164,13 @@ def export_model(
     batch_size = check_batch_size(batch_size)
     check_opset(fmt, opset)
     check_int8_options(fmt, quantization, int8_io, include_decode, representative_dataset)
+    image_size = check_image_size(model, image_size)
+    if include_decode and getattr(model, "paradigm", None) == "bottom_up":
+        raise ExportError(
+            f"include_decode=True adds an argmax decode for top-down heatmaps; {type(model).__name__} groups parts "
+            "into people outside the graph: export without it and group the exported maps with "
+            "keras_pose.export.group_exported_maps(model, outputs, ...)."
+        )
     if not (isinstance(int8_float_ops, str) and int8_float_ops.lower() == "auto") and not (
         fmt == "tflite" and quantization == "int8"
     ):
@@ -167,7 +182,7 @@ def export_model(
 
     calibration = None
     if quantization in CALIBRATED:
-        calibration = calibration_samples(representative_dataset, model.image_size, num_calibration_samples)
+        calibration = calibration_samples(representative_dataset, image_size, num_calibration_samples)
         batch = batch_size or 1
         if len(calibration) < batch:
             raise ExportError(
@@ -175,7 +190,7 @@ def export_model(
             )
 
     function, spec, output_names, heatmaps_output = serving.build_serving_function(
-        model, batch_size=batch_size, include_decode=include_decode, all_outputs=all_outputs
+        model, batch_size=batch_size, include_decode=include_decode, all_outputs=all_outputs, image_size=image_size
     )
     if fmt == "tflite":
         model_bytes, quant_info = tflite.convert(
@@ -185,7 +200,7 @@ def export_model(
         proto, quant_info = onnx_export.convert(function, spec, opset, quantization, calibration)
         model_bytes = proto.SerializeToString()
 
-    runner = _check_runs(model, model_bytes, fmt, batch_size)
+    runner = _check_runs(model, model_bytes, fmt, batch_size, image_size)
     files.write_model_file(path, model_bytes)
     metadata = export_metadata.build_metadata(
         model,
@@ -205,13 +220,46 @@ def export_model(
             "num_calibration": 0 if calibration is None else len(calibration),
             "quant_info": quant_info,
             "preset": preset if preset is not None else getattr(model, "preset_name", None),
+            "image_size": image_size,
         },
     )
     files.write_or_explain(path, lambda: export_metadata.write_metadata(path, metadata))
     return path
 
 
-def _check_runs(model, model_bytes, fmt, batch_size):
+def check_image_size(model, image_size):
+    """The export input ``(H, W)``: ``model.image_size``, or another size for fully convolutional bottom-up models.
+
+    Raises:
+        ExportError: another size for a model with a fixed input (top-down
+            crops), or a size that is not positive multiples of the stride.
+    """
+    default = tuple(int(v) for v in model.image_size)
+    if image_size is None:
+        return default
+    try:
+        size = tuple(int(v) for v in image_size)
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 2 or any(v != float(u) for v, u in zip(size, image_size)):
+        raise ExportError(f"image_size must be (height, width) in pixels, got {image_size!r}.")
+    if size == default:
+        return size
+    if getattr(model, "paradigm", None) != "bottom_up":
+        raise ExportError(
+            f"image_size={list(size)}: {type(model).__name__} takes inputs of its own size {list(default)} only; "
+            "export without image_size (an input size of your choice applies to bottom-up models such as OpenPose)."
+        )
+    stride = int(model.test_cfg.get("stride", 8))
+    if any(v < stride or v % stride for v in size):
+        raise ExportError(
+            f"image_size={list(size)}: {type(model).__name__} needs positive multiples of its stride {stride} "
+            f"(e.g. {[max(stride, -(-v // stride) * stride) for v in size]})."
+        )
+    return size
+
+
+def _check_runs(model, model_bytes, fmt, batch_size, image_size):
     """Open and run the converted model on zeros with its runtime, before anything is written.
 
     Returns:
@@ -223,7 +271,7 @@ def _check_runs(model, model_bytes, fmt, batch_size):
     from keras_pose.export.runtime import load_exported
 
     runner = load_exported(model_bytes, format=fmt, metadata=False)
-    zeros = np.zeros((batch_size or 1, *model.image_size, 3), np.float32)
+    zeros = np.zeros((batch_size or 1, *image_size, 3), np.float32)
     probe = runner(zeros)
     bad = [name for name, value in probe.items() if value.dtype.kind == "f" and not np.all(np.isfinite(value))]
     if bad:

@@ -136,6 +136,15 @@ def versions():
     return versions
 
 
+def _heatmap_size(model, image_size):
+    """``[h, w]`` of the output maps: the codec's, or (bottom-up) the input size over the stride, rounded up."""
+    if getattr(model, "paradigm", None) == "bottom_up":
+        stride = int(model.test_cfg.get("stride", 8))
+        return [int(-(-int(v) // stride)) for v in image_size]
+    codec = model.codec
+    return [int(v) for v in (codec.heatmap_size if codec is not None else model.heatmap_size)]
+
+
 def build_metadata(model, fmt, path, model_bytes, runner, options):
     """The metadata dict of one export (the schema in this module's docstring).
 
@@ -145,7 +154,7 @@ def build_metadata(model, fmt, path, model_bytes, runner, options):
     """
     from keras_pose.version import __version__
 
-    h, w = model.image_size
+    h, w = options.get("image_size") or model.image_size
     codec = model.codec
     input_detail = runner.input_details
     outputs = []
@@ -190,7 +199,7 @@ def build_metadata(model, fmt, path, model_bytes, runner, options):
         },
         "image_size": [int(h), int(w)],
         # models without a codec / preprocessor (bottom-up OpenPose) give their own (`export_preprocessing`)
-        "heatmap_size": [int(v) for v in (codec.heatmap_size if codec is not None else model.heatmap_size)],
+        "heatmap_size": _heatmap_size(model, (h, w)),
         "preprocessing": (preprocessing_metadata(model.preprocessor) if model.preprocessor is not None
                           else model.export_preprocessing()),
         "keypoints": keypoint_metadata(model.keypoint_spec),

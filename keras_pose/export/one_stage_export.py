@@ -19,8 +19,16 @@ boxes from the priors, score threshold, greedy NMS as a loop in the graph,
 keypoints) -- no second NMS or decoding on the host. Boxes and keypoints
 are in model-input pixels; ``<path>.json`` records how to map them back to
 the image (the inverse of the resizer's matrix) with the pre-processing,
-keypoints and settings. float32 (and TFLite / ONNX float16 weights);
-TensorFlow backend.
+keypoints and settings. TensorFlow backend.
+
+Quantisation: float32; ``"float16"`` (TFLite: float16 weights; ONNX:
+float16 weights and activations, float32 I/O); ``"int8"`` (ONNX): static QDQ
+int8 of the network (backbone, neck, head) calibrated on real letterboxed
+images (`keras_pose.export.representative_images`), the decoding -- scores,
+boxes, NMS and the DCC keypoint head -- kept float32 (every node of the
+decoder's name scope and what it feeds), so boxes and keypoints are not
+rounded to int8 steps. TFLite int8 is refused: TensorFlow's calibrator
+crashes (segmentation fault) on the NMS loop of this graph.
 """
 
 import contextlib
@@ -31,10 +39,12 @@ from keras_pose.export import export_metadata
 from keras_pose.export import files
 from keras_pose.export import onnx_export
 from keras_pose.export import tflite
+from keras_pose.export.calibration import calibration_samples
 from keras_pose.export.options import ExportError
 from keras_pose.export.options import check_backend
 from keras_pose.export.options import check_batch_size
 from keras_pose.export.options import check_opset
+from keras_pose.export.options import check_quantization
 
 OUTPUTS = ("boxes", "scores", "keypoints", "keypoint_scores", "valid")
 
@@ -88,7 +98,23 @@ def build_one_stage_function(model, batch_size=1, **settings):
     return tf.function(serve, input_signature=[spec], autograph=False), spec
 
 
-def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantization=None, **settings):
+def decode_nodes(proto, scope):
+    """ONNX nodes of the decoding: those named in the decoder's ``scope`` and every node they feed.
+
+    tf2onnx keeps TensorFlow's name scopes in node names, except the nodes it
+    adds itself (``Unsqueeze__12``); those after the decoder are caught by
+    following its outputs forward.
+    """
+    decode, tensors = set(), set()
+    for node in proto.graph.node:  # tf2onnx writes nodes in topological order
+        if scope in node.name or any(i in tensors for i in node.input):
+            decode.add(node.name)
+            tensors.update(node.output)
+    return sorted(decode)
+
+
+def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantization=None,
+                     representative_dataset=None, num_calibration_samples=100, **settings):
     """Export a one-stage model end to end (decoding and NMS in the graph) to TFLite or ONNX.
 
     Args:
@@ -97,7 +123,13 @@ def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantizat
         format: "tflite" (alias "litert") or "onnx".
         batch_size: static batch (1) or None (dynamic).
         opset: ONNX opset.
-        quantization: None (float32) or "float16" (float16 weights).
+        quantization: None (float32), "float16" or "int8" (ONNX only; the
+            network int8, the decoding float32).
+        representative_dataset: int8 calibration: model-ready images ``(N,
+            H, W, 3)`` (letterboxed, BGR 0..255), e.g.
+            ``representative_images(model, "person_keypoints_val2017.json",
+            100)``, or an iterable / tf.data.Dataset of such batches.
+        num_calibration_samples: the most images used for calibration.
         **settings: decoding overrides (`score_threshold`, `nms_threshold`,
             `max_instances`, `max_candidates`) baked into the graph.
 
@@ -105,8 +137,9 @@ def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantizat
         The path (str) of the exported file (its metadata beside it, ``.json``).
 
     Raises:
-        ExportError: not a one-stage model, another quantisation, a
-            non-TensorFlow backend, or an export that does not run.
+        ExportError: not a one-stage model, another quantisation (TFLite
+            int8), int8 without calibration images, a non-TensorFlow
+            backend, or an export that does not run.
     """
     fmt, path = files.check_export_path(path, format)
     if getattr(model, "paradigm", None) != "one_stage":
@@ -114,15 +147,38 @@ def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantizat
             f"export_one_stage exports one-stage models (RTMO); {type(model).__name__} is "
             f"{getattr(model, 'paradigm', None)!r}: use keras_pose.export.export_model."
         )
-    if quantization not in (None, "float16"):
-        raise ExportError(f"export_one_stage supports quantization None or 'float16', got {quantization!r}.")
+    quantization = check_quantization(quantization)
+    if quantization not in (None, "float16", "int8") or (quantization == "int8" and fmt != "onnx"):
+        raise ExportError(
+            f"export_one_stage exports {fmt} with quantization None (float32) or 'float16'"
+            f"{' or int8 for ONNX' if fmt == 'onnx' else ''}; got {quantization!r}. "
+            + ("TFLite int8 is not available for the end-to-end graph (TensorFlow's calibrator crashes on its NMS "
+               "loop): export ONNX int8 (a .onnx path) or TFLite float16." if fmt == "tflite" else ""))
     batch_size = check_batch_size(batch_size)
     check_opset(fmt, opset)
     check_backend(fmt)
+    calibration = None
+    if quantization == "int8":
+        if representative_dataset is None:
+            raise ExportError(
+                "int8 needs calibration images: pass representative_dataset= model-ready images (N, H, W, 3), e.g. "
+                "keras_pose.export.representative_images(model, 'person_keypoints_val2017.json', 100).")
+        calibration = calibration_samples(representative_dataset, model.image_size, int(num_calibration_samples))
+        if len(calibration) < (batch_size or 1):
+            raise ExportError(f"int8 calibration with batch_size={batch_size} needs at least {batch_size} images.")
     function, spec = build_one_stage_function(model, batch_size, **settings)
+    quant_info = {}
     with split_grouped_convolutions(model):
         if fmt == "tflite":
             model_bytes, _ = tflite.convert(model, function, spec, quantization, None, False, False)
+        elif quantization == "int8":
+            proto, _ = onnx_export.convert(function, spec, opset, None, None)
+            pads = onnx_export.fix_pad_values(proto)  # SPP max pools pad with -inf
+            kept = decode_nodes(proto, model.decoder().name)
+            proto, quant_info = onnx_export.quantize_int8(proto, spec, calibration, kept)
+            quant_info = {**quant_info, "decode": "float32", "float_nodes": len(kept),
+                          "padding_ranges_fixed": pads, "calibration_samples": len(calibration)}
+            model_bytes = proto.SerializeToString()
         else:
             proto, _ = onnx_export.convert(function, spec, opset, quantization, None)
             model_bytes = proto.SerializeToString()
@@ -148,6 +204,7 @@ def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantizat
         "keypoints": export_metadata.keypoint_metadata(model.keypoint_spec),
         "decoding": {**model.export_decoding(), "test_cfg": test_cfg},
         "quantization": quantization,
+        **({"int8": quant_info} if quant_info else {}),
         "batch_size": batch_size,
         "opset": opset if fmt == "onnx" else None,
         "versions": export_metadata.versions(),
@@ -156,4 +213,4 @@ def export_one_stage(model, path, format=None, batch_size=1, opset=17, quantizat
     return path
 
 
-__all__ = ["OUTPUTS", "build_one_stage_function", "export_one_stage"]
+__all__ = ["OUTPUTS", "build_one_stage_function", "decode_nodes", "export_one_stage"]

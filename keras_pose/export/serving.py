@@ -32,7 +32,7 @@ def _flatten_raw(model, raw, names):
     return [(names[0], raw)]
 
 
-def build_serving_function(model, batch_size=1, include_decode=False, all_outputs=False):
+def build_serving_function(model, batch_size=1, include_decode=False, all_outputs=False, image_size=None):
     """The ``tf.function`` that export converts, from the task's `serving_outputs` hook.
 
     Args:
@@ -55,7 +55,7 @@ def build_serving_function(model, batch_size=1, include_decode=False, all_output
 
     from keras_pose.export.in_graph_decode import argmax_decode_tf
 
-    h, w = model.image_size
+    h, w = image_size if image_size is not None else model.image_size
     spec = tf.TensorSpec((batch_size, h, w, 3), tf.float32, name=INPUT_NAME)
     raw_names, final_index = _raw_output_names(model)
     if all_outputs:

@@ -213,7 +213,11 @@ class RTMO(OneStagePoseEstimator):
             from keras_pose.models.rtmo.rtmo_training import rtmo_optimizer
 
             optimizer = rtmo_optimizer(self)
-        keras.Model.compile(self, optimizer=optimizer, loss=None, **kwargs)
+        # As every family (PoseEstimator.compile): "auto" XLA on TensorFlow is the family's measured default.
+        jit_compile = kwargs.pop("jit_compile", "auto")
+        if jit_compile == "auto" and keras.backend.backend() == "tensorflow":
+            jit_compile = bool(self.tf_train_jit_compile) and not kwargs.get("run_eagerly", False)
+        keras.Model.compile(self, optimizer=optimizer, loss=None, jit_compile=jit_compile, **kwargs)
 
     def _has_keypoint_spec(self):
         try:

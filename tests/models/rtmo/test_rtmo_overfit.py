@@ -50,6 +50,9 @@ def test_rtmo_overfits_the_coco_samples():
     untrained = coco_ap(model, images, matrices, ids, evaluator)
     model.compile()
     model.compile(optimizer=rtmo_optimizer(model, learning_rate=2e-3, clipnorm=10.0))
+    trainable = {id(v) for v in model.trainable_variables}
+    assert all(id(v) in trainable for v in model.training_branches.trainable_variables)
+    assert not model.has_task_weights()  # a preset keeps the network only
     history = model.fit(images, targets, batch_size=4, epochs=STEPS, verbose=0, shuffle=False)
     trained = coco_ap(model, images, matrices, ids, evaluator)
     losses = history.history["loss"]

@@ -213,7 +213,24 @@ class RTMO(OneStagePoseEstimator):
             from keras_pose.models.rtmo.rtmo_training import rtmo_optimizer
 
             optimizer = rtmo_optimizer(self)
-        keras.Model.compile(self, optimizer=optimizer, loss=None, **kwargs)
+        # As every family (PoseEstimator.compile): "auto" XLA on TensorFlow is the family's measured default.
+        jit_compile = kwargs.pop("jit_compile", "auto")
+        if jit_compile == "auto" and keras.backend.backend() == "tensorflow":
+            jit_compile = bool(self.tf_train_jit_compile) and not kwargs.get("run_eagerly", False)
+        keras.Model.compile(self, optimizer=optimizer, loss=None, jit_compile=jit_compile, **kwargs)
+
+    def has_task_weights(self):
+        """False unless weights beyond the network and the training-only branches exist.
+
+        A preset (`save_to_preset`) holds the network only, as mmpose's deployed
+        models drop ``out_kpt_reg`` and ``sigma_fc``; `compile()` adds fresh
+        branches. To resume training with them, save the task's weights
+        (``model.save_weights``) or use the trainer's checkpoints.
+        """
+        branches = getattr(self, "training_branches", None)
+        skip = {id(w) for w in self.backbone.weights}
+        skip |= {id(w) for w in branches.weights} if branches is not None else set()
+        return any(id(w) not in skip for w in self.weights)
 
     def _has_keypoint_spec(self):
         try:

@@ -304,7 +304,8 @@ class RTMOModeSwitch(keras.callbacks.Callback):
 
     - from epoch `switch_epoch` (mmpose 280 of 600): OKS-loss weight 10,
       MLE weight 5, DCC keypoints as the proxy / classification targets;
-    - from epoch `last_stage_epoch` (mmpose: the last 20 epochs): the L1
+    - from epoch `last_stage_epoch` (mmpose's ``num_last_epochs=20`` of 600:
+      its hook fires when epoch + 1 == 580, i.e. from 0-based epoch 579): the L1
       auxiliary box loss and the ignore masks are on, and `on_last_stage()`
       is called (give it the function that turns off mosaic and mixup in
       your pipeline).
@@ -318,7 +319,7 @@ class RTMOModeSwitch(keras.callbacks.Callback):
         on_last_stage: optional callable without arguments.
     """
 
-    def __init__(self, switch_epoch=280, last_stage_epoch=580, on_last_stage=None):
+    def __init__(self, switch_epoch=280, last_stage_epoch=579, on_last_stage=None):
         super().__init__()
         self.switch_epoch = None if switch_epoch is None else int(switch_epoch)
         self.last_stage_epoch = None if last_stage_epoch is None else int(last_stage_epoch)

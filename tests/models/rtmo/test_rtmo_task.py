@@ -93,8 +93,8 @@ def test_task_config_round_trip_and_errors(task):
         RTMO(backbone=task.backbone, keypoint_spec="crowdpose")
     with pytest.raises(ValueError, match="preprocessor resizes images to"):
         RTMO(backbone=task.backbone, preprocessor=RTMO.default_preprocessor((640, 640)))
-    with pytest.raises(NotImplementedError, match="Training RTMO"):
-        task.compute_loss(x=None, y={"a": 1}, y_pred=None)
+    with pytest.raises(ValueError, match="RTMO trains on target dicts"):
+        task.compute_loss(x=None, y=None, y_pred=None)
 
 
 def test_letterbox_inverse_on_tall_and_wide_images():

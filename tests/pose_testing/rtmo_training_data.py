@@ -15,7 +15,9 @@ import os
 import cv2
 import numpy as np
 
-COCO_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "data", "coco")
+from pose_testing.paths import DATA_DIR
+
+COCO_DIR = os.path.join(str(DATA_DIR), "coco")
 
 
 def _segmentation_mask(segmentation, height, width):

@@ -82,9 +82,8 @@ from keras_pose.training.optimizers import make_optimizer, make_schedule
 from keras_pose.training.param_groups import apply_recipes, idle_dataset_rows
 from keras_pose.training.distribution import setup_distribution
 from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged, restore_training_state
-from keras_pose.training.run_folder import STATE_DIR, check_output, make_room, write_run_config
+from keras_pose.training.run_folder import STATE_DIR, check_output, history_rows, make_room, write_run_config
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
-from keras_pose.utils.json_files import read_json_dict
 from keras_pose.utils.console import isatty
 
 
@@ -314,7 +313,7 @@ def train_from_config(config, overrides=None, verbose=1):
         extra = resume.get("extra") or {}
         checkpoint.best, checkpoint.best_epoch = extra.get("best"), extra.get("best_epoch")
         guard.start_epoch = extra.get("last_finite_epoch") or epoch
-        history_writer.rows = _history_rows(files["history.json"], epoch)
+        history_writer.rows = history_rows(files["history.json"], epoch)
 
     # Keras progress bars on a terminal, one line per epoch in logs.
     fit_verbose = 0 if not verbose else 1 if verbose == 1 and isatty() else 2
@@ -394,14 +393,6 @@ def train_from_config(config, overrides=None, verbose=1):
                            metrics=metrics, files={}, process_id=setup.process_id)
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
-
-
-def _history_rows(path, epochs):
-    """The first ``epochs`` rows of a run's ``history.json`` (a resumed run continues them)."""
-    history = read_json_dict(path) or {}
-    keys = [k for k, v in history.items() if isinstance(v, list)]
-    count = min([epochs] + [len(history[k]) for k in keys])
-    return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]
 
 
 def keras_pose_from_preset(preset):

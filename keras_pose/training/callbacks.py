@@ -193,6 +193,9 @@ class PoseEvaluationCallback(keras.callbacks.Callback):
         prefix: prefix of the log keys (``"val_coco_AP"``, ``"val_pck"``).
         verbose: 1 prints a progress bar and the results.
         evaluate_last: also evaluate after the final epoch.
+        model: the pose model to evaluate (default: the model ``fit``
+            trains); e.g. one dataset's `ViTPosePP` view of a
+            `ViTPosePPMultiDataset` being trained (it shares the weights).
     """
 
     def __init__(
@@ -206,8 +209,10 @@ class PoseEvaluationCallback(keras.callbacks.Callback):
         prefix="val_",
         verbose=1,
         evaluate_last=True,
+        model=None,
     ):
         super().__init__()
+        self.evaluated_model = model
         if int(every_n_epochs) < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs!r}.")
         self.dataset = dataset
@@ -234,12 +239,13 @@ class PoseEvaluationCallback(keras.callbacks.Callback):
 
     def evaluate(self):
         """Run the evaluation now; returns the metric dict (unprefixed)."""
+        model = self.evaluated_model if self.evaluated_model is not None else self.model
         if self.metric == "coco" and self._evaluator is None:
             from keras_pose.metrics import CocoKeypointEvaluator
 
-            self._evaluator = CocoKeypointEvaluator(self.dataset, keypoint_spec=self.model.keypoint_spec)
+            self._evaluator = CocoKeypointEvaluator(self.dataset, keypoint_spec=model.keypoint_spec)
         return evaluate_pose_model(
-            self.model,
+            model,
             self.dataset,
             metric=self.metric,
             batch_size=self.batch_size,

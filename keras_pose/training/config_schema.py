@@ -42,7 +42,8 @@ working directory::
       train:        {annotation_file (required), image_root (default: the
                     annotation file's folder)}, or a list of datasets
                     {dataset, annotation_file, image_root, ratio, keypoints,
-                    init_from} for ViTPose++ (training.multi_dataset_training)
+                    init_from, val (that dataset's validation split)} for
+                    ViTPose++ (training.multi_dataset_training)
       val:          null, or {annotation_file, image_root, detections (COCO
                     results json of person boxes; default: ground-truth
                     boxes), min_detection_score [0.0]} [null]

@@ -8,7 +8,8 @@ import os
 from keras_pose.training.config_values import REQUIRED, as_float, check_keys, fail, merge_defaults
 
 ENTRY_KEYS = {"dataset": REQUIRED, "annotation_file": REQUIRED, "image_root": None, "ratio": 1.0,
-              "keypoints": None, "init_from": None}
+              "keypoints": None, "init_from": None, "val": None}
+SPLIT_KEYS = {"annotation_file": REQUIRED, "image_root": None}
 
 
 def validate_multi_dataset_train(entries, base_dir, validate_split):
@@ -26,8 +27,10 @@ def validate_multi_dataset_train(entries, base_dir, validate_split):
             fail(f"{where}.dataset", f"{entry['dataset']!r} is listed twice.")
         names.append(entry["dataset"])
         split = validate_split({"annotation_file": entry["annotation_file"], "image_root": entry["image_root"]},
-                               base_dir, where, {"annotation_file": REQUIRED, "image_root": None})
+                               base_dir, where, SPLIT_KEYS)
         entry.update(split)
+        if entry["val"] is not None:  # this dataset's validation split: a path or {annotation_file, image_root}
+            entry["val"] = validate_split(entry["val"], base_dir, f"{where}.val", SPLIT_KEYS)
         entry["ratio"] = as_float(entry["ratio"], f"{where}.ratio", 0.0, strict_min=True)
         if entry["keypoints"] is not None and isinstance(entry["keypoints"], str) and os.path.sep in entry["keypoints"]:
             entry["keypoints"] = os.path.join(base_dir, entry["keypoints"])

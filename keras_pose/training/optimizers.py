@@ -101,23 +101,25 @@ def make_schedule(lr_config, steps_per_epoch, epochs):
     )
 
 
-def make_optimizer(opt_config, schedule, lr_multipliers=None):
+def make_optimizer(opt_config, schedule, lr_multipliers=None, frozen_rows=None):
     """A Keras optimizer from a validated ``train.optimizer`` section.
 
-    With ``lr_multipliers`` (``{variable path: factor}``, layer-wise decay)
-    or ``no_weight_decay`` patterns in the section, a
+    With ``lr_multipliers`` (``{variable path: factor}``, layer-wise decay),
+    ``frozen_rows`` (``{variable path: [row, ...]}``, rows left untouched:
+    the experts and heads of ViTPose++ datasets not trained) or
+    ``no_weight_decay`` patterns in the section, a
     `keras_pose.training.param_groups` optimizer of the same type.
     """
     kwargs = {"learning_rate": schedule}
     if opt_config["clipnorm"]:
         kwargs["clipnorm"] = opt_config["clipnorm"]
     kind = opt_config["type"]
-    if lr_multipliers or opt_config.get("no_weight_decay"):
+    if lr_multipliers or frozen_rows or opt_config.get("no_weight_decay"):
         from keras_pose.training.param_groups import make_param_group_optimizer
 
         if kind == "sgd":
             kwargs["momentum"] = opt_config["momentum"]
-        return make_param_group_optimizer(kind, lr_multipliers=lr_multipliers,
+        return make_param_group_optimizer(kind, lr_multipliers=lr_multipliers, frozen_rows=frozen_rows,
                                           no_weight_decay=opt_config.get("no_weight_decay") or (),
                                           weight_decay=opt_config["weight_decay"] if kind == "adamw" else (
                                               opt_config["weight_decay"] or None), **kwargs)

@@ -33,12 +33,22 @@ replica context (not checked with more than one replica).
 Multipliers are keyed by ``variable.path`` (e.g.
 ``transformer_layer_3/mlp/fc1/kernel``); a variable the mapping does not
 name trains at the base rate.
+
+Frozen rows (``frozen_rows={variable path: [row, ...]}``): rows along the
+first axis that neither the update nor the weight decay may touch. ViTPose++
+keeps all its experts in one stacked variable per block
+(``experts_kernel`` (E, mlp_dim, P), ``experts_bias`` (E, P)) and all its
+heads in the model; fine-tuning one dataset (or training some of them) gives
+the other datasets' expert rows and heads no gradient, but AdamW's decoupled
+decay (and Adam's momentum) would still move them. `inactive_dataset_rows`
+names those rows; after each step they hold exactly their previous values.
 """
 
 import math
 import re
 
 import keras
+import numpy as np
 
 # Searched (``re.search``) in variable paths: layer / batch norms, biases, position embeddings.
 DEFAULT_NO_WEIGHT_DECAY = ("norm", "bias", "pos_embed", "position_embedding")
@@ -96,21 +106,71 @@ def layer_decay_multipliers(model, decay):
     return multipliers
 
 
+def inactive_dataset_rows(model, trained):
+    """The expert rows and head variables of a ViTPose++ model's datasets that are not trained.
+
+    Args:
+        model: a `ViTPosePP` (or a model without experts: returns ``{}``).
+        trained: the dataset names being trained (one when fine-tuning the
+            active dataset).
+
+    Returns:
+        ``{variable path: [row, ...]}`` for `ParamGroupMixin`'s
+        ``frozen_rows``: the rows of the other datasets in every block's
+        ``experts_kernel`` / ``experts_bias`` (row = dataset index), and
+        every row of their heads' trainable variables.
+    """
+    datasets = list(getattr(model, "datasets", None) or [])
+    heads = getattr(getattr(model, "heads", None), "heads", None)
+    if not datasets or heads is None:
+        return {}
+    unknown = [d for d in trained if d not in datasets]
+    if unknown:
+        raise ValueError(f"datasets {unknown} are not in the model (its datasets: {datasets}).")
+    idle = [i for i, d in enumerate(datasets) if d not in trained]
+    if not idle:
+        return {}
+    rows = {}
+    for variable in model.trainable_variables:
+        if variable.path.endswith(("mlp/experts_kernel", "mlp/experts_bias")):
+            rows[variable.path] = [i for i in idle if i < variable.shape[0]]
+    for i in idle:
+        for variable in heads[i].trainable_weights:
+            rows[variable.path] = list(range(variable.shape[0]))
+    return rows
+
+
 class ParamGroupMixin:
-    """Per-variable learning-rate multipliers and weight-decay exclusion for a Keras optimizer.
+    """Per-variable learning-rate multipliers, weight-decay exclusion and frozen rows for a Keras optimizer.
 
     Args:
         lr_multipliers: ``{variable path: factor}``; missing paths: 1.0.
         no_weight_decay: regular expressions searched in variable paths;
             a match gets no weight decay.
+        frozen_rows: ``{variable path: [row index, ...]}``: rows (first
+            axis) that keep their values bit for bit (no update, no decay);
+            see `inactive_dataset_rows`.
         **kwargs: the parent optimizer's arguments.
     """
 
-    def __init__(self, *args, lr_multipliers=None, no_weight_decay=(), **kwargs):
+    def __init__(self, *args, lr_multipliers=None, no_weight_decay=(), frozen_rows=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lr_multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
         self.no_weight_decay = [str(p) for p in (no_weight_decay or ())]
         self._no_wd = re.compile("|".join(f"(?:{p})" for p in self.no_weight_decay)) if self.no_weight_decay else None
+        self.frozen_rows = {str(k): sorted(int(r) for r in v) for k, v in (frozen_rows or {}).items() if v}
+
+    def _frozen_mask(self, variable):
+        """Bool array broadcastable to the variable, True on its frozen rows; None when it has none."""
+        rows = self.frozen_rows.get(variable.path)
+        if not rows:
+            return None
+        shape = tuple(variable.shape)
+        if max(rows) >= shape[0]:
+            raise ValueError(f"frozen row {max(rows)} of {variable.path!r} is out of range: it has {shape[0]} rows.")
+        mask = np.zeros((shape[0],) + (1,) * (len(shape) - 1), bool)
+        mask[rows] = True
+        return mask
 
     def lr_multiplier(self, variable):
         """The factor of a variable's learning rate (1.0 when not named)."""
@@ -122,6 +182,11 @@ class ParamGroupMixin:
         return super()._use_weight_decay(variable)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        kept = []
+        for variable in trainable_variables:
+            mask = self._frozen_mask(variable)
+            if mask is not None:
+                kept.append((variable, mask, keras.ops.copy(variable.value)))
         groups = {}
         for grad, variable in zip(grads, trainable_variables):
             groups.setdefault(self.lr_multiplier(variable), ([], []))
@@ -130,6 +195,8 @@ class ParamGroupMixin:
         for factor, (group_grads, group_variables) in groups.items():
             rate = learning_rate if factor == 1.0 else learning_rate * factor
             super()._backend_update_step(group_grads, group_variables, rate)
+        for variable, mask, old in kept:  # the frozen rows get their values back, bit for bit
+            variable.assign(keras.ops.where(mask, old, variable.value))
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None:
@@ -138,12 +205,15 @@ class ParamGroupMixin:
             if self._use_weight_decay(variable):
                 rate = keras.ops.cast(self.learning_rate, variable.dtype) * self.lr_multiplier(variable)
                 decay = keras.ops.cast(self.weight_decay, variable.dtype)
-                variable.assign(variable - variable * decay * rate)
+                mask = self._frozen_mask(variable)
+                decayed = variable - variable * decay * rate
+                variable.assign(decayed if mask is None else keras.ops.where(mask, variable.value, decayed))
 
     def get_config(self):
         config = super().get_config()
         config["lr_multipliers"] = dict(self.lr_multipliers)
         config["no_weight_decay"] = list(self.no_weight_decay)
+        config["frozen_rows"] = {k: list(v) for k, v in self.frozen_rows.items()}
         return config
 
 
@@ -165,11 +235,12 @@ class ParamGroupSGD(ParamGroupMixin, keras.optimizers.SGD):
 PARAM_GROUP_OPTIMIZERS = {"adamw": ParamGroupAdamW, "adam": ParamGroupAdam, "sgd": ParamGroupSGD}
 
 
-def make_param_group_optimizer(kind, lr_multipliers=None, no_weight_decay=(), **kwargs):
+def make_param_group_optimizer(kind, lr_multipliers=None, no_weight_decay=(), frozen_rows=None, **kwargs):
     """``ParamGroup<Kind>(**kwargs)`` for kind adam | adamw | sgd."""
     if kind not in PARAM_GROUP_OPTIMIZERS:
         raise ValueError(f"optimizer type must be one of {sorted(PARAM_GROUP_OPTIMIZERS)}, got {kind!r}.")
-    return PARAM_GROUP_OPTIMIZERS[kind](lr_multipliers=lr_multipliers, no_weight_decay=no_weight_decay, **kwargs)
+    return PARAM_GROUP_OPTIMIZERS[kind](lr_multipliers=lr_multipliers, no_weight_decay=no_weight_decay,
+                                        frozen_rows=frozen_rows, **kwargs)
 
 
 def describe_multipliers(multipliers):
@@ -224,15 +295,61 @@ def freeze_by_patterns(model, patterns):
     return counts, parameters
 
 
+def apply_recipes(model, t, say):
+    """``train.freeze`` and ``train.optimizer.layer_decay`` of a validated ``train`` section.
+
+    Freezes ``model``'s variables as ``train.freeze`` says and returns the
+    layer-decay learning-rate multipliers (None without layer decay);
+    ``say`` logs what was done. A bad value raises `TrainConfigError`
+    naming the key.
+    """
+    from keras_pose.training.config_values import fail
+
+    if t["freeze"]:
+        try:
+            counts, parameters = freeze_by_patterns(model, t["freeze"])
+        except ValueError as error:
+            fail("train.freeze", str(error))
+        say(f"Frozen: {', '.join(f'{p!r} ({n} variables)' for p, n in counts.items())}; {parameters:,} "
+            f"parameters, {model.count_params() - parameters:,} left to train.")
+    decay = t["optimizer"]["layer_decay"]
+    if decay is None:
+        return None
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(backbone, "num_layers"):
+        fail("train.optimizer.layer_decay", f"needs a ViT backbone (ViTPose, ViTPose++); {type(model).__name__} "
+              "has none. Set it to null.")
+    if decay == "auto":
+        decay = auto_layer_decay(backbone)
+    multipliers = layer_decay_multipliers(model, decay)
+    say(f"Layer-wise lr decay {decay:g} over {backbone.num_layers} blocks: lr x {describe_multipliers(multipliers)}.")
+    return multipliers
+
+
+def idle_dataset_rows(model, say, trained=None):
+    """`inactive_dataset_rows` of a ViTPose++ model (the active dataset, or ``trained``), logged; ``{}`` otherwise."""
+    if not getattr(model, "datasets", None) or not hasattr(model, "heads"):
+        return {}
+    trained = list(trained) if trained is not None else [model.dataset]
+    rows = inactive_dataset_rows(model, trained)
+    if rows:
+        idle = [d for d in model.datasets if d not in trained]
+        say(f"Untouched (no update, no weight decay): the experts and heads of {', '.join(map(repr, idle))}.")
+    return rows
+
+
 __all__ = [
     "DEFAULT_NO_WEIGHT_DECAY",
     "LAYER_DECAY_BY_WIDTH",
     "ParamGroupAdam",
     "ParamGroupAdamW",
     "ParamGroupSGD",
+    "apply_recipes",
     "auto_layer_decay",
     "describe_multipliers",
     "freeze_by_patterns",
+    "idle_dataset_rows",
+    "inactive_dataset_rows",
     "layer_decay_multipliers",
     "make_param_group_optimizer",
     "vit_layer_id",

@@ -214,4 +214,13 @@ def write_run_config(path, config):
         f.write(config.to_yaml())
 
 
-__all__ = ["PREVIOUS_RUNS_DIR", "STATE_DIR", "check_output", "describe_previous_run", "make_room", "write_run_config"]
+def history_rows(path, epochs):
+    """The first ``epochs`` rows of a run's ``history.json`` (a resumed run continues them)."""
+    history = read_json_dict(path) or {}
+    keys = [k for k, v in history.items() if isinstance(v, list)]
+    count = min([epochs] + [len(history[k]) for k in keys])
+    return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]
+
+
+__all__ = ["PREVIOUS_RUNS_DIR", "STATE_DIR", "check_output", "describe_previous_run", "history_rows", "make_room",
+           "write_run_config"]

@@ -79,11 +79,11 @@ from keras_pose.training.model_builder import (
     training_loss,
 )
 from keras_pose.training.optimizers import make_optimizer, make_schedule
+from keras_pose.training.param_groups import apply_recipes, idle_dataset_rows
 from keras_pose.training.distribution import setup_distribution
 from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged, restore_training_state
-from keras_pose.training.run_folder import STATE_DIR, check_output, make_room, write_run_config
+from keras_pose.training.run_folder import STATE_DIR, check_output, history_rows, make_room, write_run_config
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
-from keras_pose.utils.json_files import read_json_dict
 from keras_pose.utils.console import isatty
 
 
@@ -228,7 +228,8 @@ def train_from_config(config, overrides=None, verbose=1):
                              skip_elements=global_step * t["batch_size"], drop_remainder=True)
 
     schedule = make_schedule(t["learning_rate"], steps, t["epochs"])
-    lr_multipliers = _apply_recipes(model, t, say)
+    lr_multipliers = apply_recipes(model, t, say)
+    frozen_rows = idle_dataset_rows(model, say)
     from keras_pose.training.distillation import apply_distillation_config
 
     model, distillation = apply_distillation_config(
@@ -238,7 +239,7 @@ def train_from_config(config, overrides=None, verbose=1):
     say(f"Distribution: {setup.describe(t['batch_size'])}.")
     compile_args = {} if setup.jit_compile is None else {"jit_compile": setup.jit_compile}
     with setup.scope():
-        model.compile(optimizer=make_optimizer(t["optimizer"], schedule, lr_multipliers),
+        model.compile(optimizer=make_optimizer(t["optimizer"], schedule, lr_multipliers, frozen_rows),
                       loss=training_loss(config), distillation=distillation, **compile_args)
 
     ema = None
@@ -312,7 +313,7 @@ def train_from_config(config, overrides=None, verbose=1):
         extra = resume.get("extra") or {}
         checkpoint.best, checkpoint.best_epoch = extra.get("best"), extra.get("best_epoch")
         guard.start_epoch = extra.get("last_finite_epoch") or epoch
-        history_writer.rows = _history_rows(files["history.json"], epoch)
+        history_writer.rows = history_rows(files["history.json"], epoch)
 
     # Keras progress bars on a terminal, one line per epoch in logs.
     fit_verbose = 0 if not verbose else 1 if verbose == 1 and isatty() else 2
@@ -392,44 +393,6 @@ def train_from_config(config, overrides=None, verbose=1):
                            metrics=metrics, files={}, process_id=setup.process_id)
     return TrainResult(model=model, history=history, output_dir=out_dir, preset_dir=preset_dir, metrics=metrics,
                        files=files)
-
-
-def _apply_recipes(model, t, say):
-    """``train.freeze`` and ``train.optimizer.layer_decay``: freeze, and return the lr multipliers (or None)."""
-    from keras_pose.training.param_groups import (
-        auto_layer_decay,
-        describe_multipliers,
-        freeze_by_patterns,
-        layer_decay_multipliers,
-    )
-
-    if t["freeze"]:
-        try:
-            counts, parameters = freeze_by_patterns(model, t["freeze"])
-        except ValueError as error:
-            fail("train.freeze", str(error))
-        say(f"Frozen: {', '.join(f'{p!r} ({n} variables)' for p, n in counts.items())}; {parameters:,} "
-            f"parameters, {model.count_params() - parameters:,} left to train.")
-    decay = t["optimizer"]["layer_decay"]
-    if decay is None:
-        return None
-    backbone = getattr(model, "backbone", None)
-    if backbone is None or not hasattr(backbone, "num_layers"):
-        fail("train.optimizer.layer_decay", f"needs a ViT backbone (ViTPose, ViTPose++); {type(model).__name__} "
-              "has none. Set it to null.")
-    if decay == "auto":
-        decay = auto_layer_decay(backbone)
-    multipliers = layer_decay_multipliers(model, decay)
-    say(f"Layer-wise lr decay {decay:g} over {backbone.num_layers} blocks: lr x {describe_multipliers(multipliers)}.")
-    return multipliers
-
-
-def _history_rows(path, epochs):
-    """The first ``epochs`` rows of a run's ``history.json`` (a resumed run continues them)."""
-    history = read_json_dict(path) or {}
-    keys = [k for k, v in history.items() if isinstance(v, list)]
-    count = min([epochs] + [len(history[k]) for k in keys])
-    return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]
 
 
 def keras_pose_from_preset(preset):

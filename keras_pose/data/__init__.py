@@ -8,7 +8,7 @@ from keras_pose.data.augmentations import DEFAULT_AUGMENT
 from keras_pose.data.top_down_pipeline import META_KEYS
 from keras_pose.data.top_down_pipeline import PipelineError
 from keras_pose.data.top_down_pipeline import build_top_down_dataset
-from keras_pose.data.top_down_pipeline import model_dataset
+from keras_pose.data.model_datasets import model_dataset
 from keras_pose.data.multi_dataset_pipeline import build_multi_dataset_pipeline
 from keras_pose.data.whole_image_augmentations import DEFAULT_WHOLE_IMAGE_AUGMENT
 from keras_pose.data.whole_image_pipeline import INSTANCE_KEYS

@@ -574,14 +574,15 @@ def model_dataset(model, dataset, **kwargs):
     Takes the model's codec (``model.codec``), preprocessor (crop padding,
     border, warp, normalisation) and keypoint spec (flip pairs, upper/lower
     body); ``kwargs`` override or add any argument (``batch_size``,
-    ``training``, ``augment``, ``seed``, ``repeat``, ...). A bottom-up or
-    one-stage model gets the whole-image pipeline instead
-    (`keras_pose.data.whole_image_pipeline.model_dataset`).
+    ``training``, ``augment``, ``seed``, ``repeat``, ...). For any paradigm
+    use `keras_pose.data.model_dataset` (`keras_pose.data.model_datasets`),
+    which sends bottom-up and one-stage models to the whole-image pipeline.
     """
     if getattr(model, "paradigm", "top_down") in ("bottom_up", "one_stage"):
-        from keras_pose.data import whole_image_pipeline
-
-        return whole_image_pipeline.model_dataset(model, dataset, **kwargs)
+        raise PipelineError(
+            f"{type(model).__name__} is a {model.paradigm.replace('_', '-')} model: it trains on whole images. "
+            "Use keras_pose.data.model_dataset (or keras_pose.data.whole_image_pipeline.model_dataset)."
+        )
     params = {
         "codec": model.codec,
         "image_size": tuple(model.image_size),

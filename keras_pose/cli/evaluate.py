@@ -17,9 +17,15 @@ def _check_metric(args, fmt):
         raise CLIError("--metric pckh needs MPII annotations (head sizes); use coco or pck.")
 
 
+def _data_spec(model):
+    """The keypoint spec of the annotations a model is scored on (OpenPose-18 models: COCO-17)."""
+    return getattr(model, "evaluation_keypoint_spec", None) or model.keypoint_spec
+
+
 def _check_sigmas(args, model):
-    if args.metric == "coco" and model.keypoint_spec.sigmas is None:
-        raise CLIError(f"COCO AP needs OKS sigmas and the keypoint spec {model.keypoint_spec.name!r} of "
+    spec = _data_spec(model)
+    if args.metric == "coco" and spec.sigmas is None:
+        raise CLIError(f"COCO AP needs OKS sigmas and the keypoint spec {spec.name!r} of "
                        f"{args.preset!r} has none; use --metric pck.")
 
 
@@ -59,12 +65,12 @@ def run(args):
     # The annotation file (and its format) before the slow model load.
     fmt = detect_annotation_format(args.annotations) if args.format == "auto" else args.format
     _check_metric(args, fmt)
-    model = load_model(args, **dataset_kwargs(args))
+    model = load_model(args, **dataset_kwargs(args), **({"accept_license": True} if args.accept_license else {}))
     with warnings.catch_warnings():
         if fmt == "mpii":  # approximated head boxes, skipped records: the metric lines say enough
             warnings.simplefilter("ignore")
         dataset, fmt = load_pose_annotations(
-            args.annotations, args.image_root, format=fmt, keypoint_spec=model.keypoint_spec, mode="eval",
+            args.annotations, args.image_root, format=fmt, keypoint_spec=_data_spec(model), mode="eval",
             detections=args.detections, min_detection_score=args.min_box_score, category_id=args.category_id)
     if len(dataset) == 0:
         raise CLIError(f"Nothing to evaluate in {args.annotations!r}: no labelled instance"
@@ -73,6 +79,8 @@ def run(args):
     from keras_pose.training import evaluate_pose_model
 
     boxes = "detected boxes" if args.detections else "ground-truth boxes"
+    if getattr(model, "paradigm", "top_down") in ("bottom_up", "one_stage"):
+        boxes = "whole images, the model's own people"
     images = len({inst.image_id for inst in dataset})
     print(f"Evaluating {type(model).__name__} on {len(dataset)} instances in {images} images ({boxes}).",
           file=sys.stderr)
@@ -120,6 +128,8 @@ def add_parser(subparsers):
     p.add_argument("--no-flip-test", dest="flip_test", action="store_false", help="do not use the flip test")
     p.add_argument("--dataset", metavar="D", help="multi-dataset presets (ViTPose++): which keypoint set to evaluate")
     p.add_argument("--json", metavar="FILE", help="also write the metrics as JSON here")
+    p.add_argument("--accept-license", dest="accept_license", action="store_true",
+                   help="accept a licence-restricted preset's terms (e.g. CMU's non-commercial OpenPose weights)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stdout is not a terminal)")
     p.set_defaults(handler=run)
     return p

@@ -121,7 +121,8 @@ def evaluate_pose_model(
                              f"{metric!r} needs ground-truth boxes (top-down models).")
         from keras_pose.training.whole_image_evaluation import evaluate_whole_image_model
 
-        return evaluate_whole_image_model(model, dataset, verbose=verbose, coco_evaluator=coco_evaluator)
+        return evaluate_whole_image_model(model, dataset, verbose=verbose, coco_evaluator=coco_evaluator,
+                                          flip_test=flip_test)
     if metric == "auto":
         metric = auto_metric(dataset)
     if metric not in ("coco", "pck", "pckh"):

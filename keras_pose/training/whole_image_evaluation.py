@@ -21,7 +21,7 @@ import numpy as np
 from keras_pose.errors import NonFiniteModelError
 
 
-def whole_image_coco_results(model, dataset, keypoint_spec=None, category_id=1, verbose=0):
+def whole_image_coco_results(model, dataset, keypoint_spec=None, category_id=1, verbose=0, flip_test=None):
     """COCO results (list of dicts) of every image of ``dataset.images``.
 
     Args:
@@ -31,6 +31,7 @@ def whole_image_coco_results(model, dataset, keypoint_spec=None, category_id=1, 
         keypoint_spec: the data's spec (default ``dataset.keypoint_spec``).
         category_id: the results' COCO category.
         verbose: 1 shows a progress bar over images.
+        flip_test: override the model's ``test_cfg["flip_test"]`` (None: keep it).
 
     Returns:
         ``[{"image_id", "category_id", "keypoints": [x, y, score] * K, "score"}, ...]``.
@@ -42,7 +43,8 @@ def whole_image_coco_results(model, dataset, keypoint_spec=None, category_id=1, 
     progbar = keras.utils.Progbar(len(images), unit_name="image") if verbose else None
     results = []
     for done, (image_id, info) in enumerate(images.items(), 1):
-        result = model.predict_keypoints(info.path)
+        options = {} if flip_test is None else {"flip_test": bool(flip_test)}
+        result = model.predict_keypoints(info.path, **options)
         keypoints, scores = result.keypoints, result.scores
         if hasattr(model, "to_data_keypoints") and spec is not None:
             keypoints, scores = model.to_data_keypoints(keypoints, scores, spec)
@@ -60,7 +62,7 @@ def whole_image_coco_results(model, dataset, keypoint_spec=None, category_id=1, 
     return results
 
 
-def evaluate_whole_image_model(model, dataset, verbose=0, coco_evaluator=None, keypoint_spec=None):
+def evaluate_whole_image_model(model, dataset, verbose=0, coco_evaluator=None, keypoint_spec=None, flip_test=None):
     """COCO keypoint AP / AR of a whole-image model on a COCO-format dataset.
 
     Returns:
@@ -73,7 +75,7 @@ def evaluate_whole_image_model(model, dataset, verbose=0, coco_evaluator=None, k
         raise ValueError("COCO AP needs the dataset's annotation file (read it with load_coco_keypoints) or a "
                          "coco_evaluator.")
     evaluator = coco_evaluator or CocoKeypointEvaluator(dataset, keypoint_spec=spec)
-    stats = evaluator.evaluate(whole_image_coco_results(model, dataset, spec, verbose=verbose))
+    stats = evaluator.evaluate(whole_image_coco_results(model, dataset, spec, verbose=verbose, flip_test=flip_test))
     return {f"coco_{name}": value for name, value in stats.items()}
 
 

@@ -64,10 +64,9 @@ def test_eval_letterbox_shapes_instances_and_ignore_masks():
         assert np.mean(inst["ignore_mask"][b] == expected) > 0.995
     # centred letterbox of a landscape image: black (pad 0, raw RGB) rows above and below
     assert meta["matrix"][0, 1, 2] > 0 and (image[0, 0] == 0).all() and image[0, SIZE[0] // 2].max() > 0
-    no_masks, *_ = first_batch(data, training=False, ignore_regions=False)[1:]
-    assert no_masks["ignore_mask"].sum() == 0
 
 
+@pytest.mark.slow
 def test_seeded_stream_is_deterministic_and_augments():
     data = coco()
     kwargs = dict(seed=7, repeat=True, max_instances=6, augment={"hsv": True, "affine": True, "flip": True})
@@ -75,8 +74,9 @@ def test_seeded_stream_is_deterministic_and_augments():
     np.testing.assert_array_equal(a[0], b[0])
     for key in INSTANCE_KEYS:
         np.testing.assert_array_equal(a[1][key], b[1][key])
-    c = first_batch(data, **dict(kwargs, seed=8))
+    c = first_batch(data, **dict(kwargs, seed=8, ignore_regions=False))
     assert not np.array_equal(a[0], c[0])
+    assert a[1]["ignore_mask"].sum() > 0 and c[1]["ignore_mask"].sum() == 0
     # skip_elements continues the stream: batch 2 of one equals batch 1 after skipping 4 images
     stream = iter(build_whole_image_dataset(data, SIZE, batch_size=4, **kwargs))
     next(stream)
@@ -99,7 +99,8 @@ def test_flip_mirrors_image_keypoints_and_swaps_left_right():
     np.testing.assert_array_equal(flipped[1]["keypoint_visible"], plain[1]["keypoint_visible"][:, :, order])
     assert spec.keypoint_names[5] == "left_shoulder" and order[5] == 6  # left <-> right really swap
     boxes_p, boxes_f = plain[1]["boxes"][valid], flipped[1]["boxes"][valid]
-    np.testing.assert_allclose(boxes_f[:, [0, 2]], SIZE[1] - 1 - boxes_p[:, [2, 0]], atol=1e-3)
+    mirrored = np.clip(SIZE[1] - 1 - boxes_p[:, [2, 0]], 0, SIZE[1])  # boxes stay clipped to the input
+    np.testing.assert_allclose(boxes_f[:, [0, 2]], mirrored, atol=1e-3)
     np.testing.assert_array_equal(flipped[1]["ignore_mask"], plain[1]["ignore_mask"][:, :, ::-1])
 
 
@@ -138,6 +139,7 @@ def test_ignore_mask_from_a_crowd_annotation(tmp_path):
     assert crowd.sum() > 100 and np.mean(inst["ignore_mask"][b] == expected) > 0.99
 
 
+@pytest.mark.slow
 def test_mosaic_and_mixup_give_valid_instance_sets():
     data = coco()
     image, inst = first_batch(data, seed=3, repeat=True, max_instances=24,

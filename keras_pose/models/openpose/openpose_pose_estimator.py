@@ -213,6 +213,13 @@ class OpenPose(BottomUpPoseEstimator):
                          f"({self.keypoint_spec.name!r}); train on data in the model's keypoint order, or COCO-17 data "
                          "for the COCO-18 model.")
 
+    @property
+    def evaluation_keypoint_spec(self):
+        """The spec of the annotations this model is scored on: COCO-17 for the COCO-18 model, else its own."""
+        from keras_pose.keypoints import get_keypoint_spec
+
+        return get_keypoint_spec("coco") if self.keypoint_spec.name == "openpose" else self.keypoint_spec
+
     def to_data_keypoints(self, keypoints, scores, data_keypoint_spec):
         """Predicted keypoints ``(N, K, 2)`` / scores -> the data's order (OpenPose-18 -> COCO-17 drops the neck)."""
         from keras_pose.keypoints import get_keypoint_spec

@@ -254,3 +254,15 @@ def test_mixed_precision_outputs_float32():
 
     assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float32"}
     assert model.backbone.get_layer("conv1_1").compute_dtype == "bfloat16"
+
+
+@pytest.mark.slow
+def test_cli_evaluate_bottom_up_scores_its_own_people(converted_preset, tmp_path):
+    """`keras-pose evaluate` on an OpenPose preset: whole images, COCO-17 annotations, COCO AP of grouped people."""
+    from keras_pose.cli import main
+
+    out_json = tmp_path / "metrics.json"
+    assert main(["evaluate", "--preset", converted_preset, "--annotations", str(DATA_DIR / "coco" / "test_coco.json"),
+                 "--json", str(out_json), "--accept-license", "--quiet"]) == 0
+    metrics = json.loads(out_json.read_text())["metrics"]
+    assert 0.0 <= metrics["coco_AP"] <= 1.0 and "coco_AR" in metrics  # random tiny weights: AP ~0

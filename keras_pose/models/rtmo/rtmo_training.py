@@ -132,6 +132,7 @@ def sample_mask_bilinear(mask, points):
     """Bilinear samples of masks (B, H, W) at points (B, P, 2) (x, y pixels); 0 outside (grid_sample zeros)."""
     height, width = int(mask.shape[1]), int(mask.shape[2])
     flat = ops.reshape(ops.cast(mask, "float32"), (-1, height * width))
+    points = ops.convert_to_tensor(points, "float32")
     x, y = points[..., 0], points[..., 1]
     x0, y0 = ops.floor(x), ops.floor(y)
     total = 0.0

@@ -87,6 +87,10 @@ def test_synchronized_batch_norm_switches_every_norm_and_restores_the_config():
     assert not any(layer["config"].get("synchronized") for layer in _layer_configs(model.get_config()))
     with synchronized_batch_norm(model, enabled=False) as count:
         assert count == 0 and not any(n.synchronized for n in norms)
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(TrainConfigError, match="MirroredStrategy"):
+            with synchronized_batch_norm(model):
+                pass
 
 
 def _layer_configs(config):

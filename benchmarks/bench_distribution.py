@@ -92,10 +92,12 @@ def main():
     for run in args.runs.split(","):
         backend, kind = run.split(":")
         pairs = []
-        for _ in range(args.rounds):
+        for i in range(args.rounds):
             one = _side(backend, "single", kind, args.steps)
             two = _side(backend, "distributed", kind, args.steps)
             pairs.append((one["step_s"], two["step_s"], two["replicas"]))
+            print(f"round {i + 1}: {backend} {kind} one device {one['step_s']:.3f} s/step, {two['replicas']} devices "
+                  f"{two['step_s']:.3f} s/step", file=sys.stderr, flush=True)
         med = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
         single, dist = med([p[0] for p in pairs]), med([p[1] for p in pairs])
         print(f"| {backend} | {kind} | {pairs[0][2]} | {single:.3f} | {dist:.3f} | {dist / single:.2f} | "

@@ -107,7 +107,15 @@ def synchronized_batch_norm(model, enabled=True):
 
     Yields:
         the number of batch-norm layers switched.
+
+    Raises:
+        TrainConfigError: ``enabled`` on another backend (JAX needs nothing:
+            one program sees the global batch; PyTorch has no distribution).
     """
+    if enabled and keras.backend.backend() != "tensorflow":
+        raise TrainConfigError(
+            f"synchronised batch norm is for TensorFlow's MirroredStrategy; on the {keras.backend.backend()} backend "
+            "leave it off (JAX's data parallelism already computes batch statistics over the global batch).")
     layers = batch_norm_layers(model) if enabled else []
     before = [layer.synchronized for layer in layers]
     changed = not all(before)

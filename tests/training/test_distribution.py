@@ -67,7 +67,7 @@ def test_tensorflow_refuses_what_it_cannot_run_and_names_the_alternative():
     assert not setup.sync_batch_norm  # one replica: nothing to synchronise
 
 
-def test_synchronized_batch_norm_switches_every_norm_and_restores_the_config():
+def test_synchronized_batch_norm_switches_every_norm_and_restores_the_config(monkeypatch):
     import keras
     import numpy as np
 
@@ -87,6 +87,11 @@ def test_synchronized_batch_norm_switches_every_norm_and_restores_the_config():
     assert not any(layer["config"].get("synchronized") for layer in _layer_configs(model.get_config()))
     with synchronized_batch_norm(model, enabled=False) as count:
         assert count == 0 and not any(n.synchronized for n in norms)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")  # Keras refuses synchronized=True there
+    with pytest.raises(TrainConfigError, match="jax backend.*global batch"):
+        with synchronized_batch_norm(model):
+            pass
+    assert not any(n.synchronized for n in norms)
 
 
 def _layer_configs(config):

@@ -69,3 +69,18 @@ def test_export_refuses_top_down_models_and_int8(model, tmp_path):
     with pytest.raises(ExportError, match="dynamic_int8"):
         export_one_stage(model, tmp_path / "rtmo.onnx", quantization="dynamic_int8")
     assert not list(tmp_path.iterdir())
+
+
+def test_representative_images_are_the_letterboxed_model_input(model):
+    from keras_pose.export import ExportError, export_input, representative_images
+    from keras_pose.utils.image_io import read_image
+
+    samples = representative_images(model, [IMAGE], num_samples=2)
+    image = read_image(IMAGE)
+    x, _ = model.preprocessor.resize_image(image)
+    mirrored, _ = model.preprocessor.resize_image(np.ascontiguousarray(image[:, ::-1]))
+    assert samples.shape == (2, 64, 96, 3) and samples.max() > 1.0  # BGR 0..255, no normalisation
+    np.testing.assert_array_equal(samples[0], x)
+    np.testing.assert_array_equal(samples[1], mirrored)
+    with pytest.raises(ExportError, match="input size"):
+        export_input(model, image, (32, 32))

@@ -1,0 +1,99 @@
+"""RTMO exported end to end in int8 (ONNX: the network QDQ int8, calibrated on real letterboxed COCO images; the
+decoding, NMS and DCC float32) and float16, run by onnxruntime / LiteRT on a real COCO image against Keras.
+
+`large`: RTMO-s with the golden case's weights at 640x640 (minutes on two cores); the errors are printed
+(``-s``) and bounded with margin over the measured ones."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from pose_testing.paths import DATA_DIR
+from pose_testing.rtmo_golden import write_checkpoint
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="export runs on TensorFlow")
+IMAGE = str(DATA_DIR / "coco" / "000000000785.jpg")
+ANNOTATIONS = str(DATA_DIR / "coco" / "test_coco.json")
+
+
+def _iou(a, b):
+    """IoU matrix of xyxy boxes ``(n, 4)`` x ``(m, 4)``."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=-1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def compare(model, path, image=IMAGE):
+    """Errors of an end-to-end export against Keras on ``image``.
+
+    Quantisation moves scores, so the instances' order (and near the score
+    threshold, the set) can change: Keras' instances are matched to the
+    exported ones by box IoU (Hungarian, IoU >= 0.5); boxes and keypoints
+    are compared in image pixels on the matched pairs.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    from keras_pose.export import load_exported
+    from keras_pose.utils.image_io import read_image
+
+    x, matrix = model.preprocessor.resize_image(read_image(image))
+    exported = load_exported(str(path))(x[None])
+    reference = {k: keras.ops.convert_to_numpy(v) for k, v in model.end_to_end_model().predict_on_batch(x[None]).items()}
+    want, got = reference["valid"][0].astype(bool), exported["valid"][0].astype(bool)
+    to_image = model.preprocessor.resizer.to_image
+
+    def rows(outputs, keep):
+        return {"boxes": to_image(outputs["boxes"][0][keep].reshape(-1, 2), matrix).reshape(-1, 4),
+                "keypoints": to_image(outputs["keypoints"][0][keep].reshape(-1, 2), matrix).reshape(
+                    int(keep.sum()), -1, 2),
+                "scores": outputs["scores"][0][keep], "keypoint_scores": outputs["keypoint_scores"][0][keep]}
+
+    ref, exp = rows(reference, want), rows(exported, got)
+    iou = _iou(ref["boxes"], exp["boxes"])
+    i, j = linear_sum_assignment(-iou)
+    good = iou[i, j] >= 0.5
+    i, j = i[good], j[good]
+    errors = {"people": int(want.sum()), "exported_people": int(got.sum()), "matched": int(len(i))}
+    for name in ("boxes", "keypoints", "scores", "keypoint_scores"):
+        errors[name] = float(np.abs(exp[name][j] - ref[name][i]).max()) if len(i) else 0.0
+    errors["size_mb"] = round(os.path.getsize(path) / 1e6, 2)
+    return errors
+
+
+@pytest.fixture(scope="module")
+def golden_model(tmp_path_factory):
+    pytest.importorskip("torch")
+    from keras_pose.conversion import convert_checkpoint
+
+    return convert_checkpoint(write_checkpoint(tmp_path_factory.mktemp("rtmo_golden")))
+
+
+# format, quantization, bounds: boxes / keypoints (image px), scores; measured on RTMO-s (golden weights), 640x640
+CASES = {
+    "onnx_int8": ("onnx", "int8", 12.0, 0.1),
+    "onnx_float16": ("onnx", "float16", 2.0, 0.01),
+    "tflite_float16": ("tflite", "float16", 0.5, 1e-3),
+}
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rtmo_s_quantized_end_to_end_export(golden_model, case, tmp_path):
+    fmt, quantization, px_bound, score_bound = CASES[case]
+    pytest.importorskip("tf2onnx" if fmt == "onnx" else "ai_edge_litert")
+    from keras_pose.export import representative_images
+    from keras_pose.export.one_stage_export import export_one_stage
+
+    calibration = None
+    if quantization == "int8":
+        calibration = representative_images(golden_model, ANNOTATIONS, num_samples=8)
+    path = export_one_stage(golden_model, tmp_path / f"rtmo_s_{case}.{fmt}", quantization=quantization,
+                            representative_dataset=calibration)
+    errors = compare(golden_model, path)
+    print(f"[rtmo {case}] {errors}")
+    assert errors["people"] > 0 and errors["exported_people"] == errors["people"] == errors["matched"]
+    assert errors["boxes"] <= px_bound and errors["keypoints"] <= px_bound
+    assert errors["scores"] <= score_bound

@@ -18,8 +18,10 @@ from pose_testing.paths import DATA_DIR
 
 H, W = 128, 248  # net height 128; width fits the widest sample (640 x 333) at that height
 STEPS = 600
-MODEL = {"num_stages": 1, "vgg_channels": [32, 64, 64, 96], "cpm_channels": [96, 64], "stage_channels": 64,
-         "head_channels": 128, "refine_head_channels": 64, "refine_kernel_size": 3}
+LEARNING_RATE = 3e-3
+# one stage (PAF + confidence-map branches), narrow VGG front, 3x3 refinement kernels
+MODEL = {"num_stages": 1, "vgg_channels": [16, 32, 48, 64], "cpm_channels": [64, 48], "stage_channels": 48,
+         "head_channels": 96, "refine_head_channels": 48, "refine_kernel_size": 3}
 
 
 @pytest.mark.large

@@ -151,7 +151,7 @@ def random_affine(seed, frame_size, output_size, scale_range=(0.75, 1.25), max_r
     tx = out_w / 2.0 + u[3] * float(max_shift) * out_w
     ty = out_h / 2.0 + u[4] * float(max_shift) * out_h
     c, s = tf.cos(theta) * scale, tf.sin(theta) * scale
-    # rotation-scale R (counter-clockwise on screen for positive angles) after a shear along x
+    # rotation-scale R (clockwise on screen, y down, for positive angles) after a shear along x
     linear = affine_matrix([[c, -s, 0.0], [s, c, 0.0]])
     shear = affine_matrix([[1.0, shear_x, 0.0], [0.0, 1.0, 0.0]])
     centre = affine_matrix([[1.0, 0.0, -fw / 2.0], [0.0, 1.0, -fh / 2.0]])

@@ -249,7 +249,6 @@ def build_whole_image_dataset(
     records, paths = _image_records(dataset, instances, num_keypoints, include_empty_images)
     source = _ImageSource(paths, cache_images)
     num_images = len(paths)
-    n_src = records["keypoints"].shape[1]
     table = {key: tf.constant(value) for key, value in records.items()}
     use_masks = bool(ignore_regions) and getattr(dataset, "annotation_file", None) is not None
     rles = ignore_region_rles(getattr(dataset, "annotation_file", None) if use_masks else None,

@@ -44,7 +44,7 @@ def coco_ap(model, images, matrices, ids, evaluator):
     return evaluator.evaluate(results)["AP"]
 
 
-@pytest.mark.large
+@pytest.mark.slow
 def test_rtmo_overfits_the_coco_samples():
     keras.utils.set_random_seed(0)
     images, targets, matrices, ids = letterbox_coco_batch(INPUT)

@@ -30,6 +30,12 @@ N = max(number of positives in the batch, 1):
 - ``bbox_aux`` (last stage) L1 of the raw box regression against
   ((centre - prior) / stride, log(size / stride + 1e-8)), summed / N.
 
+The recipe around it::
+
+    model.compile()                                  # branches, RTMOLoss, rtmo_optimizer (AdamW groups, clip 0.1)
+    ema = keras_pose.training.ema.ExpMomentumEMA(momentum=0.0002, gamma=2000)
+    model.fit(data, epochs=600, callbacks=[RTMOModeSwitch(280, 579, on_last_stage=turn_off_mosaic), ema])
+
 Positives are gathered into a static number of rows per image
 (`candidate_topk` * M at most), so every shape is static (XLA, JAX).
 """

@@ -2,7 +2,7 @@
 
 | term | mmpose class | formula (per element) |
 | --- | --- | --- |
-| `varifocal_loss` | ``VariFocalLoss`` (alpha 0.75, gamma 2) | BCE(clip(x, -10, 10), t) * (alpha sigmoid(x)^gamma [t <= 1e-4] + t) |
+| `varifocal_loss` | ``VariFocalLoss`` (alpha 0.75, gamma 2) | BCE(clip(x, +-10), t) (a p(x)^g [t <= 1e-4] + t) |
 | `iou_loss` | ``IoULoss(mode='square', eps=1e-16)`` | 1 - IoU^2 (IoU of aligned xyxy boxes, clamped >= eps) |
 | `oks_loss` | ``OKSLoss(mode='linear')`` | 1 - sum_k OKS_k w_k / K |
 | `bce_with_logits` | ``BCELoss`` | -(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))) |

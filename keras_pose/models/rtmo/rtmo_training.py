@@ -30,6 +30,12 @@ N = max(number of positives in the batch, 1):
 - ``bbox_aux`` (last stage) L1 of the raw box regression against
   ((centre - prior) / stride, log(size / stride + 1e-8)), summed / N.
 
+The recipe around it::
+
+    model.compile()                                  # branches, RTMOLoss, rtmo_optimizer (AdamW groups, clip 0.1)
+    ema = keras_pose.training.ema.ExpMomentumEMA(momentum=0.0002, gamma=2000)
+    model.fit(data, epochs=600, callbacks=[RTMOModeSwitch(280, 579, on_last_stage=turn_off_mosaic), ema])
+
 Positives are gathered into a static number of rows per image
 (`candidate_topk` * M at most), so every shape is static (XLA, JAX).
 """
@@ -237,8 +243,10 @@ class RTMOLoss:
         valid = key_values > 0  # (B, Q)
         w = ops.cast(valid, "float32")
         gt_index = ops.take_along_axis(assigned["gt_index"], rows, axis=1)
-        t_boxes, t_kpts, t_vis, t_areas = (_take(t, gt_index, num_instances) for t in (gt_boxes, gt_kpts, gt_vis, gt_areas))
-        p_boxes, p_raw, p_proxy, p_vis, p_vec = (_take(t, rows, num_priors) for t in (boxes, bbox_raw, proxy, kpt_vis, pose_vec))
+        t_boxes, t_kpts, t_vis, t_areas = (_take(t, gt_index, num_instances)
+                                           for t in (gt_boxes, gt_kpts, gt_vis, gt_areas))
+        p_boxes, p_raw, p_proxy, p_vis, p_vec = (_take(t, rows, num_priors)
+                                                 for t in (boxes, bbox_raw, proxy, kpt_vis, pose_vec))
         p_priors = ops.take(priors, rows, axis=0)
         p_strides = ops.take(prior_strides, rows, axis=0)
         # Padded rows: safe stand-ins (their terms are masked, but NaN * 0 would still be NaN).

@@ -24,22 +24,15 @@ IMAGE = str(DATA_DIR / "coco" / "000000000785.jpg")
 ANNOTATIONS = str(DATA_DIR / "coco" / "test_coco.json")
 
 
-def _iou(a, b):
-    """IoU matrix of xyxy boxes ``(n, 4)`` x ``(m, 4)``."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
 def compare(model, path, image=IMAGE):
     """Errors of an end-to-end export against Keras on ``image``.
 
     Quantisation moves scores, so the instances' order (and near the score
     threshold, the set) can change: Keras' instances are matched to the
-    exported ones by box IoU (Hungarian, IoU >= 0.5); boxes and keypoints
-    are compared in image pixels on the matched pairs.
+    exported ones by box distance (Hungarian on the largest corner
+    difference, matched within 16 image px; not IoU: synthetic weights give
+    boxes clipped to zero area at the image border); boxes and keypoints are
+    compared in image pixels on the matched pairs.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -59,9 +52,9 @@ def compare(model, path, image=IMAGE):
                 "scores": outputs["scores"][0][keep], "keypoint_scores": outputs["keypoint_scores"][0][keep]}
 
     ref, exp = rows(reference, want), rows(exported, got)
-    iou = _iou(ref["boxes"], exp["boxes"])
-    i, j = linear_sum_assignment(-iou)
-    good = iou[i, j] >= 0.5
+    distance = np.abs(ref["boxes"][:, None, :] - exp["boxes"][None, :, :]).max(axis=-1)
+    i, j = linear_sum_assignment(distance)
+    good = distance[i, j] <= 16.0
     i, j = i[good], j[good]
     errors = {"people": int(want.sum()), "exported_people": int(got.sum()), "matched": int(len(i))}
     for name in ("boxes", "keypoints", "scores", "keypoint_scores"):

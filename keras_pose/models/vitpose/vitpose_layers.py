@@ -149,7 +149,10 @@ class ViTPosePatchEmbedding(keras.layers.Layer):
         x = images
         if self.padding is not None:
             x = self.padding(x)
-        x = self.projection(x)
+        if keras.backend.backend() == "jax" and self.patch_stride == self.patch_size:
+            x = self._patches_as_matmul(x)
+        else:
+            x = self.projection(x)
         hp, wp = x.shape[1], x.shape[2]
         if (hp, wp) != self.grid_size:
             raise ValueError(
@@ -163,6 +166,25 @@ class ViTPosePatchEmbedding(keras.layers.Layer):
             x = x + pos[:, 1:] + pos[:, :1]
         else:
             x = x + pos
+        return x
+
+    def _patches_as_matmul(self, x):
+        """`self.projection(x)` (non-overlapping patches) as space-to-depth and one matmul.
+
+        Same products as the "valid" stride-p convolution; XLA:CPU (JAX)
+        differentiates the matmul much faster than the convolution's kernel
+        gradient. Input (B, H, W, 3) padded; output (B, Hp, Wp, C).
+        """
+        p = self.patch_size
+        hp, wp, channels = x.shape[1] // p, x.shape[2] // p, x.shape[3]
+        x = x[:, : hp * p, : wp * p]
+        x = ops.reshape(x, (-1, hp, p, wp, p, channels))
+        x = ops.reshape(ops.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, hp, wp, p * p * channels))
+        conv = self.projection
+        kernel = ops.reshape(ops.cast(conv.kernel, conv.compute_dtype), (p * p * channels, conv.filters))
+        x = ops.matmul(ops.cast(x, conv.compute_dtype), kernel)
+        if conv.use_bias:
+            x = x + ops.cast(conv.bias, conv.compute_dtype)
         return x
 
     def compute_output_shape(self, input_shape):

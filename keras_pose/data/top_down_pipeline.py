@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from keras_pose.data import affine_tf
 from keras_pose.data import augmentations as aug
+from keras_pose.data.record_streams import finish_stream, stateless_stream
 from keras_pose.errors import ImageFileNotFoundError, PipelineError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -527,7 +528,7 @@ def build_top_down_dataset(
         # element) with stateless ops: independent of TensorFlow's global
         # seed, so every process of a distributed run and a resumed run see
         # the very same elements.
-        ds = _stateless_stream(records, len(instances), seed, training and shuffle)
+        ds = stateless_stream(records, len(instances), seed, training and shuffle)
         rand = tf.data.Dataset.counter().map(
             lambda i: tf.random.stateless_uniform([], tf.stack([tf.constant(seed, tf.int64), i]), minval=None,
                                                   maxval=None, dtype=tf.int64))
@@ -541,31 +542,8 @@ def build_top_down_dataset(
         rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     if not stages:
         rand = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat()
-    ds = tf.data.Dataset.zip((ds, rand))
-    if skip_elements:
-        # Before the map: skipped elements are neither read nor augmented, and
-        # the rest keep the instance order and random seeds they would have had.
-        ds = ds.skip(int(skip_elements))
-    ds = ds.map(make_element, num_parallel_calls=num_parallel_calls, deterministic=True)
-    if batch_size:
-        ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    if prefetch:
-        ds = ds.prefetch(prefetch)
-    return ds
-
-
-def _stateless_stream(records, count, seed, shuffle):
-    """``records`` repeated forever; epoch ``e`` in the order of ``argsort(uniform(seed, e))`` when shuffling."""
-    table = {key: tf.constant(value) for key, value in records.items()}
-
-    def epoch(e):
-        if not shuffle:
-            return tf.data.Dataset.range(count)
-        keys = tf.random.stateless_uniform([count], tf.stack([tf.constant(seed, tf.int64), e]))
-        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys))
-
-    order = tf.data.Dataset.counter().flat_map(epoch)
-    return order.map(lambda i: {key: tf.gather(value, i) for key, value in table.items()})
+    return finish_stream(ds, rand, make_element, skip_elements=skip_elements, num_parallel_calls=num_parallel_calls,
+                         batch_size=batch_size, drop_remainder=drop_remainder, prefetch=prefetch)
 
 
 def model_dataset(model, dataset, **kwargs):

@@ -42,7 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose.data import whole_image_augmentations as wia
-from keras_pose.data.top_down_pipeline import _ImageSource, _instances_of, _resolve_spec, _stateless_stream
+from keras_pose.data.record_streams import finish_stream, stateless_stream
+from keras_pose.data.top_down_pipeline import _ImageSource, _instances_of, _resolve_spec
 from keras_pose.errors import PipelineError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -360,7 +361,7 @@ def build_whole_image_dataset(
 
     shuffle = training and shuffle
     if repeat and seed is not None:
-        ds = _stateless_stream(records_for_stream(records), num_images, seed, shuffle)
+        ds = stateless_stream(records_for_stream(records), num_images, seed, shuffle)
         rand = tf.data.Dataset.counter().map(lambda i: tf.random.stateless_uniform(
             [], tf.stack([tf.constant(seed, tf.int64), i]), minval=None, maxval=None, dtype=tf.int64))
     else:
@@ -370,15 +371,8 @@ def build_whole_image_dataset(
         if repeat:
             ds = ds.repeat()
         rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, rand))
-    if skip_elements:
-        ds = ds.skip(int(skip_elements))
-    ds = ds.map(make_element, num_parallel_calls=num_parallel_calls, deterministic=True)
-    if batch_size:
-        ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    if prefetch:
-        ds = ds.prefetch(prefetch)
-    return ds
+    return finish_stream(ds, rand, make_element, skip_elements=skip_elements, num_parallel_calls=num_parallel_calls,
+                         batch_size=batch_size, drop_remainder=drop_remainder, prefetch=prefetch)
 
 
 def records_for_stream(records):

@@ -128,8 +128,8 @@ def train_multi_dataset_from_config(config, result_cls, verbose=1):
     from keras_pose.training.checkpoints import json_safe, save_weights_atomic
     from keras_pose.training.optimizers import make_optimizer, make_schedule
     from keras_pose.training.param_groups import apply_recipes, idle_dataset_rows
-    from keras_pose.training.resume import TrainingStateCheckpoint, restore_training_state
-    from keras_pose.training.run_folder import STATE_DIR, check_output, history_rows, make_room, write_run_config
+    from keras_pose.training.resume import TrainingStateCheckpoint
+    from keras_pose.training.run_folder import STATE_DIR, check_output, history_rows, start_or_resume
     from keras_pose.utils.file_utils import atomic_directory, atomic_write
 
     say = print if verbose else (lambda *a, **k: None)
@@ -165,22 +165,8 @@ def train_multi_dataset_from_config(config, result_cls, verbose=1):
         say(f"EMA of the weights (momentum {ema.momentum:g}, gamma {ema.gamma:g} steps): used for evaluation, "
             "last.weights.h5 and the preset.")
 
-    files = {}
     out_dir = out["dir"]
-    files["config"] = os.path.join(out_dir, "config.yaml")
-    if resume is None:
-        backup = make_room(out, previous, say)
-        if backup:
-            files["previous_run"] = backup
-        write_run_config(files["config"], config)
-    else:
-        if resume["steps_per_epoch"] != steps:
-            fail("train.steps_per_epoch", f"the run in {out_dir!r} has {resume['steps_per_epoch']} steps per epoch, "
-                 f"this config {steps}; resume needs the same, or --restart.")
-        restore_training_state(model, resume, ema=ema)
-        files["resumed_from"] = resume["folder"]
-        say(f"Resuming the run in {out_dir} at epoch {resume['epoch'] + 1}, step {resume['step'] + 1} (global step "
-            f"{resume['global_step']}) from {resume['folder']}.")
+    files = start_or_resume(out, previous, resume, config, steps, model, ema, say)
     files["history.csv"] = os.path.join(out_dir, "history.csv")
     files["history.json"] = os.path.join(out_dir, "history.json")
     writer = HistoryWriter(files["history.csv"], files["history.json"])

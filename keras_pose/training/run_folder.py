@@ -14,7 +14,7 @@ import shutil
 import time
 
 from keras_pose.training.config_values import fail
-from keras_pose.training.resume import diverged_message, latest_training_state
+from keras_pose.training.resume import diverged_message, latest_training_state, restore_training_state
 from keras_pose.utils.file_utils import atomic_write
 from keras_pose.utils.json_files import read_json_dict
 
@@ -222,5 +222,34 @@ def history_rows(path, epochs):
     return [{k: history[k][i] for k in keys if history[k][i] is not None} for i in range(count)]
 
 
+
+def start_or_resume(out, previous, resume, config, steps, model, ema, say):
+    """Begin a run in ``out["dir"]`` or pick up the killed one; the run-folder entries it made.
+
+    A new run: only now (everything that can fail on the config has run) is
+    an earlier run in the folder moved aside or deleted as asked
+    (`make_room`), and the config written. A resumed run: the training state
+    ``resume`` (`latest_training_state`) is restored into ``model`` / ``ema``
+    after checking it has ``steps`` steps per epoch.
+
+    Returns:
+        ``{"config": path[, "previous_run": path][, "resumed_from": folder]}``.
+    """
+    files = {"config": os.path.join(out["dir"], "config.yaml")}
+    if resume is None:
+        backup = make_room(out, previous, say)
+        if backup:
+            files["previous_run"] = backup
+        write_run_config(files["config"], config)
+        return files
+    if resume["steps_per_epoch"] != steps:
+        fail("train.steps_per_epoch", f"the run in {out['dir']!r} has {resume['steps_per_epoch']} steps per epoch, "
+             f"this config {steps} (the training set changed?); resume needs the same, or --restart.")
+    restore_training_state(model, resume, ema=ema)
+    files["resumed_from"] = resume["folder"]
+    say(f"Resuming the run in {out['dir']} at epoch {resume['epoch'] + 1}, step {resume['step'] + 1} (global step "
+        f"{resume['global_step']}) from {resume['folder']}.")
+    return files
+
 __all__ = ["PREVIOUS_RUNS_DIR", "STATE_DIR", "check_output", "describe_previous_run", "history_rows", "make_room",
-           "write_run_config"]
+           "start_or_resume", "write_run_config"]

@@ -81,8 +81,8 @@ from keras_pose.training.model_builder import (
 from keras_pose.training.optimizers import make_optimizer, make_schedule
 from keras_pose.training.param_groups import apply_recipes, idle_dataset_rows
 from keras_pose.training.distribution import setup_distribution
-from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged, restore_training_state
-from keras_pose.training.run_folder import STATE_DIR, check_output, history_rows, make_room, write_run_config
+from keras_pose.training.resume import TrainingStateCheckpoint, mark_diverged
+from keras_pose.training.run_folder import STATE_DIR, check_output, history_rows, start_or_resume
 from keras_pose.utils.file_utils import atomic_directory, atomic_write
 from keras_pose.utils.console import isatty
 
@@ -249,25 +249,9 @@ def train_from_config(config, overrides=None, verbose=1):
         ema = ExpMomentumEMA(momentum=t["ema"]["momentum"], gamma=t["ema"]["gamma"])
         say(f"EMA of the weights (mmpose ExpMomentumEMA, momentum {ema.momentum:g}, gamma {ema.gamma:g} steps): "
             "used for evaluation, the best checkpoint, last.weights.h5 and the preset.")
-    files = {}
     out_dir = out["dir"]
     ckpt_dir = os.path.join(out_dir, "checkpoints")
-    files["config"] = os.path.join(out_dir, "config.yaml")
-    if resume is None:
-        # Everything that can fail on the config has run: only now is an earlier
-        # run in the folder moved aside (or deleted when asked).
-        backup = make_room(out, previous, say)
-        if backup:
-            files["previous_run"] = backup
-        write_run_config(files["config"], config)
-    else:
-        if resume["steps_per_epoch"] != steps:
-            fail("train.steps_per_epoch", f"the run in {out_dir!r} has {resume['steps_per_epoch']} steps per epoch, "
-                  f"this config {steps} (the training set changed?); resume needs the same, or --restart.")
-        restore_training_state(model, resume, ema=ema)
-        files["resumed_from"] = resume["folder"]
-        say(f"Resuming the run in {out_dir} at epoch {resume['epoch'] + 1}, step {resume['step'] + 1} (global step "
-            f"{resume['global_step']}) from {resume['folder']}.")
+    files = start_or_resume(out, previous, resume, config, steps, model, ema, say)
 
     e = config["evaluation"]
     files["last_weights"] = os.path.join(ckpt_dir, "last.weights.h5")

@@ -18,10 +18,10 @@ def _overrides(args):
     if args.preset is not None:
         # The preset brings its architecture and input size: drop the config's.
         overrides[:0] = [("model.backbone", {}), ("model.head", {}), ("model.input_size", None)]
-    given = {key: getattr(args, key) for key in ("mesh", "coordinator", "num_processes", "process_id")}
-    if args.distribution is not None or any(v is not None for v in given.values()):
-        overrides.append(("train.distribution", {"kind": args.distribution,
-                                                 **{k: v for k, v in given.items() if v is not None}}))
+    # One key each: what the config's train.distribution says otherwise (sync_batch_norm, mesh, ...) stays.
+    for key in ("distribution", "mesh", "coordinator", "num_processes", "process_id"):
+        if getattr(args, key) is not None:
+            overrides.append((f"train.distribution.{'kind' if key == 'distribution' else key}", getattr(args, key)))
     if args.overwrite or args.restart:
         overrides.append(("output.overwrite", True))
     if args.discard_previous_run:

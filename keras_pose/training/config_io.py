@@ -118,6 +118,7 @@ _SHORTHANDS = {
     "output": ("dir", {}),
     "train.learning_rate": ("base", {"schedule": "constant"}),
     "train.optimizer": ("type", {}),
+    "train.distribution": ("kind", {}),
     "data.train": ("annotation_file", {}),
     "data.val": ("annotation_file", {}),
 }

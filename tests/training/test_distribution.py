@@ -53,6 +53,24 @@ def test_config_values_are_checked(tmp_path):
             load_train_config(_config(tmp_path, distribution=value))
 
 
+
+def test_command_line_flags_override_one_distribution_key_each(tmp_path):
+    """--distribution / --mesh / --coordinator set their keys; the config's other keys (sync_batch_norm) stay."""
+    import argparse
+
+    from keras_pose.cli import train as train_cli
+
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
+    for distribution in ({"kind": "model", "sync_batch_norm": False}, "model"):
+        config = _config(tmp_path, distribution=distribution)
+        args = parser.parse_args(["train", "config.yaml", "--distribution", "data", "--coordinator", "127.0.0.1:1234",
+                                  "--num-processes", "2", "--process-id", "1"])
+        d = load_train_config(config, train_cli._overrides(args))["train"]["distribution"]
+        assert d["kind"] == "data" and d["coordinator"] == "127.0.0.1:1234"
+        assert (d["num_processes"], d["process_id"]) == (2, 1)
+        assert d["sync_batch_norm"] is (not isinstance(distribution, dict))  # kept from the config, else default
+
 def test_tensorflow_refuses_what_it_cannot_run_and_names_the_alternative():
     assert setup_distribution(None).describe(8) == "one device; batch 8"
     with pytest.raises(TrainConfigError, match="ModelParallel.*KERAS_BACKEND=jax"):

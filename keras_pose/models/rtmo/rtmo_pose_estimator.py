@@ -219,6 +219,18 @@ class RTMO(OneStagePoseEstimator):
             jit_compile = bool(self.tf_train_jit_compile) and not kwargs.get("run_eagerly", False)
         keras.Model.compile(self, optimizer=optimizer, loss=None, jit_compile=jit_compile, **kwargs)
 
+    def get_compile_config(self):
+        """The optimizer and `RTMOLoss` when compiled for training; None otherwise.
+
+        (keras-hub's `Task.__init__` compiles once before the task is complete:
+        that compile has no RTMO loss and is not saved.)
+        """
+        from keras_pose.utils.compile_config import loss_compile_config
+
+        if getattr(self, "rtmo_loss", None) is None:
+            return None
+        return loss_compile_config(self, "rtmo_loss")
+
     def has_task_weights(self):
         """False unless weights beyond the network and the training-only branches exist.
 

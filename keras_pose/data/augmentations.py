@@ -22,6 +22,8 @@ import copy
 
 import tensorflow as tf
 
+from keras_pose.errors import PipelineError
+
 DEFAULT_AUGMENT = {
     # mmpose RandomFlip(direction="horizontal")
     "flip": {"prob": 0.5},
@@ -56,8 +58,54 @@ DEFAULT_AUGMENT = {
 _STAGES = tuple(DEFAULT_AUGMENT)
 
 
+def resolve_stages(augment, stage_options, enabled, label, example):
+    """Normalise a pipeline's ``augment`` argument against its stages (both pipelines use this).
+
+    Args:
+        augment: ``True`` (every stage at its default), ``False`` / ``None``
+            (none), or ``{stage: None | False | True | {overrides}}``; stages
+            not named keep their default.
+        stage_options: ``{stage: default options dict}``, in stage order.
+        enabled: ``{stage: bool}``, whether a stage not named is on.
+        label: how the messages name the stages ("augmentation ", ...).
+        example: an ``augment`` value quoted in the type error.
+
+    Returns:
+        dict ``stage -> options`` of the enabled stages (possibly empty).
+
+    Raises:
+        PipelineError: not a bool / dict, an unknown stage or option.
+    """
+    if augment is None or augment is False:
+        return {}
+    if augment is True:
+        augment = {}
+    if not isinstance(augment, dict):
+        raise PipelineError(f"`augment` must be True, False or a dict of stage overrides, got "
+                            f"{type(augment).__name__}; e.g. augment={example}.")
+    unknown = set(augment) - set(stage_options)
+    if unknown:
+        raise PipelineError(f"Unknown {label}stage(s) {sorted(unknown)}; the stages are {list(stage_options)}.")
+    out = {}
+    for stage, options in stage_options.items():
+        value = augment.get(stage, enabled[stage])
+        if value is None or value is False:
+            continue
+        config = copy.deepcopy(options)
+        if isinstance(value, dict):
+            bad = set(value) - set(options)
+            if bad:
+                raise PipelineError(f"Unknown option(s) {sorted(bad)} for augmentation stage {stage!r}; its "
+                                    f"options are {sorted(options)}.")
+            config.update(value)
+        elif value is not True:
+            raise PipelineError(f"augment[{stage!r}] must be True, False/None or a dict of options, got {value!r}.")
+        out[stage] = config
+    return out
+
+
 def resolve_augment(augment):
-    """Normalise the ``augment`` argument of the pipeline.
+    """Normalise the ``augment`` argument of the top-down pipeline (`resolve_stages`).
 
     Args:
         augment: ``True`` (all defaults), ``False`` / ``None`` (none), or a
@@ -68,41 +116,8 @@ def resolve_augment(augment):
     Returns:
         dict ``stage -> config dict`` of the enabled stages (possibly empty).
     """
-    if augment is None or augment is False:
-        return {}
-    if augment is True:
-        return copy.deepcopy(DEFAULT_AUGMENT)
-    if not isinstance(augment, dict):
-        raise ValueError(
-            f"`augment` must be True, False or a dict of stage overrides, got "
-            f"{type(augment).__name__}; e.g. augment={{'half_body': None, "
-            "'bbox_transform': {'rotate_factor': 40}}."
-        )
-    unknown = set(augment) - set(_STAGES)
-    if unknown:
-        raise ValueError(
-            f"Unknown augmentation stage(s) {sorted(unknown)}; the stages are {list(_STAGES)}."
-        )
-    out = {}
-    for stage, default in DEFAULT_AUGMENT.items():
-        value = augment.get(stage, True)
-        if value is None or value is False:
-            continue
-        config = copy.deepcopy(default)
-        if isinstance(value, dict):
-            bad = set(value) - set(default)
-            if bad:
-                raise ValueError(
-                    f"Unknown option(s) {sorted(bad)} for augmentation stage {stage!r}; "
-                    f"its options are {sorted(default)}."
-                )
-            config.update(value)
-        elif value is not True:
-            raise ValueError(
-                f"augment[{stage!r}] must be True, False/None or a dict of options, got {value!r}."
-            )
-        out[stage] = config
-    return out
+    return resolve_stages(augment, DEFAULT_AUGMENT, dict.fromkeys(_STAGES, True), "augmentation ",
+                          "{'half_body': None, 'bbox_transform': {'rotate_factor': 40}}")
 
 
 def split_seed(seed, num):

@@ -15,12 +15,11 @@ mmpose 1.x (``BottomupRandomAffine``, ``YOLOXHSVRandomAug``, ``RandomFlip``;
 ``Mosaic`` and ``YOLOXMixUp`` are off unless asked for).
 """
 
-import copy
 import math
 
 import tensorflow as tf
 
-from keras_pose.errors import PipelineError
+from keras_pose.data.augmentations import resolve_stages
 
 DEFAULT_WHOLE_IMAGE_AUGMENT = {
     # Random affine about the input centre (mmpose BottomupRandomAffine, RTMO):
@@ -58,34 +57,9 @@ def resolve_whole_image_augment(augment):
     Returns:
         dict ``stage -> options`` of the enabled stages.
     """
-    if augment is None or augment is False:
-        return {}
-    if augment is True:
-        augment = {}
-    if not isinstance(augment, dict):
-        raise PipelineError(
-            f"`augment` must be True, False or a dict of stage overrides, got {type(augment).__name__}; "
-            "e.g. augment={'mosaic': True, 'affine': {'max_rotation': 40}}.")
-    unknown = set(augment) - set(_STAGE_DEFAULTS)
-    if unknown:
-        raise PipelineError(f"Unknown whole-image augmentation stage(s) {sorted(unknown)}; the stages are "
-                            f"{list(_STAGE_DEFAULTS)}.")
-    out = {}
-    for stage, options in _STAGE_DEFAULTS.items():
-        value = augment.get(stage, DEFAULT_WHOLE_IMAGE_AUGMENT[stage] is not None)
-        if value is None or value is False:
-            continue
-        config = copy.deepcopy(options)
-        if isinstance(value, dict):
-            bad = set(value) - set(options)
-            if bad:
-                raise PipelineError(f"Unknown option(s) {sorted(bad)} for augmentation stage {stage!r}; its "
-                                    f"options are {sorted(options)}.")
-            config.update(value)
-        elif value is not True:
-            raise PipelineError(f"augment[{stage!r}] must be True, False/None or a dict of options, got {value!r}.")
-        out[stage] = config
-    return out
+    return resolve_stages(augment, _STAGE_DEFAULTS,
+                          {stage: DEFAULT_WHOLE_IMAGE_AUGMENT[stage] is not None for stage in _STAGE_DEFAULTS},
+                          "whole-image augmentation ", "{'mosaic': True, 'affine': {'max_rotation': 40}}")
 
 
 def _f64(value):

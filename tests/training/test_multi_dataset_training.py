@@ -7,6 +7,7 @@ import pytest
 
 import keras
 
+from pose_testing.interrupt import interrupt_after_global_step
 from pose_testing.paths import DATA_DIR
 
 import keras_pose
@@ -87,20 +88,13 @@ def _recipe_config(preset, out):
 def test_recipes_validation_per_dataset_and_resume(preset, tmp_path, monkeypatch):
     from keras_pose.training import train_from_config
     from keras_pose.training.ema import EMA_FILE
-    from keras_pose.training.resume import TrainingStateCheckpoint, list_training_states
+    from keras_pose.training.resume import list_training_states
     from keras_pose.models.vitpose.vitpose_multi_dataset import ViTPosePPMultiDataset
     from keras_pose.training.ema import _averaged_variables
 
     start = keras_pose.from_preset(preset)
     initial = {v.path: keras.ops.convert_to_numpy(v) for v in start.weights}
-    original = TrainingStateCheckpoint.on_train_batch_end
-
-    def kill_after_step_5(self, batch, logs=None):
-        original(self, batch, logs)
-        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 5:
-            raise KeyboardInterrupt  # epoch 2, step 2 of 3; the newest state is global step 4
-
-    monkeypatch.setattr(TrainingStateCheckpoint, "on_train_batch_end", kill_after_step_5)
+    interrupt_after_global_step(monkeypatch, 5)  # epoch 2, step 2 of 3; the newest state is global step 4
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_from_config(_recipe_config(preset, out), verbose=0)

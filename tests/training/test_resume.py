@@ -30,6 +30,7 @@ from keras_pose.training import (
 from keras_pose.training.resume import list_training_states
 from keras_pose.training.run_folder import STATE_DIR
 
+from pose_testing.interrupt import interrupt_after_global_step
 from pose_testing.paths import DATA_DIR
 from pose_testing.paths import REPO_ROOT
 
@@ -138,14 +139,7 @@ def _assert_same_weights(a, b, atol=1e-6):
 def test_train_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, monkeypatch):
     reference = train_from_config(_config(tmp_path / "reference"), verbose=0)
 
-    original = TrainingStateCheckpoint.on_train_batch_end
-
-    def kill_after_step_5(self, batch, logs=None):
-        original(self, batch, logs)
-        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 5:
-            raise KeyboardInterrupt  # epoch 2, step 2 of 3; the newest state is global step 4
-
-    monkeypatch.setattr(TrainingStateCheckpoint, "on_train_batch_end", kill_after_step_5)
+    interrupt_after_global_step(monkeypatch, 5)  # epoch 2, step 2 of 3; the newest state is global step 4
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_from_config(_config(out), verbose=0)
@@ -217,14 +211,7 @@ def test_resume_with_ema_continues_the_same_average(tmp_path, monkeypatch):
         return c
 
     reference = train_from_config(config(tmp_path / "reference"), verbose=0)
-    original = TrainingStateCheckpoint.on_train_batch_end
-
-    def kill_after_step_5(self, batch, logs=None):
-        original(self, batch, logs)
-        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 5:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainingStateCheckpoint, "on_train_batch_end", kill_after_step_5)
+    interrupt_after_global_step(monkeypatch, 5)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_from_config(config(out), verbose=0)

@@ -55,7 +55,6 @@ from keras_pose.codecs import get_codec
 from keras_pose.codecs import serialize_codec
 from keras_pose.errors import PresetError
 from keras_pose.losses import get_loss
-from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
 from keras_pose.utils.backend_imports import import_keras_hub
 from keras_pose.utils.compile_config import compile_from_loss_config, loss_compile_config
 
@@ -207,20 +206,18 @@ class PoseEstimator(keras_hub.models.Task):
         """One evaluation step on model-ready inputs and a target dict (any backend)."""
         return keras.Model.test_on_batch(self, _tensors(x), _tensors(y), _tensors(sample_weight), **kwargs)
 
-    # keras-hub tells a tf.data dataset from other inputs with its own module-level
-    # `tf`, None when keras-hub was imported without TensorFlow (JAX / PyTorch):
-    # hand it over first if the caller has imported TensorFlow since.
+    # Keras' own fit / evaluate / predict, not keras-hub's PipelineModel ones: those
+    # re-batch array inputs through grain or tf.data to map `preprocess_samples`,
+    # which is the identity here (model-ready inputs), and fail on JAX / PyTorch
+    # when neither grain nor TensorFlow is loaded (keras-hub >= 0.32).
     def fit(self, *args, **kwargs):
-        attach_tensorflow_to_keras_hub()
-        return super().fit(*args, **kwargs)
+        return keras.Model.fit(self, *args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
-        attach_tensorflow_to_keras_hub()
-        return super().evaluate(*args, **kwargs)
+        return keras.Model.evaluate(self, *args, **kwargs)
 
     def predict(self, *args, **kwargs):
-        attach_tensorflow_to_keras_hub()
-        return super().predict(*args, **kwargs)
+        return keras.Model.predict(self, *args, **kwargs)
 
     # --------------------------------------------------------------- inference
     def predict_keypoints(self, images, batch_size=32, **kwargs):

@@ -222,6 +222,30 @@ def test_train_on_batch_with_dict_targets_and_no_double_preprocessing():
     assert np.isfinite(history.history["loss"][0])
 
 
+def test_fit_evaluate_predict_on_arrays_need_neither_grain_nor_tensorflow_in_keras_hub(monkeypatch):
+    """On JAX / PyTorch keras-hub is imported without TensorFlow (and grain is optional): its
+    PipelineModel.fit would re-batch arrays through grain or tf.data and fail (keras-hub 0.32)."""
+    import types
+
+    import keras_hub.src.utils.pipeline_model as pipeline_model
+
+    from keras_pose.utils import backend_imports
+
+    monkeypatch.setattr(pipeline_model, "tf", None)
+    monkeypatch.setattr(pipeline_model, "grain", None)
+    # keras-pose sees no TensorFlow loaded (as on JAX / PyTorch), so it cannot hand it to keras-hub.
+    monkeypatch.setattr(backend_imports, "sys", types.SimpleNamespace(modules={}))
+    model = _tiny_vitpose()
+    x = np.random.default_rng(1).normal(size=(4, 64, 48, 3)).astype("float32")
+    y = _targets(4)
+    model.compile(optimizer=keras.optimizers.SGD(1e-2))
+    history = model.fit(x, y, batch_size=2, epochs=2, verbose=0, validation_split=0.5)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["val_loss"]).all()
+    expected = float(np.asarray(KeypointMSELoss()(y, model.predict_on_batch(x))))
+    assert float(np.asarray(model.evaluate(x, y, batch_size=4, verbose=0))) == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(model.predict(x, batch_size=2, verbose=0), np.asarray(model(x)), atol=1e-5)
+
+
 def test_compile_takes_keras_losses_and_names():
     model = _tiny_vitpose()
     x, y = np.zeros((2, 64, 48, 3), "float32"), _targets()

@@ -9,6 +9,7 @@ outputs are comparable across backends) and the two fit losses.
 
 import os
 import sys
+import time
 
 import keras
 import numpy as np
@@ -41,38 +42,41 @@ def _seed_weights(model, seed=0):
 MIXED_FAMILIES = ("vitpose", "vitpose_simple", "cpm", "cpn")
 
 
-def build_models():
+def _builders():
+    """``{family: () -> model}``: each family's small model, built on demand."""
     tiny_vit = dict(hidden_dim=32, num_layers=2, num_heads=4, mlp_dim=64)
-    vit = keras_pose.ViTPose(
-        keras_pose.ViTPoseBackbone(image_size=(64, 48), **tiny_vit), decoder="classic", deconv_filters=(16, 16)
-    )
-    vit_simple = keras_pose.ViTPose(keras_pose.ViTPoseBackbone(image_size=(64, 48), **tiny_vit), decoder="simple")
-    vit_pp = keras_pose.ViTPosePP(
-        keras_pose.ViTPoseBackbone(image_size=(64, 48), num_experts=6, part_features=8, **tiny_vit),
-        dataset="ap10k",
-        deconv_filters=(16, 16),
-    )
-    cpm = keras_pose.CPM(
-        backbone=CPMBackbone(
-            num_keypoints=17, image_size=(64, 48), num_stages=3, feat_channels=8, middle_channels=4,
-            stem_channels=8, stem_mid_channels=4, stem_head_channels=16,
-        )
-    )
-    hourglass = keras_pose.Hourglass(
-        backbone=HourglassBackbone(
-            image_size=(32, 32), num_stacks=2, downsample_times=2, stage_channels=[8, 8, 12],
-            stage_blocks=[1, 1, 2], feat_channels=8, stem_channels=4,
-        )
-    )
-    cpn = keras_pose.CPN(
-        backbone=keras_pose.CPNBackbone(
-            stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_filters=[64, 8, 8, 8], image_shape=(64, 64, 3)
+    return {
+        "vitpose": lambda: keras_pose.ViTPose(
+            keras_pose.ViTPoseBackbone(image_size=(64, 48), **tiny_vit), decoder="classic", deconv_filters=(16, 16)
         ),
-        global_channels=16,
-        refine_planes=8,
-    )
-    return {"vitpose": vit, "vitpose_simple": vit_simple, "vitpose_plus": vit_pp, "cpm": cpm,
-            "hourglass": hourglass, "cpn": cpn}
+        "vitpose_simple": lambda: keras_pose.ViTPose(
+            keras_pose.ViTPoseBackbone(image_size=(64, 48), **tiny_vit), decoder="simple"
+        ),
+        "vitpose_plus": lambda: keras_pose.ViTPosePP(
+            keras_pose.ViTPoseBackbone(image_size=(64, 48), num_experts=6, part_features=8, **tiny_vit),
+            dataset="ap10k",
+            deconv_filters=(16, 16),
+        ),
+        "cpm": lambda: keras_pose.CPM(
+            backbone=CPMBackbone(
+                num_keypoints=17, image_size=(64, 48), num_stages=3, feat_channels=8, middle_channels=4,
+                stem_channels=8, stem_mid_channels=4, stem_head_channels=16,
+            )
+        ),
+        "hourglass": lambda: keras_pose.Hourglass(
+            backbone=HourglassBackbone(
+                image_size=(32, 32), num_stacks=2, downsample_times=2, stage_channels=[8, 8, 12],
+                stage_blocks=[1, 1, 2], feat_channels=8, stem_channels=4,
+            )
+        ),
+        "cpn": lambda: keras_pose.CPN(
+            backbone=keras_pose.CPNBackbone(
+                stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_filters=[64, 8, 8, 8], image_shape=(64, 64, 3)
+            ),
+            global_channels=16,
+            refine_planes=8,
+        ),
+    }
 
 
 def _targets(model, batch, rng):
@@ -86,24 +90,28 @@ def _targets(model, batch, rng):
 def main(out_path, families=None):
     results = {}
     rng = np.random.default_rng(123)
-    for name, model in build_models().items():
+    for name, build in _builders().items():
         if families and name not in families:
             continue
+        start = time.perf_counter()
+        model = build()
         _seed_weights(model)
         h, w = model.image_size
         x = np.random.default_rng(7).normal(0.0, 1.0, (2, h, w, 3)).astype("float32")
         final = model.heatmaps_from_outputs(model(x, training=False))
         results[f"{name}/forward"] = keras.ops.convert_to_numpy(final)
-        # Eager steps: compiling six training graphs would dominate the run;
-        # XLA-compiled fits are covered by tests/training/test_training.py.
-        model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
+        # JAX: one XLA-compiled step (fit and train_on_batch share it) costs less than
+        # JAX's op-by-op eager steps (CPN: 18 s against 63 s). TensorFlow and PyTorch:
+        # eager steps (compiling six training graphs would dominate the run; XLA fits
+        # are covered by tests/training/test_training.py).
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=keras.backend.backend() == "jax")
         history = model.fit(x, _targets(model, 2, rng), batch_size=1, epochs=1, steps_per_epoch=2, verbose=0)
         results[f"{name}/loss"] = np.asarray(history.history["loss"], np.float32)
         # Mixed precision forward (bfloat16 compute, float32 heatmaps).
         if name in MIXED_FAMILIES:
             keras.config.set_dtype_policy("mixed_bfloat16")
             try:
-                mixed = build_models()[name]
+                mixed = build()
                 mixed.set_weights(model.get_weights())
                 out = keras.ops.convert_to_numpy(mixed.heatmaps_from_outputs(mixed(x, training=False)))
                 results[f"{name}/mixed_dtype"] = np.array(str(out.dtype))
@@ -113,7 +121,7 @@ def main(out_path, families=None):
         # One step on a target dict (keras-hub's PipelineModel converts `y` with one convert_to_tensor).
         step_targets = _targets(model, 2, np.random.default_rng(5))  # own generator: the fits above stay as they were
         results[f"{name}/train_on_batch"] = np.asarray(model.train_on_batch(x, step_targets), np.float32)
-        print(name, "ok", flush=True)
+        print(name, "ok", f"{time.perf_counter() - start:.1f}s", flush=True)
     np.savez(out_path, **results)
 
 

@@ -24,22 +24,25 @@ backend_smoke = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(backend_smoke)
 
 TINY = dict(hidden_dim=32, num_layers=2, num_heads=4, mlp_dim=64)
+# XLA-compiled steps on JAX (cheaper there than op-by-op eager steps), eager elsewhere.
+JIT = keras.backend.backend() == "jax"
 
 
-def build_models():
-    return {
+def build_models(only=None):
+    builders = {
         # 1/8 tokens (8 x 6), padded 3 x 4 windows, pooling + shift, minimal decoder.
-        "stride8_shifted_pooling_minimal": keras_pose.ViTPose(
+        "stride8_shifted_pooling_minimal": lambda: keras_pose.ViTPose(
             keras_pose.ViTPoseBackbone(image_size=(64, 48), patch_stride=8, patch_padding=4,
                                        attention="shifted_pooling_window", window_size=(3, 4), **TINY),
             decoder="minimal",
         ),
         # 1/16 tokens (4 x 3), 2 x 2 windows then shifted ones, classic decoder.
-        "stride16_shifted_classic": keras_pose.ViTPose(
+        "stride16_shifted_classic": lambda: keras_pose.ViTPose(
             keras_pose.ViTPoseBackbone(image_size=(64, 48), attention="shifted_window", window_size=2, **TINY),
             deconv_filters=(16, 16),
         ),
     }
+    return {name: build() for name, build in builders.items() if only in (None, name)}
 
 
 def main(out_path):
@@ -49,13 +52,13 @@ def main(out_path):
         backend_smoke._seed_weights(model)
         x = np.random.default_rng(7).normal(0.0, 1.0, (2, 64, 48, 3)).astype("float32")
         results[f"{name}/forward"] = keras.ops.convert_to_numpy(model(x, training=False))
-        model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=JIT)
         history = model.fit(x, backend_smoke._targets(model, 2, rng), batch_size=1, epochs=1, steps_per_epoch=2,
                             verbose=0)
         results[f"{name}/loss"] = np.asarray(history.history["loss"], np.float32)
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
-            mixed = build_models()[name]
+            mixed = build_models(name)[name]
             mixed.set_weights(model.get_weights())
             out = keras.ops.convert_to_numpy(mixed(x, training=False))
             results[f"{name}/mixed_dtype"] = np.array(str(out.dtype))
@@ -74,14 +77,14 @@ def main(out_path):
     )
     student = keras_pose.ViTPose(keras_pose.ViTPoseBackbone(image_size=(64, 48), **{**TINY, "hidden_dim": 16}),
                                  decoder="minimal")
-    student.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False,
+    student.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=JIT,
                     distillation=OutputDistillation(teacher, weight=1.0))
     history = student.fit(x, backend_smoke._targets(student, 2, rng), batch_size=1, epochs=2, verbose=0)
     results["distill_output/loss"] = np.asarray(history.history["loss"], np.float32)
     token = fit_knowledge_token(with_knowledge_token(teacher), x, backend_smoke._targets(teacher, 2, rng),
                                 batch_size=1, epochs=1, verbose=0)
     student = with_knowledge_token(student, token=token)
-    student.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
+    student.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=JIT)
     history = student.fit(x, backend_smoke._targets(student, 2, rng), batch_size=1, epochs=2, verbose=0)
     results["distill_token/loss"] = np.asarray(history.history["loss"], np.float32)
     results["distill_token/unchanged"] = np.array(

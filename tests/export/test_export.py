@@ -510,16 +510,16 @@ def test_representative_dataset_forms():
 
     from keras_pose.export import calibration_samples
 
-    fam = _get("hourglass")
-    size = fam.model.image_size
-    ds = tf.data.Dataset.from_tensor_slices((fam.calibration, np.zeros(len(fam.calibration)))).batch(8)
-    batches = lambda: (fam.calibration[i : i + 8] for i in range(0, len(fam.calibration), 8))  # noqa: E731
-    expected = calibration_samples(fam.calibration, size, 100)
-    np.testing.assert_array_equal(expected, fam.calibration)
-    for form in (ds, batches, batches(), list(fam.calibration)):
-        np.testing.assert_array_equal(calibration_samples(form, size, 100), expected)
-    np.testing.assert_array_equal(calibration_samples(fam.calibration[3], size, 100), expected[3:4])
-    np.testing.assert_array_equal(calibration_samples(ds, size, 7), expected[:7])
+    size = (64, 48)
+    crops = np.random.default_rng(0).normal(size=(21, *size, 3)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((crops, np.zeros(len(crops)))).batch(8)
+    batches = lambda: (crops[i : i + 8] for i in range(0, len(crops), 8))  # noqa: E731
+    np.testing.assert_array_equal(calibration_samples(crops, size, 100), crops)
+    for form in (ds, batches, batches(), list(crops), ds.map(lambda x, y: {"images": x})):
+        np.testing.assert_array_equal(calibration_samples(form, size, 100), crops)
+    np.testing.assert_array_equal(calibration_samples(crops[3], size, 100), crops[3:4])
+    np.testing.assert_array_equal(calibration_samples(ds, size, 7), crops[:7])
+    np.testing.assert_array_equal(calibration_samples(batches, size, 10), crops[:10])
 
 
 @SLOW

@@ -24,7 +24,7 @@ STEPS = int(os.environ.get("KERAS_POSE_RTMO_OVERFIT_STEPS", "25"))
 # (the same in one process after other tests, and on CI: 37.01 with this code and seed; the 53 once noted
 # here was measured before the training branches / weight-creation order changed, i.e. other initial
 # weights). Measured (TF, seed 0, lr 2e-3): loss 37.01 -> 30.11 after 25 steps (0.81x), 26.52 after 40;
-# per term after 25 steps: mle 3.37 -> ~-0.5, vis 0.80 -> ~0.62, oks 27.8 -> ~24.5. The checks leave room
+# per term after 25 steps: mle 3.37 -> ~-0.5, vis 0.80 -> 0.69, oks 27.8 -> 24.7. The checks leave room
 # for numeric drift between machines and fail when the weights do not train (every term stays put).
 LOSS_RATIO = 0.9
 # The goal is AP >= 0.8, not reached on CPU yet: AP after 75 / 100 / 150 / 200 steps was
@@ -72,7 +72,7 @@ def test_rtmo_overfits_the_coco_samples():
     assert losses[-1] < LOSS_RATIO * losses[0]
     # the training-only branches train: the MLE term (sigma branch, DCC) and the visibility BCE fall
     assert history.history["loss_mle"][-1] < history.history["loss_mle"][0] - 1.0
-    assert history.history["loss_vis"][-1] < 0.9 * history.history["loss_vis"][0]
+    assert history.history["loss_vis"][-1] < 0.95 * history.history["loss_vis"][0]
     assert history.history["loss_oks"][-1] < 0.95 * history.history["loss_oks"][0]
     assert untrained < 0.1
     if STEPS >= AP_STEPS:

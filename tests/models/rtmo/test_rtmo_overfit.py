@@ -31,8 +31,10 @@ LOSS_RATIO = 0.9
 # TF, shared 2-core CPU): untrained 0.000; after 25 / 75 / 125 / 200 steps 0.000 / 0.006 / 0.196 / 0.621
 # (loss 36.6 -> 30.6 / 23.5 / 19.7 / 18.0; 200 steps ~500 CPU-s). Before the DCC BatchNorm took its
 # statistics from the positives only (padded rows set them): 0.07 / 0.09 / 0.28 / 0.29 after 75 / 100 /
-# 150 / 200 steps. KERAS_POSE_RTMO_OVERFIT_STEPS=150 or more also checks the AP gain (>= 0.2 at 150).
+# 150 / 200 steps. KERAS_POSE_RTMO_OVERFIT_STEPS=150 or more also checks the AP gain (>= 0.2 from 150
+# steps, >= 0.5 from 200).
 MIN_AP = 0.2
+MIN_AP_200 = 0.5  # 200 steps or more (0.621 measured)
 AP_STEPS = 150
 
 
@@ -79,4 +81,4 @@ def test_rtmo_overfits_the_coco_samples():
     assert history.history["loss_oks"][-1] < 0.95 * history.history["loss_oks"][0]
     assert untrained < 0.1
     if STEPS >= AP_STEPS:
-        assert trained >= MIN_AP
+        assert trained >= (MIN_AP_200 if STEPS >= 200 else MIN_AP)

@@ -21,7 +21,7 @@ INPUT = (256, 256)
 WIDEN = 0.25
 STEPS = int(os.environ.get("KERAS_POSE_RTMO_OVERFIT_STEPS", "25"))
 # The first loss is the untrained model's loss on the batch: a function of the seeded initial weights only
-# (the same in one process after other tests, and on CI; the 53 once noted here was measured before the
+# (the same in one process after other tests, and on CI; the 53 once noted here was most likely measured before the
 # training branches / weight-creation order changed, i.e. with other initial weights). Measured (TF, seed 0,
 # lr 2e-3): loss 36.63 -> 30.55 after 25 steps (0.83x); before the DCC BatchNorm fix 37.01 -> 30.11 (CI the
 # same), per term mle 3.37 -> -0.50, vis 0.80 -> 0.69, oks 27.8 -> 24.7. The checks leave room for numeric

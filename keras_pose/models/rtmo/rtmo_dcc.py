@@ -157,8 +157,14 @@ class DynamicCoordinateClassifier(keras.layers.Layer):
         exp = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True))
         return exp / (ops.sum(exp, axis=-1, keepdims=True) + SOFTMAX_EPSILON)
 
-    def keypoints_and_heatmaps(self, pose_vecs, bbox_cs, grids, training=None):
+    def keypoints_and_heatmaps(self, pose_vecs, bbox_cs, grids, training=None, mask=None):
         """Flat instances: pose_vecs (N, C), bbox_cs (N, 4), grids (N, 2) in pixels.
+
+        `mask` (N,) bool, optional: the rows that are real instances. While
+        training, ``pose_to_kpts_bn``'s batch statistics (and so its moving
+        statistics) come from these rows only, as mmpose's BatchNorm1d sees
+        only the positive priors; padding rows are normalised with them but do
+        not shift them. If no row is real, every row is used.
 
         Returns (keypoints (N, K, 2) pixels, x_probs (N, K, Nx), y_probs
         (N, K, Ny)): the normalised 1-D heatmaps (float32) the MLE loss of
@@ -167,7 +173,10 @@ class DynamicCoordinateClassifier(keras.layers.Layer):
         """
         bbox_cs = ops.cast(bbox_cs, "float32")
         grids = ops.cast(grids, "float32")
-        feats = self.pose_to_kpts_bn(self.pose_to_kpts(pose_vecs), training=training)
+        if mask is not None:
+            mask = ops.convert_to_tensor(mask, "bool")
+            mask = ops.logical_or(mask, ops.logical_not(ops.any(mask)))  # no real row: all rows
+        feats = self.pose_to_kpts_bn(self.pose_to_kpts(pose_vecs), training=training, mask=mask)
         feats = self._gau(ops.reshape(feats, (-1, self.num_keypoints, self.feat_channels)))
 
         center, size = bbox_cs[:, :2], bbox_cs[:, 2:]

@@ -264,8 +264,9 @@ class RTMOLoss:
         sizes = (p_boxes[..., 2:] - p_boxes[..., :2]) * BBOX_PADDING
         bbox_cs = flat(ops.concatenate([centers, sizes], axis=-1), (4,))
         vecs = flat(p_vec, (p_vec.shape[-1],))
+        # The DCC's BatchNorm takes its statistics from the positives only (mmpose runs it on them).
         cc_kpts, x_probs, y_probs = network.dcc.keypoints_and_heatmaps(vecs, bbox_cs, flat(p_priors, (2,)),
-                                                                       training=True)
+                                                                       training=True, mask=flat(valid, ()))
         pred_sigmas = branches.sigmas(vecs)
         hm_x, hm_y = target_heatmaps(flat(t_kpts, (k, 2)), bbox_cs, pred_sigmas, flat(t_areas, ()),
                                      network.dcc.x_bins, network.dcc.y_bins)

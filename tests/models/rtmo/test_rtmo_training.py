@@ -146,3 +146,31 @@ def test_mode_switch_changes_the_loss_at_its_epochs():
     assert calls == [True, "pipeline", True]
     with pytest.raises(TypeError, match="on_last_stage"):
         RTMOModeSwitch(on_last_stage="mosaic off")
+
+
+def test_dcc_batch_norm_statistics_come_from_the_masked_rows_only():
+    # mmpose runs the DCC's BatchNorm1d on the positive priors only: padding rows (any values) must change
+    # neither the real rows' training outputs nor the moving statistics.
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(3, 8)).astype(np.float32)
+    padding = (100.0 + 50.0 * rng.normal(size=(5, 8))).astype(np.float32)
+    boxes = np.tile(np.array([[32.0, 32.0, 40.0, 40.0]], np.float32), (8, 1))
+    grids = np.tile(np.array([[24.0, 24.0]], np.float32), (8, 1))
+
+    def run(vecs, mask):
+        keras.utils.set_random_seed(2)
+        dcc = DynamicCoordinateClassifier(in_channels=8, num_keypoints=K, feat_channels=8, num_bins=(8, 8),
+                                          spe_channels=8, gau_s=8)
+        dcc.build()
+        n = vecs.shape[0]
+        kpts, x_probs, _ = dcc.keypoints_and_heatmaps(vecs, boxes[:n], grids[:n], training=True, mask=mask)
+        moving = keras.ops.convert_to_numpy(dcc.pose_to_kpts_bn.moving_mean)
+        return keras.ops.convert_to_numpy(kpts)[:3], keras.ops.convert_to_numpy(x_probs)[:3], moving
+
+    alone = run(real, None)
+    padded = run(np.concatenate([real, padding]), np.array([True] * 3 + [False] * 5))
+    unmasked = run(np.concatenate([real, padding]), None)
+    for a, b in zip(alone, padded):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert np.abs(unmasked[2] - alone[2]).max() > 1.0  # without the mask the padding shifts the statistics
+    assert np.abs(alone[2]).max() > 0  # the moving mean did update

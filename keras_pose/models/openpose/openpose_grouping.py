@@ -45,31 +45,74 @@ def _gaussian_radius(sigma, truncate=4.0):
     return int(truncate * float(sigma) + 0.5)  # scipy.ndimage.gaussian_filter's kernel radius
 
 
-def _active_boxes(raw, threshold, radius, block=16):
-    """Per part the ``(y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
+def _block_mass(sigma, radius, block):
+    """Per block offset ``k`` the most weight the 1-D kernel puts on block ``k`` seen from any pixel of block 0."""
+    x = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 / (float(sigma) ** 2) * x ** 2)  # scipy's _gaussian_kernel1d (order 0)
+    kernel = kernel / kernel.sum()
+    reach = -(-(radius + block - 1) // block)
+    mass = np.zeros(2 * reach + 1)
+    for k in range(-reach, reach + 1):
+        for p in range(block):
+            d = np.arange(k * block, k * block + block) - p
+            mass[k + reach] = max(mass[k + reach], kernel[d[np.abs(d) <= radius] + radius].sum())
+    return mass, reach
 
-    The truncated Gaussian's weights are positive and sum to 1, so a smoothed
-    value above ``threshold`` needs a raw value above it within ``radius``:
-    blocks holding such a value, grown by one block (>= radius + 1 pixels),
-    then grouped into connected boxes.
+
+def _bound_1d(m, mass, reach, size, radius, block, axis):
+    """``sum_k mass[k] * m[b + k]`` along ``axis``, the blocks beyond the map replaced by their reflections' max."""
+    n = m.shape[axis]
+    take = lambda a, b: np.take(m, np.arange(a, b), axis=axis).max(axis=axis, keepdims=True)
+    if size <= radius:
+        first = last = m.max(axis=axis, keepdims=True)
+    else:
+        first, last = take(0, (radius - 1) // block + 1), take((size - radius) // block, n)
+    padded = np.concatenate([np.repeat(first, reach, axis)] + [m] + [np.repeat(last, reach, axis)], axis=axis)
+    if size % block:  # the partial last cell's missing pixels are reflections too
+        index = [slice(None)] * m.ndim
+        index[axis] = slice(reach + n - 1, reach + n)
+        padded[tuple(index)] = np.maximum(padded[tuple(index)], last)
+    out = np.zeros_like(m)
+    for k in range(2 * reach + 1):
+        out += mass[k] * np.take(padded, np.arange(k, k + n), axis=axis)
+    return out
+
+
+def _cell_max(x, block, axis):
+    """Max over consecutive ``block``-long runs along ``axis`` 0 or 1 (the last run may be shorter)."""
+    n = x.shape[axis]
+    full = n // block * block
+    head = x[:full] if axis == 0 else x[:, :full]
+    shape = head.shape[:axis] + (n // block, block) + head.shape[axis + 1:]
+    out = [head.reshape(shape).max(axis=axis + 1)] if full else []
+    if full < n:
+        out.append((x[full:] if axis == 0 else x[:, full:]).max(axis=axis, keepdims=True))
+    return np.concatenate(out, axis=axis) if len(out) > 1 else out[0]
+
+
+def _active_boxes(raw, threshold, sigma, radius, block=8):
+    """``(part, y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
+
+    The truncated Gaussian's weights are positive and separable: on a grid of
+    ``block`` x ``block`` cells, a pixel's smoothed value is at most the sum
+    over nearby cells of (largest weight mass the kernel can put on the
+    cell) x (the cell's largest raw value, >= 0). Cells whose bound passes
+    ``threshold`` are grouped into connected boxes per part.
     """
     from scipy import ndimage
 
     h, w, k = raw.shape
-    hot = raw > threshold * (1.0 - 1e-9)
-    rows = np.logical_or.reduceat(hot, np.arange(0, h, block), axis=0)
-    blocks = np.logical_or.reduceat(rows, np.arange(0, w, block), axis=1)  # (by, bx, k)
-    grow = -(-(radius + 1) // block)
-    boxes = []
-    for part in range(k):
-        active = ndimage.binary_dilation(blocks[:, :, part], iterations=grow) if blocks[:, :, part].any() else None
-        if active is None:
-            boxes.append([])
-            continue
-        labels, _ = ndimage.label(active)
-        boxes.append([(sy.start * block, min(sy.stop * block, h), sx.start * block, min(sx.stop * block, w))
-                      for sy, sx in ndimage.find_objects(labels)])
-    return boxes
+    cells = np.maximum(_cell_max(_cell_max(raw, block, 0), block, 1), 0).astype(np.float64)
+    mass, reach = _block_mass(sigma, radius, block)
+    bound = _bound_1d(_bound_1d(cells, mass, reach, h, radius, block, 0), mass, reach, w, radius, block, 1)
+    active = bound * (1.0 + 1e-9) > threshold
+    if not active.any():
+        return []
+    structure = np.zeros((3, 3, 3), bool)
+    structure[:, :, 1] = True  # 8-connected within a part, parts apart
+    labels, _ = ndimage.label(active, structure=structure)
+    return [(sp.start, sy.start * block, min(sy.stop * block, h), sx.start * block, min(sx.stop * block, w))
+            for sy, sx, sp in ndimage.find_objects(labels)]
 
 
 def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
@@ -77,39 +120,40 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
 
     The same peaks as the reference: the Gaussian (scipy, ``mode="reflect"``)
     and the 4-neighbour test are evaluated only in boxes that can hold a
-    value above ``threshold`` (`_active_boxes`), each box cropped with a
-    ``radius``-pixel margin, which gives bitwise the full-image filter's
-    values inside it; out-of-map neighbours are 0 as in the reference.
+    value above ``threshold`` (`_active_boxes`), each box plus its one-pixel
+    ring filtered from a crop with a ``radius``-pixel margin, one axis at a
+    time (bitwise the full-image filter's values there); out-of-map
+    neighbours are 0 as in the reference. ``heatmaps`` may be float32 (the
+    values are taken as float64, exactly).
     """
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter1d
 
-    raw = np.asarray(heatmaps[:, :, :num_parts], np.float64)
+    raw = heatmaps[:, :, :num_parts]
     h, w = raw.shape[:2]
     r = _gaussian_radius(sigma)
     found = []  # (part, y, x)
-    for part, boxes in enumerate(_active_boxes(raw, threshold, r)):
-        for y0, y1, x0, x1 in boxes:
-            cy0, cy1, cx0, cx1 = max(0, y0 - r - 1), min(h, y1 + r + 1), max(0, x0 - r - 1), min(w, x1 + r + 1)
-            smooth = gaussian_filter(raw[cy0:cy1, cx0:cx1, part], sigma=sigma)
-            # the box plus its one-pixel ring of neighbours (0 beyond the map's edge)
-            oy0, ox0 = y0 - cy0, x0 - cx0
-            pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))
-            sy0, sy1 = max(0, oy0 - 1), min(smooth.shape[0], oy0 + (y1 - y0) + 1)
-            sx0, sx1 = max(0, ox0 - 1), min(smooth.shape[1], ox0 + (x1 - x0) + 1)
-            pad[sy0 - (oy0 - 1):sy1 - (oy0 - 1), sx0 - (ox0 - 1):sx1 - (ox0 - 1)] = smooth[sy0:sy1, sx0:sx1]
-            c = pad[1:-1, 1:-1]
-            peaks = ((c >= pad[:-2, 1:-1]) & (c >= pad[2:, 1:-1]) & (c >= pad[1:-1, :-2]) & (c >= pad[1:-1, 2:])
-                     & (c > threshold))
-            ys, xs = np.nonzero(peaks)
-            if len(ys):
-                found.append(np.stack([np.full(len(ys), part), ys + y0, xs + x0], axis=1))
+    for part, y0, y1, x0, x1 in _active_boxes(raw, threshold, sigma, r):
+        # rows/cols of the box and its ring, inside the map
+        ry0, ry1, rx0, rx1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+        cy0, cy1, cx0, cx1 = max(0, ry0 - r), min(h, ry1 + r), max(0, rx0 - r), min(w, rx1 + r)
+        crop = np.array(raw[cy0:cy1, cx0:cx1, part], np.float64)
+        smooth = gaussian_filter1d(crop, sigma, axis=0, mode="reflect")[ry0 - cy0:ry1 - cy0]
+        smooth = gaussian_filter1d(smooth, sigma, axis=1, mode="reflect")[:, rx0 - cx0:rx1 - cx0]
+        pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))  # the box and its ring; 0 beyond the map's edge
+        pad[ry0 - (y0 - 1):ry1 - (y0 - 1), rx0 - (x0 - 1):rx1 - (x0 - 1)] = smooth
+        c = pad[1:-1, 1:-1]
+        peaks = ((c >= pad[:-2, 1:-1]) & (c >= pad[2:, 1:-1]) & (c >= pad[1:-1, :-2]) & (c >= pad[1:-1, 2:])
+                 & (c > threshold))
+        ys, xs = np.nonzero(peaks)
+        if len(ys):
+            found.append(np.stack([np.full(len(ys), part), ys + y0, xs + x0], axis=1))
     if found:
         # sorted by part, then row-major (the reference's ids); boxes of one part may overlap: unique
         found = np.unique(np.concatenate(found), axis=0)
         part, y, x = found[:, 0], found[:, 1], found[:, 2]
     else:
         part = y = x = np.zeros(0, np.int64)
-    candidate = np.stack([x, y, raw[y, x, part], np.arange(len(x))], axis=1).astype(np.float64)
+    candidate = np.stack([x, y, raw[y, x, part].astype(np.float64), np.arange(len(x))], axis=1).astype(np.float64)
     bounds = np.searchsorted(part, np.arange(num_parts + 1))
     return candidate.reshape(-1, 4), [slice(bounds[i], bounds[i + 1]) for i in range(num_parts)]
 
@@ -234,8 +278,11 @@ def group_people(heatmaps, pafs, limbs, paf_channels, image_height, method="fast
     """
     if method not in METHODS:
         raise ValueError(f"grouping method must be one of {METHODS}, got {method!r}.")
-    heatmaps = np.asarray(heatmaps, np.float64)
-    pafs = np.asarray(pafs, np.float64)
+    # float32 maps stay float32 for the fast parser (it reads values as float64, exactly): no full-map copy
+    keep = (np.float32, np.float64) if method == "fast" else (np.float64,)
+    heatmaps, pafs = np.asarray(heatmaps), np.asarray(pafs)
+    heatmaps = heatmaps if heatmaps.dtype in keep else heatmaps.astype(np.float64)
+    pafs = pafs if pafs.dtype in keep else pafs.astype(np.float64)
     if heatmaps.ndim != 3 or pafs.ndim != 3 or heatmaps.shape[:2] != pafs.shape[:2]:
         raise ValueError(f"heatmaps and pafs must be (H, W, C) maps of one size, got {heatmaps.shape} and "
                          f"{pafs.shape}.")

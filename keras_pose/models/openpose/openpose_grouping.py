@@ -45,11 +45,15 @@ def _gaussian_radius(sigma, truncate=4.0):
     return int(truncate * float(sigma) + 0.5)  # scipy.ndimage.gaussian_filter's kernel radius
 
 
-def _block_mass(sigma, radius, block):
-    """Per block offset ``k`` the most weight the 1-D kernel puts on block ``k`` seen from any pixel of block 0."""
+def _gaussian_kernel(sigma, radius):
+    """scipy.ndimage's order-0 Gaussian weights (``_gaussian_kernel1d``), the same float64 values."""
     x = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 / (float(sigma) ** 2) * x ** 2)  # scipy's _gaussian_kernel1d (order 0)
-    kernel = kernel / kernel.sum()
+    kernel = np.exp(-0.5 / (sigma * sigma) * x ** 2)
+    return kernel / kernel.sum()
+
+
+def _block_mass(kernel, radius, block):
+    """Per block offset ``k`` the most weight the 1-D kernel puts on block ``k`` seen from any pixel of block 0."""
     reach = -(-(radius + block - 1) // block)
     mass = np.zeros(2 * reach + 1)
     for k in range(-reach, reach + 1):
@@ -78,19 +82,31 @@ def _bound_1d(m, mass, reach, size, radius, block, axis):
     return out
 
 
-def _cell_max(x, block, axis):
-    """Max over consecutive ``block``-long runs along ``axis`` 0 or 1 (the last run may be shorter)."""
-    n = x.shape[axis]
-    full = n // block * block
-    head = x[:full] if axis == 0 else x[:, :full]
-    shape = head.shape[:axis] + (n // block, block) + head.shape[axis + 1:]
-    out = [head.reshape(shape).max(axis=axis + 1)] if full else []
-    if full < n:
-        out.append((x[full:] if axis == 0 else x[:, full:]).max(axis=axis, keepdims=True))
-    return np.concatenate(out, axis=axis) if len(out) > 1 else out[0]
+def _cell_max(x, block):
+    """``(ceil(H / block), ceil(W / block), C)`` maxima of ``x (H, W, C)`` over ``block`` x ``block`` cells."""
+    h, w, c = x.shape
+    full = h // block * block
+    rows = []
+    if full:  # contiguous maps: one reduction over runs of whole rows
+        head = x[:full].reshape(h // block, block, w * c) if x.flags.c_contiguous else x[:full].reshape(
+            h // block, block, w, c)
+        rows.append(head.max(axis=1).reshape(h // block, w, c))
+    if full < h:
+        rows.append(x[full:].max(axis=0, keepdims=True))
+    rows = np.concatenate(rows) if len(rows) > 1 else rows[0]
+    full = w // block * block
+    cols = []
+    if full:
+        m = rows[:, 0:full:block].copy()
+        for i in range(1, block):
+            np.maximum(m, rows[:, i:full:block], out=m)
+        cols.append(m)
+    if full < w:
+        cols.append(rows[:, full:].max(axis=1, keepdims=True))
+    return np.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
 
 
-def _active_boxes(raw, threshold, sigma, radius, block=8):
+def _active_boxes(heatmaps, num_parts, threshold, kernel, radius, block=8):
     """``(part, y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
 
     The truncated Gaussian's weights are positive and separable: on a grid of
@@ -101,9 +117,9 @@ def _active_boxes(raw, threshold, sigma, radius, block=8):
     """
     from scipy import ndimage
 
-    h, w, k = raw.shape
-    cells = np.maximum(_cell_max(_cell_max(raw, block, 0), block, 1), 0).astype(np.float64)
-    mass, reach = _block_mass(sigma, radius, block)
+    h, w = heatmaps.shape[:2]
+    cells = np.maximum(_cell_max(heatmaps, block)[:, :, :num_parts], 0).astype(np.float64)
+    mass, reach = _block_mass(kernel, radius, block)
     bound = _bound_1d(_bound_1d(cells, mass, reach, h, radius, block, 0), mass, reach, w, radius, block, 1)
     active = bound * (1.0 + 1e-9) > threshold
     if not active.any():
@@ -126,19 +142,20 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
     neighbours are 0 as in the reference. ``heatmaps`` may be float32 (the
     values are taken as float64, exactly).
     """
-    from scipy.ndimage import gaussian_filter1d
+    from scipy.ndimage import correlate1d
 
     raw = heatmaps[:, :, :num_parts]
     h, w = raw.shape[:2]
     r = _gaussian_radius(sigma)
+    weights = _gaussian_kernel(sigma, r)[::-1]  # as gaussian_filter1d
     found = []  # (part, y, x)
-    for part, y0, y1, x0, x1 in _active_boxes(raw, threshold, sigma, r):
+    for part, y0, y1, x0, x1 in _active_boxes(heatmaps, num_parts, threshold, weights, r):
         # rows/cols of the box and its ring, inside the map
         ry0, ry1, rx0, rx1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
         cy0, cy1, cx0, cx1 = max(0, ry0 - r), min(h, ry1 + r), max(0, rx0 - r), min(w, rx1 + r)
-        crop = np.array(raw[cy0:cy1, cx0:cx1, part], np.float64)
-        smooth = gaussian_filter1d(crop, sigma, axis=0, mode="reflect")[ry0 - cy0:ry1 - cy0]
-        smooth = gaussian_filter1d(smooth, sigma, axis=1, mode="reflect")[:, rx0 - cx0:rx1 - cx0]
+        # scipy filters in float64 whatever the input's type
+        smooth = correlate1d(raw[cy0:cy1, cx0:cx1, part], weights, 0, np.float64, "reflect")[ry0 - cy0:ry1 - cy0]
+        smooth = correlate1d(smooth, weights, 1, np.float64, "reflect")[:, rx0 - cx0:rx1 - cx0]
         pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))  # the box and its ring; 0 beyond the map's edge
         pad[ry0 - (y0 - 1):ry1 - (y0 - 1), rx0 - (x0 - 1):rx1 - (x0 - 1)] = smooth
         c = pad[1:-1, 1:-1]

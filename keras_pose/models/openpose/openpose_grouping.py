@@ -65,21 +65,20 @@ def _block_mass(kernel, radius, block):
 
 def _bound_1d(m, mass, reach, size, radius, block, axis):
     """``sum_k mass[k] * m[b + k]`` along ``axis``, the blocks beyond the map replaced by their reflections' max."""
-    n = m.shape[axis]
-    take = lambda a, b: np.take(m, np.arange(a, b), axis=axis).max(axis=axis, keepdims=True)
+    m = np.moveaxis(m, axis, 0)
+    n = len(m)
     if size <= radius:
-        first = last = m.max(axis=axis, keepdims=True)
+        first = last = m.max(axis=0)
     else:
-        first, last = take(0, (radius - 1) // block + 1), take((size - radius) // block, n)
-    padded = np.concatenate([np.repeat(first, reach, axis)] + [m] + [np.repeat(last, reach, axis)], axis=axis)
+        first, last = m[:(radius - 1) // block + 1].max(axis=0), m[(size - radius) // block:].max(axis=0)
+    padded = np.empty((n + 2 * reach,) + m.shape[1:])
+    padded[:reach], padded[reach:reach + n], padded[reach + n:] = first, m, last
     if size % block:  # the partial last cell's missing pixels are reflections too
-        index = [slice(None)] * m.ndim
-        index[axis] = slice(reach + n - 1, reach + n)
-        padded[tuple(index)] = np.maximum(padded[tuple(index)], last)
-    out = np.zeros_like(m)
-    for k in range(2 * reach + 1):
-        out += mass[k] * np.take(padded, np.arange(k, k + n), axis=axis)
-    return out
+        np.maximum(padded[reach + n - 1], last, out=padded[reach + n - 1])
+    out = mass[0] * padded[:n]
+    for k in range(1, 2 * reach + 1):
+        out += mass[k] * padded[k:k + n]
+    return np.moveaxis(out, 0, axis)
 
 
 def _cell_max(x, block):
@@ -124,11 +123,17 @@ def _active_boxes(heatmaps, num_parts, threshold, kernel, radius, block=8):
     active = bound * (1.0 + 1e-9) > threshold
     if not active.any():
         return []
-    structure = np.zeros((3, 3, 3), bool)
-    structure[:, :, 1] = True  # 8-connected within a part, parts apart
-    labels, _ = ndimage.label(active, structure=structure)
-    return [(sp.start, sy.start * block, min(sy.stop * block, h), sx.start * block, min(sx.stop * block, w))
-            for sy, sx, sp in ndimage.find_objects(labels)]
+    # parts stacked along y, one empty row of cells apart; 8-connected components
+    by, bx = active.shape[:2]
+    stacked = np.zeros((num_parts, by + 1, bx), bool)
+    stacked[:, :by] = np.moveaxis(active, 2, 0)
+    labels, _ = ndimage.label(stacked.reshape(-1, bx), structure=np.ones((3, 3), bool))
+    boxes = []
+    for sy, sx in ndimage.find_objects(labels):
+        part, y0 = divmod(sy.start, by + 1)
+        boxes.append((part, y0 * block, min((y0 + sy.stop - sy.start) * block, h), sx.start * block,
+                      min(sx.stop * block, w)))
+    return boxes
 
 
 def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
@@ -156,8 +161,11 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
         # scipy filters in float64 whatever the input's type
         smooth = correlate1d(raw[cy0:cy1, cx0:cx1, part], weights, 0, np.float64, "reflect")[ry0 - cy0:ry1 - cy0]
         smooth = correlate1d(smooth, weights, 1, np.float64, "reflect")[:, rx0 - cx0:rx1 - cx0]
-        pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))  # the box and its ring; 0 beyond the map's edge
-        pad[ry0 - (y0 - 1):ry1 - (y0 - 1), rx0 - (x0 - 1):rx1 - (x0 - 1)] = smooth
+        if smooth.shape == (y1 - y0 + 2, x1 - x0 + 2):  # the box and its ring, inside the map
+            pad = smooth
+        else:  # 0 beyond the map's edge
+            pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))
+            pad[ry0 - (y0 - 1):ry1 - (y0 - 1), rx0 - (x0 - 1):rx1 - (x0 - 1)] = smooth
         c = pad[1:-1, 1:-1]
         peaks = ((c >= pad[:-2, 1:-1]) & (c >= pad[2:, 1:-1]) & (c >= pad[1:-1, :-2]) & (c >= pad[1:-1, 2:])
                  & (c > threshold))
@@ -178,9 +186,8 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
 def connect_limb_fast(cand_a, cand_b, pafs, channels, image_height, threshold=0.05, mid_num=10):
     """Accepted connections of one limb ``(n, 5)``: id A, id B, score, index in A, index in B."""
     n_a, n_b = len(cand_a), len(cand_b)
-    start = np.broadcast_to(cand_a[:, None, :2], (n_a, n_b, 2))
-    stop = np.broadcast_to(cand_b[None, :, :2], (n_a, n_b, 2))
-    vec = stop - start
+    start, stop = cand_a[:, None, :2], cand_b[None, :, :2]
+    vec = stop - start  # (n_a, n_b, 2)
     norm = np.maximum(np.sqrt(vec[..., 0] * vec[..., 0] + vec[..., 1] * vec[..., 1]), 0.001)
     unit = vec / norm[..., None]
     # np.linspace(a, b, mid_num) per scalar pair: a + i * ((b - a) / (mid_num - 1)), the last point b exactly

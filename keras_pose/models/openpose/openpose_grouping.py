@@ -24,6 +24,8 @@ keypoints, ``(N, K)`` scores and ``(N,)`` person scores (mean score per part
 of the person: total score / part count).
 """
 
+import functools
+
 import numpy as np
 
 from keras_pose.models.openpose import openpose_grouping_reference as reference
@@ -45,21 +47,31 @@ def _gaussian_radius(sigma, truncate=4.0):
     return int(truncate * float(sigma) + 0.5)  # scipy.ndimage.gaussian_filter's kernel radius
 
 
+@functools.lru_cache(maxsize=16)
 def _gaussian_kernel(sigma, radius):
-    """scipy.ndimage's order-0 Gaussian weights (``_gaussian_kernel1d``), the same float64 values."""
+    """scipy.ndimage's order-0 Gaussian weights (``_gaussian_kernel1d``), the same float64 values (read-only)."""
     x = np.arange(-radius, radius + 1)
     kernel = np.exp(-0.5 / (sigma * sigma) * x ** 2)
-    return kernel / kernel.sum()
+    kernel = kernel / kernel.sum()
+    kernel.flags.writeable = False
+    return kernel
 
 
-def _block_mass(kernel, radius, block):
-    """Per block offset ``k`` the most weight the 1-D kernel puts on block ``k`` seen from any pixel of block 0."""
+@functools.lru_cache(maxsize=16)
+def _block_mass(sigma, radius, block):
+    """Per block offset ``k`` the most weight the 1-D kernel puts on block ``k`` seen from any pixel of block 0.
+
+    Returns ``(mass (2 * reach + 1,) float32, rounded up, read-only; reach)``.
+    """
+    kernel = _gaussian_kernel(sigma, radius)
     reach = -(-(radius + block - 1) // block)
     mass = np.zeros(2 * reach + 1)
     for k in range(-reach, reach + 1):
         for p in range(block):
             d = np.arange(k * block, k * block + block) - p
             mass[k + reach] = max(mass[k + reach], kernel[d[np.abs(d) <= radius] + radius].sum())
+    mass = np.nextafter(mass.astype(np.float32), np.float32(np.inf))
+    mass.flags.writeable = False
     return mass, reach
 
 
@@ -71,13 +83,14 @@ def _bound_1d(m, mass, reach, size, radius, block, axis):
         first = last = m.max(axis=0)
     else:
         first, last = m[:(radius - 1) // block + 1].max(axis=0), m[(size - radius) // block:].max(axis=0)
-    padded = np.empty((n + 2 * reach,) + m.shape[1:])
+    padded = np.empty((n + 2 * reach,) + m.shape[1:], m.dtype)
     padded[:reach], padded[reach:reach + n], padded[reach + n:] = first, m, last
     if size % block:  # the partial last cell's missing pixels are reflections too
         np.maximum(padded[reach + n - 1], last, out=padded[reach + n - 1])
-    out = mass[0] * padded[:n]
+    out = padded[:n] * mass[0]
+    term = np.empty_like(out)
     for k in range(1, 2 * reach + 1):
-        out += mass[k] * padded[k:k + n]
+        np.add(out, np.multiply(padded[k:k + n], mass[k], out=term), out=out)
     return np.moveaxis(out, 0, axis)
 
 
@@ -105,7 +118,7 @@ def _cell_max(x, block):
     return np.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
 
 
-def _active_boxes(heatmaps, num_parts, threshold, kernel, radius, block=8):
+def _active_boxes(heatmaps, num_parts, threshold, sigma, radius, block=8):
     """``(part, y0, y1, x0, x1)`` boxes (pixels) outside which no smoothed value can exceed ``threshold``.
 
     The truncated Gaussian's weights are positive and separable: on a grid of
@@ -117,10 +130,12 @@ def _active_boxes(heatmaps, num_parts, threshold, kernel, radius, block=8):
     from scipy import ndimage
 
     h, w = heatmaps.shape[:2]
-    cells = np.maximum(_cell_max(heatmaps, block)[:, :, :num_parts], 0).astype(np.float64)
-    mass, reach = _block_mass(kernel, radius, block)
+    # float32 sums of non-negative terms: relative error < 1e-6 (cells from float64 maps rounded up)
+    cells = np.maximum(_cell_max(heatmaps, block)[:, :, :num_parts], 0)
+    cells = np.nextafter(cells.astype(np.float32), np.float32(np.inf)) if cells.dtype != np.float32 else cells
+    mass, reach = _block_mass(float(sigma), radius, block)
     bound = _bound_1d(_bound_1d(cells, mass, reach, h, radius, block, 0), mass, reach, w, radius, block, 1)
-    active = bound * (1.0 + 1e-9) > threshold
+    active = bound * np.float32(1.0 + 1e-4) > threshold
     if not active.any():
         return []
     # parts stacked along y, one empty row of cells apart; 8-connected components
@@ -152,9 +167,9 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
     raw = heatmaps[:, :, :num_parts]
     h, w = raw.shape[:2]
     r = _gaussian_radius(sigma)
-    weights = _gaussian_kernel(sigma, r)[::-1]  # as gaussian_filter1d
+    weights = _gaussian_kernel(float(sigma), r)[::-1]  # as gaussian_filter1d
     found = []  # (part, y, x)
-    for part, y0, y1, x0, x1 in _active_boxes(heatmaps, num_parts, threshold, weights, r):
+    for part, y0, y1, x0, x1 in _active_boxes(heatmaps, num_parts, threshold, sigma, r):
         # rows/cols of the box and its ring, inside the map
         ry0, ry1, rx0, rx1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
         cy0, cy1, cx0, cx1 = max(0, ry0 - r), min(h, ry1 + r), max(0, rx0 - r), min(w, rx1 + r)
@@ -167,8 +182,9 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
             pad = np.zeros((y1 - y0 + 2, x1 - x0 + 2))
             pad[ry0 - (y0 - 1):ry1 - (y0 - 1), rx0 - (x0 - 1):rx1 - (x0 - 1)] = smooth
         c = pad[1:-1, 1:-1]
-        peaks = ((c >= pad[:-2, 1:-1]) & (c >= pad[2:, 1:-1]) & (c >= pad[1:-1, :-2]) & (c >= pad[1:-1, 2:])
-                 & (c > threshold))
+        peaks = c > threshold
+        for neighbour in (pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]):
+            peaks &= c >= neighbour
         ys, xs = np.nonzero(peaks)
         if len(ys):
             found.append(np.stack([np.full(len(ys), part), ys + y0, xs + x0], axis=1))

@@ -199,45 +199,90 @@ def find_peaks_fast(heatmaps, num_parts, threshold=0.1, sigma=3.0):
     return candidate.reshape(-1, 4), [slice(bounds[i], bounds[i + 1]) for i in range(num_parts)]
 
 
-def connect_limb_fast(cand_a, cand_b, pafs, channels, image_height, threshold=0.05, mid_num=10):
-    """Accepted connections of one limb ``(n, 5)``: id A, id B, score, index in A, index in B."""
-    n_a, n_b = len(cand_a), len(cand_b)
-    start, stop = cand_a[:, None, :2], cand_b[None, :, :2]
-    vec = stop - start  # (n_a, n_b, 2)
-    norm = np.maximum(np.sqrt(vec[..., 0] * vec[..., 0] + vec[..., 1] * vec[..., 1]), 0.001)
-    unit = vec / norm[..., None]
+def pair_scores(start, stop, pafs, channels, image_height, threshold=0.05, mid_num=10):
+    """The reference's score and criteria of ``P`` candidate pairs at once (any mix of limbs).
+
+    Args:
+        start, stop: ``(P, 2)`` x, y of part A / part B (pixels).
+        pafs: ``(H, W, C)`` float32 or float64 fields.
+        channels: ``(P, 2)`` each pair's x and y PAF channel.
+
+    Returns ``(score (P,), ok (P,))``: mean PAF projection over ``mid_num``
+    samples + distance prior, and whether both criteria hold.
+    """
+    vec = stop - start
+    norm = np.maximum(np.sqrt(vec[:, 0] * vec[:, 0] + vec[:, 1] * vec[:, 1]), 0.001)
+    unit = vec / norm[:, None]
     # np.linspace(a, b, mid_num) per scalar pair: a + i * ((b - a) / (mid_num - 1)), the last point b exactly
     # (an array np.linspace switches every element to another formula once any step is 0).
     t = np.arange(mid_num, dtype=np.float64)[:, None]
-    points = t * (vec / (mid_num - 1))[:, :, None, :] + start[:, :, None, :]  # (n_a, n_b, mid_num, 2)
-    points[:, :, -1, :] = stop
+    points = t * (vec / (mid_num - 1))[:, None, :] + start[:, None, :]  # (P, mid_num, 2)
+    points[:, -1, :] = stop
     xi = np.rint(points[..., 0]).astype(np.intp)
     yi = np.rint(points[..., 1]).astype(np.intp)
-    paf_x = pafs[yi, xi, channels[0]]
-    paf_y = pafs[yi, xi, channels[1]]
-    score_mid = paf_x * unit[..., 0:1] + paf_y * unit[..., 1:2]
-    total = np.zeros((n_a, n_b))
+    # float32 values become float64 exactly in the products
+    if pafs.flags.c_contiguous:  # one flat gather (numpy's 3-array indexing is several times slower)
+        flat, base = pafs.reshape(-1), (yi * pafs.shape[1] + xi) * pafs.shape[2]
+        paf_x, paf_y = flat[base + channels[:, 0:1]], flat[base + channels[:, 1:2]]
+    else:
+        paf_x, paf_y = pafs[yi, xi, channels[:, 0:1]], pafs[yi, xi, channels[:, 1:2]]
+    score_mid = paf_x * unit[:, 0:1] + paf_y * unit[:, 1:2]
+    total = np.zeros(len(vec))
     for s in range(mid_num):  # left-to-right, as Python's sum()
-        total = total + score_mid[..., s]
+        total = total + score_mid[:, s]
     score = total / mid_num + np.minimum(0.5 * image_height / norm - 1, 0)
     ok = ((score_mid > threshold).sum(axis=-1) > 0.8 * mid_num) & (score > 0)
-    ia, ib = np.nonzero(ok)
-    if not len(ia):
-        return np.zeros((0, 5))
-    scores = score[ia, ib]
-    order = np.argsort(-scores, kind="stable")  # sorted(..., reverse=True) keeps ties in order
-    used_a = np.zeros(n_a, bool)
-    used_b = np.zeros(n_b, bool)
-    rows, limit = [], min(n_a, n_b)
-    for o in order:
-        i, j = ia[o], ib[o]
-        if used_a[i] or used_b[j]:
+    return score, ok
+
+
+def connect_limbs_fast(candidate, slices, limbs, paf_channels, pafs, image_height, threshold=0.05, mid_num=10):
+    """Per limb the accepted connections ``(n, 5)`` (id A, id B, score, index in A, index in B), or None.
+
+    Every limb's candidate pairs are scored in one `pair_scores` call; each
+    limb then takes its pairs greedily by decreasing score (ties in the
+    reference's order), each candidate once, at most ``min(n_A, n_B)``.
+    """
+    index_a, index_b, limb_of, sizes = [], [], [], []
+    for k, (a, b) in enumerate(limbs):
+        n_a, n_b = slices[a].stop - slices[a].start, slices[b].stop - slices[b].start
+        sizes.append((n_a, n_b))
+        if n_a and n_b:
+            ia, ib = np.divmod(np.arange(n_a * n_b), n_b)  # row-major, as the reference's double loop
+            index_a.append(ia + slices[a].start)
+            index_b.append(ib + slices[b].start)
+            limb_of.append(np.full(n_a * n_b, k))
+    if not index_a:
+        return [None] * len(limbs)
+    index_a, index_b, limb_of = np.concatenate(index_a), np.concatenate(index_b), np.concatenate(limb_of)
+    channels = np.asarray(paf_channels, np.intp)[limb_of]
+    score, ok = pair_scores(candidate[index_a, :2], candidate[index_b, :2], pafs, channels, image_height,
+                            threshold, mid_num)
+    bounds = np.searchsorted(limb_of, np.arange(len(limbs) + 1))
+    connections = []
+    for k, (a, b) in enumerate(limbs):
+        n_a, n_b = sizes[k]
+        if not n_a or not n_b:
+            connections.append(None)
             continue
-        used_a[i] = used_b[j] = True
-        rows.append((cand_a[i, 3], cand_b[j, 3], scores[o], i, j))
-        if len(rows) >= limit:
-            break
-    return np.asarray(rows, np.float64)
+        lo, hi = bounds[k], bounds[k + 1]
+        accepted = np.flatnonzero(ok[lo:hi])
+        if not len(accepted):
+            connections.append(np.zeros((0, 5)))
+            continue
+        scores = score[lo:hi][accepted]
+        order = np.argsort(-scores, kind="stable")  # sorted(..., reverse=True) keeps ties in order
+        used_a, used_b = np.zeros(n_a, bool), np.zeros(n_b, bool)
+        rows, limit = [], min(n_a, n_b)
+        for o in order:
+            i, j = divmod(int(accepted[o]), n_b)
+            if used_a[i] or used_b[j]:
+                continue
+            used_a[i] = used_b[j] = True
+            rows.append((candidate[slices[a].start + i, 3], candidate[slices[b].start + j, 3], scores[o], i, j))
+            if len(rows) >= limit:
+                break
+        connections.append(np.asarray(rows, np.float64))
+    return connections
 
 
 def assemble_fast(connections, candidate, limbs, num_parts, creates_people, min_parts=4, min_mean_score=0.4):
@@ -287,14 +332,8 @@ def group_fast(heatmaps, pafs, limbs, paf_channels, image_height, creates_people
     """The vectorised parser; arguments and result as `openpose_grouping_reference.group_reference`."""
     num_parts = 1 + max(max(pair) for pair in limbs)
     candidate, slices = find_peaks_fast(heatmaps, num_parts, peak_threshold, sigma)
-    pafs = np.asarray(pafs)
-    connections = []
-    for (a, b), channels in zip(limbs, paf_channels):
-        cand_a, cand_b = candidate[slices[a]], candidate[slices[b]]
-        if not len(cand_a) or not len(cand_b):
-            connections.append(None)
-            continue
-        connections.append(connect_limb_fast(cand_a, cand_b, pafs, channels, image_height, paf_threshold, mid_num))
+    connections = connect_limbs_fast(candidate, slices, limbs, paf_channels, np.asarray(pafs), image_height,
+                                     paf_threshold, mid_num)
     subset = assemble_fast(connections, candidate, limbs, num_parts, creates_people, min_parts, min_mean_score)
     return candidate, subset
 

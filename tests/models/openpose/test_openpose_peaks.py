@@ -50,3 +50,30 @@ def test_fast_peaks_equal_the_full_map_filter(seed):
             assert (expected[rows, 3] == part).all()
         checked += len(candidate)
     assert checked > 20  # the cases do hold peaks
+
+
+def test_fast_parser_takes_float32_and_strided_maps():
+    """cv2's float32 maps and non-contiguous views give the golden people, as the float64 copies do."""
+    import cv2
+    from pose_testing.paths import GOLDEN_DIR
+
+    from keras_pose.models.openpose import openpose_layers as L
+    from keras_pose.models.openpose.openpose_grouping import group_people
+
+    case = GOLDEN_DIR / "openpose" / "grouping_coco18"
+    h, w = 392, 640
+    maps = [cv2.resize(np.load(case / name), (w, h), interpolation=cv2.INTER_CUBIC)
+            for name in ("input_heatmap.npy", "input_paf.npy")]
+    expected_candidate = np.load(case / "expected_candidate_cubic.npy")
+    expected_subset = np.load(case / "expected_subset_cubic.npy")
+    padded = [np.pad(m.astype(np.float64), ((0, 3), (0, 5), (0, 0))) for m in maps]
+    variants = {"float32": maps, "float64": [m.astype(np.float64) for m in maps],
+                "strided": [p[:h, :w] for p in padded]}
+    assert not variants["strided"][1].flags.c_contiguous
+    for name, (heat, paf) in variants.items():
+        candidate, subset = group_people(heat, paf, L.COCO18_LIMBS, L.COCO18_PAF_CHANNELS, h)
+        np.testing.assert_array_equal(candidate[:, [0, 1, 3]], expected_candidate[:, [0, 1, 3]], err_msg=name)
+        np.testing.assert_array_equal(subset[:, :18], expected_subset[:, :18], err_msg=name)
+        np.testing.assert_array_equal(subset[:, 19], expected_subset[:, 19], err_msg=name)
+        assert np.abs(subset[:, 18] - expected_subset[:, 18]).max() <= 1e-5, name
+        assert len(subset) == 5

@@ -11,13 +11,16 @@ with ``method="fast"`` (default, `group_fast`) or ``"reference"``
 (`openpose_grouping_reference.group_reference`, the loop-by-loop port of
 the reference parser). The fast parser computes the same things as array
 operations: peaks only where a smoothed value can pass the threshold
-(boxes around raw values above it, Gaussian and 4-neighbour test per box,
-bitwise the full-map values there), per limb
-every candidate pair's ``mid_num`` samples, PAF dot products, criteria and
-distance prior at once, the greedy matching over the sorted pairs with
+(8 x 8-pixel cells whose Gaussian bound from the cells' maxima passes it,
+grouped into boxes; per box the Gaussian one axis at a time and the
+4-neighbour test, bitwise the full-map values there), every limb's
+candidate pairs' ``mid_num`` samples, PAF dot products, criteria and
+distance prior in one call, the greedy matching over the sorted pairs with
 used-flags, and the assembly with a vectorised search of the people holding
 a part. The samples are summed in the reference's order, so scores match
-it to rounding.
+it to rounding. float32 maps (cv2's upsampling output) are read as they
+are, without a float64 copy of the maps (the values are the same).
+Timings: benchmarks/bench_openpose_grouping.py.
 
 `people_arrays(candidate, subset, num_parts)` turns that into ``(N, K, 2)``
 keypoints, ``(N, K)`` scores and ``(N,)`` person scores (mean score per part

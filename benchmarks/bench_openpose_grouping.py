@@ -12,8 +12,11 @@ process, interleaved, median of ``--repeats``:
   PAF scores + assembly. Needs ``pip install controlnet-aux --no-deps``; if
   it is missing, keras-pose's exact port (`openpose_grouping_reference`) on
   the same upsampled maps stands in (and the report says so).
-- ``fast``: the same upsampling + `group_people(method="fast")`.
-- grouping alone (maps already upsampled): the exact port vs the fast parser.
+- ``fast``: the same upsampling (keras-pose's `upsample_maps`: one cv2 call
+  for all channels, bitwise the per-channel calls, kept as cv2's float32,
+  the same values as the reference's float64 maps) + `group_people(method="fast")`.
+- grouping alone (the same float64 maps, already upsampled): the exact port
+  vs the fast parser.
 
 Every run checks that both give the same people (parts, positions, scores
 within 1e-5). Prints a table and writes JSON with ``--out``.

@@ -12,8 +12,11 @@ process, interleaved, median of ``--repeats``:
   PAF scores + assembly. Needs ``pip install controlnet-aux --no-deps``; if
   it is missing, keras-pose's exact port (`openpose_grouping_reference`) on
   the same upsampled maps stands in (and the report says so).
-- ``fast``: the same upsampling + `group_people(method="fast")`.
-- grouping alone (maps already upsampled): the exact port vs the fast parser.
+- ``fast``: the same upsampling (keras-pose's `upsample_maps`: one cv2 call
+  for all channels, bitwise the per-channel calls, kept as cv2's float32,
+  the same values as the reference's float64 maps) + `group_people(method="fast")`.
+- grouping alone (the same float64 maps, already upsampled): the exact port
+  vs the fast parser.
 
 Every run checks that both give the same people (parts, positions, scores
 within 1e-5). Prints a table and writes JSON with ``--out``.
@@ -39,6 +42,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CASE = REPO / "tests" / "golden" / "openpose" / "grouping_coco18"
 
+from keras_pose.models.bottom_up_pose_estimator import upsample_maps  # noqa: E402
 from keras_pose.models.openpose import openpose_layers as L  # noqa: E402
 from keras_pose.models.openpose.openpose_grouping import group_people  # noqa: E402
 
@@ -92,18 +96,15 @@ def reference_runner(body_module, heat, paf):
     return run
 
 
-def upsample_lanczos(maps, h, w):
-    """controlnet-aux's decode (x8 LANCZOS4, crop, LANCZOS4 to (h, w)) in one cv2 call per step.
+def upsample_lanczos(maps, h, w, dtype=np.float64):
+    """controlnet-aux's decode (x8 LANCZOS4, crop, LANCZOS4 to (h, w)): keras-pose's `upsample_maps`.
 
-    Bitwise the per-channel calls (cv2 resizes channels independently); the
-    same-size second resize is an identity in cv2 and skipped when the sizes agree.
+    One cv2 call for all channels, bitwise the per-channel calls (cv2 resizes
+    channels independently); the same-size second resize is an identity in
+    cv2 and skipped when the sizes agree. ``dtype=np.float32``: cv2's maps as
+    they are (the fast path; the same values as the reference's float64).
     """
-    up = np.concatenate([cv2.resize(maps[:, :, i:i + 512], (maps.shape[1] * 8, maps.shape[0] * 8),
-                                    interpolation=cv2.INTER_LANCZOS4).reshape(maps.shape[0] * 8, maps.shape[1] * 8, -1)
-                         for i in range(0, maps.shape[2], 512)], axis=2)[:h, :w]
-    if up.shape[:2] != (h, w):
-        up = cv2.resize(np.ascontiguousarray(up), (w, h), interpolation=cv2.INTER_LANCZOS4).reshape(h, w, -1)
-    return up.astype(np.float64)
+    return upsample_maps(maps, 8, (h, w), (h, w), "lanczos", dtype)
 
 
 def same_people(a, b):
@@ -136,7 +137,7 @@ def main():
         h, w = heat.shape[0] * 8, heat.shape[1] * 8
 
         def fast():
-            up_h, up_p = upsample_lanczos(heat, h, w), upsample_lanczos(paf, h, w)
+            up_h, up_p = upsample_lanczos(heat, h, w, np.float32), upsample_lanczos(paf, h, w, np.float32)
             return group_people(up_h, up_p, L.COCO18_LIMBS, L.COCO18_PAF_CHANNELS, h, method="fast")
 
         up_h, up_p = upsample_lanczos(heat, h, w), upsample_lanczos(paf, h, w)

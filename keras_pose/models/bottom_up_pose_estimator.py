@@ -48,12 +48,14 @@ def resize_image(image, scale):
     return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
 
 
-def upsample_maps(maps, stride, resized_hw, image_hw, method="cubic"):
-    """Network-resolution maps ``(h, w, C)`` -> image-resolution ``(H, W, C)`` float64.
+def upsample_maps(maps, stride, resized_hw, image_hw, method="cubic", dtype=np.float64):
+    """Network-resolution maps ``(h, w, C)`` -> image-resolution ``(H, W, C)`` of ``dtype``.
 
     x ``stride`` (``cv2.resize``), crop the right / bottom padding to the
     resized image's ``resized_hw``, resize to ``image_hw``: the reference
-    decode (``method="cubic"``: Hzzone's ``INTER_CUBIC``).
+    decode (``method="cubic"``: Hzzone's ``INTER_CUBIC``). cv2 computes in
+    float32, so ``dtype=np.float32`` gives the same values without the
+    float64 copy (the result may then be a view of a larger array).
     """
     interpolation = UPSAMPLERS[method]
     maps = np.ascontiguousarray(maps, dtype=np.float32)
@@ -62,13 +64,13 @@ def upsample_maps(maps, stride, resized_hw, image_hw, method="cubic"):
     def resize(x, size):  # cv2 handles at most 512 channels per call
         parts = [cv2.resize(x[..., i:i + 512], size, interpolation=interpolation).reshape(size[1], size[0], -1)
                  for i in range(0, x.shape[-1], 512)]
-        return np.concatenate(parts, axis=-1)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
 
     up = resize(maps, (w * stride, h * stride))
     up = up[:resized_hw[0], :resized_hw[1]]
     if up.shape[:2] != (int(image_hw[0]), int(image_hw[1])):  # cv2's same-size resize is a copy: skipped
         up = resize(np.ascontiguousarray(up), (int(image_hw[1]), int(image_hw[0])))
-    return up.astype(np.float64)
+    return up if up.dtype == dtype else up.astype(dtype)
 
 
 class BottomUpPoseEstimator(PoseEstimator):
@@ -121,6 +123,8 @@ class BottomUpPoseEstimator(PoseEstimator):
         scales = list(cfg.get("scales") or [1.0])
         flips = (False, True) if cfg.get("flip_test") else (False,)
         stride = int(cfg.get("stride", 8))
+        # one pass: cv2's float32 maps as they are (exact); several: averaged in float64 as the reference
+        dtype = np.float32 if len(scales) * len(flips) == 1 else np.float64
         total = None
         for scale in scales:
             x, resized_hw = self.network_input(image_rgb, scale)
@@ -129,15 +133,15 @@ class BottomUpPoseEstimator(PoseEstimator):
                     xf, _ = self.network_input(np.ascontiguousarray(image_rgb[:, ::-1]), scale)
                     maps = self._forward(xf)
                     # the flipped input is padded on the right of the mirrored image: un-pad before un-flipping
-                    maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], cfg.get("upsample", "cubic"))
-                            for m in maps]
+                    maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], cfg.get("upsample", "cubic"),
+                                         dtype) for m in maps]
                     maps = list(self.flip_maps(*maps))
                 else:
-                    maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], cfg.get("upsample", "cubic"))
-                            for m in self._forward(x)]
+                    maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], cfg.get("upsample", "cubic"),
+                                         dtype) for m in self._forward(x)]
                 total = maps if total is None else [t + m for t, m in zip(total, maps)]
         n = len(scales) * len(flips)
-        return [t / n for t in total]
+        return total if n == 1 else [t / n for t in total]
 
     def _predict_image_batch(self, images, batch_size=32, names=None, flip_test=None, scales=None, **kwargs):
         """Whole images -> `PoseResult`s; ``flip_test`` / ``scales`` override ``test_cfg`` for this call."""

@@ -35,7 +35,6 @@ import sys
 import time
 import types
 
-import cv2
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -9,8 +9,7 @@ from pose_testing.backend_runs import run_backend_script
 from pose_testing.paths import REPO_ROOT
 
 # Minutes each (a JAX / PyTorch process builds and fits every family): `python -m pytest -m backends`.
-# xdist_group: one worker runs the TensorFlow reference subprocess once (`--dist loadgroup`).
-pytestmark = [pytest.mark.backends, pytest.mark.xdist_group("backend_smoke")]
+pytestmark = pytest.mark.backends
 
 SCRIPT = REPO_ROOT / "tests" / "scripts" / "backend_smoke.py"
 FAMILIES = ["vitpose", "vitpose_simple", "vitpose_plus", "cpm", "hourglass", "cpn"]

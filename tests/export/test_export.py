@@ -39,15 +39,9 @@ from keras_pose.export import (  # noqa: E402
     representative_crops,
 )
 
-pytestmark = [
-    pytest.mark.skipif(
-        keras.backend.backend() != "tensorflow",
-        reason="export runs on the TensorFlow backend (KERAS_BACKEND=tensorflow)",
-    ),
-    # One worker under `pytest -n 2 --dist loadgroup` (.ci/run's marked step): each fitted
-    # family (`Family`, minutes on two cores) is then built once, not once per worker.
-    pytest.mark.xdist_group("export_families"),
-]
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="export runs on the TensorFlow backend (KERAS_BACKEND=tensorflow)"
+)
 
 COCO = DATA_DIR / "coco" / "test_coco.json"
 OCHUMAN = DATA_DIR / "ochuman" / "test_ochuman.json"

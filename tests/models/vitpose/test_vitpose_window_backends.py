@@ -13,8 +13,7 @@ import pytest
 from pose_testing.backend_runs import run_backend_script
 from pose_testing.paths import REPO_ROOT
 
-# xdist_group: one worker runs the TensorFlow reference subprocess once (`--dist loadgroup`).
-pytestmark = [pytest.mark.backends, pytest.mark.xdist_group("window_backend_smoke")]
+pytestmark = pytest.mark.backends
 
 SCRIPT = REPO_ROOT / "tests" / "scripts" / "vitpose_window_smoke.py"
 MODELS = ["stride8_shifted_pooling_minimal", "stride16_shifted_classic"]

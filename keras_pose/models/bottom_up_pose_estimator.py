@@ -123,24 +123,21 @@ class BottomUpPoseEstimator(PoseEstimator):
         scales = list(cfg.get("scales") or [1.0])
         flips = (False, True) if cfg.get("flip_test") else (False,)
         stride = int(cfg.get("stride", 8))
+        n = len(scales) * len(flips)
         # one pass: cv2's float32 maps as they are (exact); several: averaged in float64 as the reference
-        dtype = np.float32 if len(scales) * len(flips) == 1 else np.float64
+        dtype = np.float32 if n == 1 else np.float64
+        method = cfg.get("upsample", "cubic")
         total = None
         for scale in scales:
             x, resized_hw = self.network_input(image_rgb, scale)
             for flip in flips:
+                # the flipped input is padded on the right of the mirrored image: un-pad before un-flipping
+                inputs = self.network_input(np.ascontiguousarray(image_rgb[:, ::-1]), scale)[0] if flip else x
+                maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], method, dtype)
+                        for m in self._forward(inputs)]
                 if flip:
-                    xf, _ = self.network_input(np.ascontiguousarray(image_rgb[:, ::-1]), scale)
-                    maps = self._forward(xf)
-                    # the flipped input is padded on the right of the mirrored image: un-pad before un-flipping
-                    maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], cfg.get("upsample", "cubic"),
-                                         dtype) for m in maps]
                     maps = list(self.flip_maps(*maps))
-                else:
-                    maps = [upsample_maps(m, stride, resized_hw, image_rgb.shape[:2], cfg.get("upsample", "cubic"),
-                                         dtype) for m in self._forward(x)]
                 total = maps if total is None else [t + m for t, m in zip(total, maps)]
-        n = len(scales) * len(flips)
         return total if n == 1 else [t / n for t in total]
 
     def _predict_image_batch(self, images, batch_size=32, names=None, flip_test=None, scales=None, **kwargs):

@@ -10,10 +10,11 @@ it builds a `tf.data` pipeline.
 `import_keras_hub()` therefore imports keras-hub with the two modules marked
 unavailable when the Keras backend is not TensorFlow and TensorFlow is not
 loaded yet; keras-hub then records `tf = None`. When TensorFlow is imported
-later (the `tf.data` pipelines of `keras_pose.data`, or a user's own
-`tf.data.Dataset` given to `fit` / `evaluate` / `predict`),
+later (the `tf.data` pipelines of `keras_pose.data`),
 `attach_tensorflow_to_keras_hub()` hands it to those keras-hub modules, so
-keras-hub recognises `tf.data` datasets and tensors again.
+keras-hub recognises `tf.data` datasets and tensors again. (`fit` /
+`evaluate` / `predict` of keras-pose tasks are Keras' own and do not go
+through keras-hub's input handling.)
 """
 
 import importlib

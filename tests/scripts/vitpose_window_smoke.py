@@ -13,7 +13,6 @@ import sys
 
 import keras
 import numpy as np
-import tensorflow  # noqa: F401 - keras-hub's `fit` turns NumPy inputs into a tf.data dataset on every backend
 
 import keras_pose
 

@@ -11,9 +11,12 @@ on those crops plus the OCHuman sample people (34 crops).
 Run with `-s` to see the figures each test measures.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -97,18 +100,19 @@ class Family:
     """A fitted model, its evaluation and calibration crops and Keras references."""
 
     def __init__(self, name):
-        from keras_pose.data import model_dataset
-
         keras.utils.set_random_seed(0)
         self.name = name
         self.model = BUILDERS[name]()
-        data = load_coco_keypoints(COCO)
-        images, targets = next(
-            iter(model_dataset(self.model, data, batch_size=len(data), training=True, augment=False, shuffle=False))
-        )
-        steps, lr = FIT[name]
-        self.model.compile(optimizer=keras.optimizers.Adam(lr))
-        self.model.fit(images, targets, batch_size=len(data), epochs=steps, verbose=0, shuffle=False)
+        with _shared_weights(name) as weights_file:
+            if weights_file is not None and os.path.isfile(weights_file):
+                with warnings.catch_warnings():  # the file holds Adam's state too; not needed here
+                    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                    self.model.load_weights(weights_file)  # fitted by the other pytest-xdist worker
+            else:
+                self._fit()
+                if weights_file is not None:
+                    self.model.save_weights(weights_file + ".tmp.weights.h5")
+                    os.replace(weights_file + ".tmp.weights.h5", weights_file)
         self.crops = representative_crops(self.model, COCO, num_samples=24)  # 12 people + mirrors
         self.calibration = np.concatenate([self.crops, representative_crops(self.model, OCHUMAN, num_samples=10)])
         self.outputs = self.model.predict(self.crops, verbose=0)
@@ -117,6 +121,17 @@ class Family:
         flat = self.heatmaps.reshape(len(self.heatmaps), -1, self.heatmaps.shape[-1])
         self.contrast = float(np.median((flat.max(1) - np.median(flat, 1)) / (flat.std(1) + 1e-9)))
         self.range = float(np.ptp(self.heatmaps))
+
+    def _fit(self):
+        from keras_pose.data import model_dataset
+
+        data = load_coco_keypoints(COCO)
+        images, targets = next(
+            iter(model_dataset(self.model, data, batch_size=len(data), training=True, augment=False, shuffle=False))
+        )
+        steps, lr = FIT[self.name]
+        self.model.compile(optimizer=keras.optimizers.Adam(lr))
+        self.model.fit(images, targets, batch_size=len(data), epochs=steps, verbose=0, shuffle=False)
 
     @property
     def stride(self):
@@ -129,6 +144,40 @@ class Family:
 
 
 _FAMILIES = {}
+
+
+_SHARED_FOLDER = []  # this run's folder common to the pytest-xdist workers (set by the fixture below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_folder(tmp_path_factory):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # basetemp is <run>/popen-gwN: <run> is the run's own
+        _SHARED_FOLDER[:] = [str(tmp_path_factory.getbasetemp().parent / "export_families")]
+    yield
+    _SHARED_FOLDER.clear()
+
+
+@contextlib.contextmanager
+def _shared_weights(name):
+    """The fitted weights file of family `name` shared by this run's pytest-xdist workers, locked.
+
+    Under `pytest -n 2` both workers need most families; the first fits and saves the
+    weights while holding the family's lock, the second waits and loads them (the fit
+    costs tens of CPU seconds per family). Yields None outside xdist (one process: the
+    module-level `_FAMILIES` already shares the model). pytest rotates the folder with
+    its other temporary folders.
+    """
+    if not _SHARED_FOLDER:
+        yield None
+        return
+    folder = _SHARED_FOLDER[0]
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield os.path.join(folder, f"{name}.weights.h5")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # ViTPose's matrix runs in the fast suite; the other families' (a fit each) carry `slow`

@@ -3,7 +3,8 @@
 `CocoKeypointEvaluator` wraps `pycocotools.cocoeval.COCOeval` with
 `iouType="keypoints"` and the OKS sigmas of the dataset's keypoint spec, so it
 evaluates any keypoint count (COCO, AP-10K, AIC, CrowdPose, OCHuman,
-Animal-Pose, custom). `make_topdown_results` turns top-down predictions into
+Animal-Pose, custom); a CrowdPose file gets CrowdPose's own figures (AP, AR,
+AP of the easy / medium / hard images: `keras_pose.metrics.crowdpose_eval`). `make_topdown_results` turns top-down predictions into
 COCO results the way mmpose's `CocoMetric` does: rescoring
 (`score_mode="bbox_keypoint"`) then per-image OKS-NMS at 0.9.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from keras_pose.datasets.coco_format import BOX_AREA_FACTOR, read_json_file, renumber_annotation_ids
 from keras_pose.errors import AnnotationError
+from keras_pose.metrics.crowdpose_eval import CROWD_STAT_NAMES, CrowdPoseCOCOeval, crowd_index_buckets
 from keras_pose.metrics.oks_nms import oks_nms, resolve_sigmas, soft_oks_nms
 from keras_pose.results import rescore_instances
 
@@ -132,7 +134,7 @@ def make_topdown_results(
 
 
 class CocoKeypointEvaluator:
-    """COCO keypoint AP/AR (pycocotools `COCOeval`, `iouType="keypoints"`).
+    """COCO keypoint AP/AR (pycocotools `COCOeval`, `iouType="keypoints"`), or CrowdPose's.
 
     Args:
         annotation: ground truth: a COCO keypoint json path, the loaded dict,
@@ -141,8 +143,20 @@ class CocoKeypointEvaluator:
             name, a `(K,)` sigmas array, or `None` for the COCO-17 sigmas.
         use_area: use each annotation's `area` for OKS (COCO). With False,
             or for annotations without `area` (AIC, CrowdPose), the area is
-            0.53 * box w * h, as xtcocotools' `use_area=False`.
+            0.53 * box w * h, as xtcocotools' `use_area=False`. Default
+            (None): True, False for the CrowdPose figures (mmpose's
+            CrowdPose configs).
         verbose: let pycocotools print its progress and summary table.
+        crowd_index: CrowdPose's figures, as mmpose's
+            `CocoMetric(iou_type="keypoints_crowd", use_area=False)` (the
+            CrowdPose paper's metric, xtcocotools): `evaluate` returns
+            `CROWD_STAT_NAMES` = AP, AP50, AP75, AR, AR50, AR75 (maxDets 20,
+            every image) and AP(E), AP(M), AP(H): the AP of the images whose
+            `crowdIndex` is < 0.2, in [0.2, 0.8), >= 0.8 (rounded to 4
+            decimals, -1 for a bucket with no person to find). "auto" (default):
+            when every image of the file has a `crowdIndex` and the spec has
+            14 keypoints (CrowdPose); True: required (an `AnnotationError`
+            when an image lacks `crowdIndex`); False: the COCO figures.
 
     The ground truth is copied and completed where pycocotools needs fields
     the file lacks: `iscrowd` (0), `num_keypoints` (count of v > 0), `area`
@@ -150,11 +164,11 @@ class CocoKeypointEvaluator:
     annotation whose id repeats an earlier one, or is missing, not an
     integer or not positive, gets a fresh id with a warning (pycocotools
     keys annotations by id and would silently lose that person).
-    CrowdPose's easy/medium/hard breakdown (xtcocotools `keypoints_crowd`)
-    is not computed; APm/APl use the (filled) areas.
+    APm/APl use the (filled) areas. `stat_names` lists the keys `evaluate`
+    returns (`STAT_NAMES` or `CROWD_STAT_NAMES`); `crowd` says which.
     """
 
-    def __init__(self, annotation, keypoint_spec=None, use_area=True, verbose=False):
+    def __init__(self, annotation, keypoint_spec=None, use_area=None, verbose=False, crowd_index="auto"):
         self.verbose = verbose
         if hasattr(annotation, "annotation_file") and hasattr(annotation, "images"):
             if annotation.annotation_file is None:
@@ -173,7 +187,10 @@ class CocoKeypointEvaluator:
         k = self._infer_num_keypoints(data, keypoint_spec)
         self.sigmas = resolve_sigmas(keypoint_spec, k)
         self.num_keypoints = self.sigmas.shape[0]
-        self._prepare(data, use_area)
+        self.crowd = self._wants_crowd(data, crowd_index)
+        self.stat_names = CROWD_STAT_NAMES if self.crowd else STAT_NAMES
+        self.buckets = crowd_index_buckets(data["images"]) if self.crowd else None
+        self._prepare(data, (not self.crowd) if use_area is None else bool(use_area))
         from pycocotools.coco import COCO
 
         with _quiet(verbose):
@@ -182,6 +199,25 @@ class CocoKeypointEvaluator:
             coco.createIndex()
         self.coco = coco
         self.image_ids = set(coco.getImgIds())
+
+    def _wants_crowd(self, data, crowd_index):
+        if crowd_index not in ("auto", True, False):
+            raise ValueError(f"crowd_index must be 'auto', True or False; got {crowd_index!r}.")
+        if crowd_index is False:
+            return False
+        images = data["images"] if isinstance(data["images"], list) else []
+        missing = [img.get("id") if isinstance(img, dict) else img for img in images
+                   if not isinstance(img, dict) or not isinstance(img.get("crowdIndex"), (int, float))]
+        if crowd_index == "auto":
+            return bool(images) and not missing and self.num_keypoints == 14
+        if missing or not images:
+            raise AnnotationError(
+                f"CrowdPose's easy/medium/hard AP needs a numeric 'crowdIndex' on every image of the ground truth "
+                f"{self.source}, and {len(missing) if images else 'all'} of its {len(images)} images lack one "
+                f"(e.g. image ids {missing[:5]}); evaluate with the official CrowdPose annotation file "
+                "(crowdpose_test.json / crowdpose_val.json), or pass crowd_index=False for the COCO figures."
+            )
+        return True
 
     @staticmethod
     def _infer_num_keypoints(data, keypoint_spec):
@@ -222,7 +258,7 @@ class CocoKeypointEvaluator:
             if "num_keypoints" not in ann:
                 ann["num_keypoints"] = int(np.count_nonzero(kpts[2::3] > 0))
             if not use_area or "area" not in ann:
-                ann["area"] = BOX_AREA_FACTOR * w * h
+                ann["area"] = w * h * BOX_AREA_FACTOR  # xtcocotools' order of the product
             cat_ids.append(ann["category_id"])
         if not data.get("categories"):
             data["categories"] = [{"id": c, "name": str(c)} for c in sorted(set(cat_ids))]
@@ -275,7 +311,9 @@ class CocoKeypointEvaluator:
         Returns:
             dict `AP, AP50, AP75, APm, APl, AR, AR50, AR75, ARm, ARl` of
             floats (pycocotools gives -1 where no ground truth falls in an
-            area range). With no results every value is 0.0.
+            area range); for CrowdPose (`self.crowd`) `AP, AP50, AP75, AR,
+            AR50, AR75, AP(E), AP(M), AP(H)`. With no results every value is
+            0.0 (a crowd bucket with no person to find: -1.0).
         """
         if isinstance(results, (str, os.PathLike)):
             results = read_json_file(results, what="results file")
@@ -283,17 +321,28 @@ class CocoKeypointEvaluator:
             raise ValueError(f"results must be a list of dicts; got {type(results).__name__}.")
         results = self._check_results(results)
         if not results:
-            return {name: 0.0 for name in STAT_NAMES}
+            stats = {name: 0.0 for name in self.stat_names}
+            if self.crowd:
+                chosen = self.image_ids if image_ids is None else set(image_ids)
+                for name, bucket in zip(CROWD_STAT_NAMES[6:], self.buckets):
+                    ids = sorted(chosen.intersection(bucket))
+                    anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=ids)) if ids else []  # [] means all
+                    findable = any(not ann["iscrowd"] and ann["num_keypoints"] > 0 for ann in anns)
+                    stats[name] = 0.0 if findable else -1.0  # -1: no person to find (xtcocotools)
+            return stats
         from pycocotools.cocoeval import COCOeval
 
         with _quiet(self.verbose):
             coco_dt = self.coco.loadRes(results)
-            coco_eval = COCOeval(self.coco, coco_dt, iouType="keypoints")
-            coco_eval.params.kpt_oks_sigmas = self.sigmas.copy()
+            if self.crowd:
+                coco_eval = CrowdPoseCOCOeval(self.coco, coco_dt, self.sigmas, self.buckets)
+            else:
+                coco_eval = COCOeval(self.coco, coco_dt, iouType="keypoints")
+                coco_eval.params.kpt_oks_sigmas = self.sigmas.copy()
             if image_ids is not None:
                 coco_eval.params.imgIds = sorted(set(image_ids))
             coco_eval.evaluate()
             coco_eval.accumulate()
             coco_eval.summarize()
         self.last_eval = coco_eval
-        return {name: float(value) for name, value in zip(STAT_NAMES, coco_eval.stats)}
+        return {name: float(value) for name, value in zip(self.stat_names, coco_eval.stats)}

@@ -201,10 +201,11 @@ class CocoKeypointEvaluator:
         self.image_ids = set(coco.getImgIds())
 
     def _wants_crowd(self, data, crowd_index):
-        if crowd_index not in ("auto", True, False):
-            raise ValueError(f"crowd_index must be 'auto', True or False; got {crowd_index!r}.")
-        if crowd_index is False:
-            return False
+        if not (isinstance(crowd_index, str) and crowd_index == "auto"):
+            if isinstance(crowd_index, str) or crowd_index not in (True, False):
+                raise ValueError(f"crowd_index must be 'auto', True or False; got {crowd_index!r}.")
+            if not crowd_index:
+                return False
         images = data["images"] if isinstance(data["images"], list) else []
         missing = [img.get("id") if isinstance(img, dict) else img for img in images
                    if not isinstance(img, dict) or not isinstance(img.get("crowdIndex"), (int, float))]
@@ -213,8 +214,10 @@ class CocoKeypointEvaluator:
         if missing or not images:
             raise AnnotationError(
                 f"CrowdPose's easy/medium/hard AP needs a numeric 'crowdIndex' on every image of the ground truth "
-                f"{self.source}, and {len(missing) if images else 'all'} of its {len(images)} images lack one "
-                f"(e.g. image ids {missing[:5]}); evaluate with the official CrowdPose annotation file "
+                f"{self.source}, and "
+                + (f"{len(missing)} of its {len(images)} images lack one (e.g. image ids {missing[:5]})"
+                   if images else "it has no image table")
+                + "; evaluate with the official CrowdPose annotation file "
                 "(crowdpose_test.json / crowdpose_val.json), or pass crowd_index=False for the COCO figures."
             )
         return True

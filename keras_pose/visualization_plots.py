@@ -41,8 +41,8 @@ _COLORS = [
 ]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _X_KEYS = ("epoch", "epochs", "step")
-# COCO stats: "<prefix>_AP", "<prefix>_AP50", "<prefix>_ARm", ...
-_FAMILY = re.compile(r"^(?P<prefix>.*?)(?P<family>AP|AR)(?P<suffix>\d+|m|l|M|L)?$")
+# COCO stats: "<prefix>_AP", "<prefix>_AP50", "<prefix>_ARm", ...; CrowdPose's "<prefix>_AP(E)", "(M)", "(H)".
+_FAMILY = re.compile(r"^(?P<prefix>.*?)(?P<family>AP|AR)(?P<suffix>\d+|m|l|M|L|\([EMH]\))?$")
 
 
 def _to_float(value):

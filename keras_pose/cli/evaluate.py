@@ -7,7 +7,7 @@ import warnings
 from keras_pose.cli.common import CLIError, add_preset_argument, dataset_kwargs, load_model, positive_int
 
 _METRIC_ORDER = ("coco_AP", "coco_AP50", "coco_AP75", "coco_APm", "coco_APl", "coco_AR", "coco_AR50", "coco_AR75",
-                 "coco_ARm", "coco_ARl", "pckh", "pckh@0.1", "pck", "epe")
+                 "coco_ARm", "coco_ARl", "coco_AP(E)", "coco_AP(M)", "coco_AP(H)", "pckh", "pckh@0.1", "pck", "epe")
 
 
 def _check_metric(args, fmt):
@@ -100,7 +100,8 @@ def add_parser(subparsers):
         help="measure COCO AP / PCKh / PCK of a preset on an annotated dataset",
         description="Evaluate a top-down model as a user runs it: every person box (ground truth, or detections "
         "with --detections) is cropped with the preset's settings, keypoints are decoded to image pixels and "
-        "scored: COCO keypoint AP/AR with pycocotools (mmpose rescoring and OKS-NMS), MPII PCKh@0.5, or PCK. "
+        "scored: COCO keypoint AP/AR with pycocotools (mmpose rescoring and OKS-NMS; a CrowdPose file, whose "
+        "images carry crowdIndex, gives CrowdPose's AP/AR and AP(E)/AP(M)/AP(H)), MPII PCKh@0.5, or PCK. "
         "Prints one metric per line.",
     )
     add_preset_argument(p)

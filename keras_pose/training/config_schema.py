@@ -496,11 +496,12 @@ def _validate_evaluation(raw, data):
         else:
             monitor = {"coco": "val_coco_AP", "pck": "val_pck", "pckh": "val_pckh"}[e["metric"]]
     else:
-        from keras_pose.metrics import STAT_NAMES
+        from keras_pose.metrics import CROWD_STAT_NAMES, STAT_NAMES
 
+        coco_names = list(STAT_NAMES) + [name for name in CROWD_STAT_NAMES if name not in STAT_NAMES]  # CrowdPose
         logged = ["loss"]
         if data["val"] is not None:
-            logged += {"coco": [f"val_coco_{name}" for name in STAT_NAMES], "pck": ["val_pck", "val_epe"],
+            logged += {"coco": [f"val_coco_{name}" for name in coco_names], "pck": ["val_pck", "val_epe"],
                        "pckh": ["val_pckh", "val_pckh@0.1"]}[e["metric"]]
         if monitor not in logged:
             why = "" if data["val"] is not None else " (there is no data.val to evaluate)"

@@ -155,3 +155,11 @@ def test_evaluate_pose_model_gives_crowdpose_figures_for_a_crowdpose_file(tmp_pa
     assert list(stats) == [f"coco_{name}" for name in CROWD_STAT_NAMES]
     # Scores pass through float32 (PoseResult.instance_scores); the order, hence every figure, is kept.
     np.testing.assert_allclose(list(stats.values()), XTCOCOTOOLS["easy_hard/perturbed"], rtol=0, atol=1e-11)
+
+
+def test_crowd_stats_can_be_monitored_and_share_the_coco_plot_panel():
+    from keras_pose.visualization_plots import _is_coco_stat, _panel_of
+
+    assert _panel_of("val_coco_AP(H)") == _panel_of("val_coco_AP50") == "val_coco_AP"
+    assert _is_coco_stat("val_coco_AP(E)")  # -1 (a bucket with no image) is drawn as missing
+    assert _panel_of("val_coco_AR75") == "val_coco_AR"

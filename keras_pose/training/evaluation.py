@@ -101,7 +101,8 @@ def evaluate_pose_model(
         model: a ``TopDownPoseEstimator``.
         dataset: ``PoseDataset``; boxes and box scores come from it.
         metric: "coco" (AP/AR via ``keras_pose.metrics.CocoKeypointEvaluator``
-            against ``dataset.annotation_file``, mmpose rescoring + OKS-NMS),
+            against ``dataset.annotation_file``, mmpose rescoring + OKS-NMS;
+            CrowdPose's figures for a CrowdPose file: ``crowd_index``),
             "pck" (PCK at ``pck_threshold`` of ``max(box w, h)``, visible
             keypoints), "pckh" (MPII PCKh@0.5, needs ``head_size``) or
             "auto" (pckh for MPII, coco for COCO-format files, else pck).
@@ -110,7 +111,9 @@ def evaluate_pose_model(
         coco_evaluator: a prepared ``CocoKeypointEvaluator`` to reuse.
 
     Returns:
-        dict of floats: ``coco_AP``, ``coco_AP50``, ... for "coco"; ``pck``
+        dict of floats: ``coco_AP``, ``coco_AP50``, ... for "coco" (a CrowdPose
+        file: ``coco_AP``, ..., ``coco_AR75``, ``coco_AP(E)``, ``coco_AP(M)``,
+        ``coco_AP(H)``); ``pck``
         (and ``epe`` in pixels) for "pck"; ``pckh``, ``pckh@0.1`` for "pckh".
     """
     from keras_pose import metrics as pose_metrics

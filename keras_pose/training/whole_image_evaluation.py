@@ -66,7 +66,8 @@ def evaluate_whole_image_model(model, dataset, verbose=0, coco_evaluator=None, k
     """COCO keypoint AP / AR of a whole-image model on a COCO-format dataset.
 
     Returns:
-        dict ``coco_AP``, ``coco_AP50``, ... (floats; 0.0 when the model finds nobody).
+        dict ``coco_AP``, ``coco_AP50``, ... (floats; 0.0 when the model finds nobody); for a
+        CrowdPose file CrowdPose's figures, ``coco_AP(E)``, ``coco_AP(M)``, ``coco_AP(H)`` included.
     """
     from keras_pose.metrics import CocoKeypointEvaluator
 

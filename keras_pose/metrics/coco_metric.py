@@ -4,8 +4,9 @@
 `iouType="keypoints"` and the OKS sigmas of the dataset's keypoint spec, so it
 evaluates any keypoint count (COCO, AP-10K, AIC, CrowdPose, OCHuman,
 Animal-Pose, custom); a CrowdPose file gets CrowdPose's own figures (AP, AR,
-AP of the easy / medium / hard images: `keras_pose.metrics.crowdpose_eval`). `make_topdown_results` turns top-down predictions into
-COCO results the way mmpose's `CocoMetric` does: rescoring
+AP of the easy / medium / hard images: `keras_pose.metrics.crowdpose_eval`).
+`make_topdown_results` turns top-down predictions into COCO results the way
+mmpose's `CocoMetric` does: rescoring
 (`score_mode="bbox_keypoint"`) then per-image OKS-NMS at 0.9.
 """
 
@@ -157,6 +158,11 @@ class CocoKeypointEvaluator:
             when every image of the file has a `crowdIndex` and the spec has
             14 keypoints (CrowdPose); True: required (an `AnnotationError`
             when an image lacks `crowdIndex`); False: the COCO figures.
+            Values are fractions in [0, 1]. As in xtcocotools, a prediction
+            whose keypoint scores are all <= 0 is dropped, and a person with
+            `num_keypoints` 0 is ignored. Computed on pycocotools
+            (`crowdpose_eval.CrowdPoseCOCOeval`: the xtcocotools wheel needs
+            NumPy 1.x) and tested equal to xtcocotools 1.14.3's figures.
 
     The ground truth is copied and completed where pycocotools needs fields
     the file lacks: `iscrowd` (0), `num_keypoints` (count of v > 0), `area`
@@ -165,7 +171,8 @@ class CocoKeypointEvaluator:
     integer or not positive, gets a fresh id with a warning (pycocotools
     keys annotations by id and would silently lose that person).
     APm/APl use the (filled) areas. `stat_names` lists the keys `evaluate`
-    returns (`STAT_NAMES` or `CROWD_STAT_NAMES`); `crowd` says which.
+    returns (`STAT_NAMES` or `CROWD_STAT_NAMES`); `crowd` says which, and
+    `buckets` holds the easy / medium / hard image ids (None for COCO).
     """
 
     def __init__(self, annotation, keypoint_spec=None, use_area=None, verbose=False, crowd_index="auto"):

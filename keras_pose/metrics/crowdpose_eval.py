@@ -26,6 +26,9 @@ same code in both libraries. `tests/metrics/test_crowdpose_metric.py`
 compares the result with figures xtcocotools computed on the same inputs.
 """
 
+import contextlib
+import io
+
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
@@ -103,8 +106,9 @@ class CrowdPoseCOCOeval(COCOeval):
             value = -1.0
             if ids:
                 self.params.imgIds = ids
-                self.evaluate()
-                self.accumulate()
+                with contextlib.redirect_stdout(io.StringIO()):  # progress lines, as xtcocotools hides them
+                    self.evaluate()
+                    self.accumulate()
                 value = round(float(np.mean(self.eval["precision"][:, :, :, 0, :])), 4)
             per_bucket.append(value)
             print(f" Average Precision  (AP) @[ IoU=0.50:0.95 | type={name:>6s} | maxDets= 20 ] = {value:0.3f}")

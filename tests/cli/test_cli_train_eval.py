@@ -250,6 +250,22 @@ def test_evaluate_with_ground_truth_boxes_and_detections(preset_dir, tmp_path, c
     assert out.startswith("pck ") and "epe" in out and " px" in out
 
 
+def test_evaluate_crowdpose_file_prints_crowdpose_figures(tmp_path, capsys):
+    # A CrowdPose file (crowdIndex on its images) gets AP..AR75 and AP(E)/AP(M)/AP(H), in that order.
+    preset = _tiny_preset(tmp_path / "tiny_crowdpose", keypoint_spec="crowdpose")
+    out_json = tmp_path / "crowdpose.json"
+    code, out, err = _run(capsys, "evaluate", "--preset", preset, "--annotations",
+                          DATA_DIR / "crowdpose" / "test_crowdpose.json", "--json", out_json, "--no-flip-test")
+    assert code == 0, err
+    names = [line.split()[0] for line in out.strip().splitlines()]
+    assert names == ["coco_AP", "coco_AP50", "coco_AP75", "coco_AR", "coco_AR50", "coco_AR75", "coco_AP(E)",
+                     "coco_AP(M)", "coco_AP(H)"]
+    metrics = json.loads(out_json.read_text())["metrics"]
+    assert metrics["coco_AP(E)"] == metrics["coco_AP(H)"] == -1.0  # the sample's crowd indices are 0.33 and 0.39
+    assert 0.0 <= metrics["coco_AP(M)"] <= 1.0
+    assert metrics["coco_AP(M)"] == pytest.approx(metrics["coco_AP"], abs=5e-5)  # every image is medium
+
+
 def test_evaluate_mpii_pckh(tmp_path, capsys):
     preset = _tiny_preset(tmp_path / "tiny_mpii", keypoint_spec="mpii")
     code, out, err = _run(capsys, "evaluate", "--preset", preset, "--annotations", DATA_DIR / "mpii" / "test_mpii.json")

@@ -12,6 +12,7 @@ from keras_pose.data.model_datasets import model_dataset
 from keras_pose.data.multi_dataset_pipeline import build_multi_dataset_pipeline
 from keras_pose.data.whole_image_augmentations import DEFAULT_WHOLE_IMAGE_AUGMENT
 from keras_pose.data.whole_image_pipeline import INSTANCE_KEYS
+from keras_pose.data.whole_image_pipeline import MixingSwitch
 from keras_pose.data.whole_image_pipeline import build_whole_image_dataset
 from keras_pose.utils.backend_imports import attach_tensorflow_to_keras_hub
 
@@ -28,6 +29,7 @@ __all__ = [
     "box_xywh_to_center_scale_tf",
     "build_top_down_dataset",
     "build_multi_dataset_pipeline",
+    "MixingSwitch",
     "build_whole_image_dataset",
     "get_warp_matrix_tf",
     "model_dataset",

@@ -21,7 +21,10 @@ def finish_stream(ds, rand, make_element, *, skip_elements, num_parallel_calls, 
     ds = tf.data.Dataset.zip((ds, rand))
     if skip_elements:
         ds = ds.skip(int(skip_elements))
-    ds = ds.map(make_element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    if num_parallel_calls:
+        ds = ds.map(make_element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    else:  # sequential: `deterministic` has no meaning (tf.data warns)
+        ds = ds.map(make_element)
     if batch_size:
         ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     if prefetch:

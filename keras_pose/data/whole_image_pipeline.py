@@ -50,6 +50,37 @@ AUTOTUNE = tf.data.AUTOTUNE
 INSTANCE_KEYS = ("boxes", "keypoints", "keypoint_visible", "instance_valid", "ignore_mask")
 
 
+class MixingSwitch:
+    """Turns a running pipeline's mosaic and mixup off (RTMO's last-stage switch), without rebuilding it.
+
+    ```python
+    switch = MixingSwitch()
+    data = model_dataset(rtmo, train, augment={"mosaic": True, "mixup": True}, mixing_switch=switch, ...)
+    model.fit(data, callbacks=[RTMOModeSwitch(280, 579, on_last_stage=switch.turn_off)], ...)
+    ```
+
+    The pipeline reads the switch (a boolean ``tf.Variable``) each time it
+    makes an element: while it is off, the mosaic and mixup draws are
+    made (the stream's random numbers stay the same) but not applied, so an
+    element is exactly the one a pipeline built without those stages gives.
+    Elements already prefetched when it flips keep their mosaic (up to the
+    pipeline's ``prefetch`` batches). A switch may serve several pipelines.
+    """
+
+    def __init__(self, on=True):
+        self.variable = tf.Variable(bool(on), trainable=False, dtype=tf.bool, name="mixing_switch")
+
+    @property
+    def on(self):
+        return bool(self.variable.numpy())
+
+    def turn_off(self):
+        self.variable.assign(False)
+
+    def turn_on(self):
+        self.variable.assign(True)
+
+
 def _image_records(dataset, instances, num_keypoints, include_empty_images):
     """Per-image arrays, instances padded to the largest per-image count ``N`` (static)."""
     by_path = {}
@@ -185,6 +216,7 @@ def build_whole_image_dataset(
     num_parallel_calls=AUTOTUNE,
     prefetch=AUTOTUNE,
     skip_elements=0,
+    mixing_switch=None,
 ):
     """A batched ``tf.data.Dataset`` of whole images and their padded instances (see the module docstring).
 
@@ -225,10 +257,14 @@ def build_whole_image_dataset(
         drop_remainder, num_parallel_calls, prefetch: as ``tf.data``.
         skip_elements: start this many images into the (seeded, repeated)
             stream (a resumed run continues where it stopped).
+        mixing_switch: a `MixingSwitch` that turns mosaic and mixup off
+            while the pipeline runs (RTMO's last stage); None: always on.
 
     Returns:
         ``tf.data.Dataset`` of ``(images, targets)`` (or with ``meta``).
     """
+    if mixing_switch is not None and not isinstance(mixing_switch, MixingSwitch):
+        raise PipelineError(f"mixing_switch must be a keras_pose.data.MixingSwitch, got {type(mixing_switch).__name__}.")
     image_size = tuple(int(v) for v in image_size)
     if len(image_size) != 2 or min(image_size) < 1:
         raise PipelineError(f"image_size must be (height, width) in pixels, got {image_size}.")
@@ -257,6 +293,9 @@ def build_whole_image_dataset(
     rle_table = tf.constant(rles, tf.string)
     table_hw = tf.constant(np.array([_table_hw(dataset, records, i) for i in range(num_images)], np.int64))
     h_out, w_out = image_size
+
+    def mixing_on():
+        return tf.constant(True) if mixing_switch is None else mixing_switch.variable.read_value()
 
     def load(index):
         image = source(index)
@@ -330,7 +369,7 @@ def build_whole_image_dataset(
             return (rgb, ignore, *instances_of(sources, matrices, flipped))
 
         use = tf.random.stateless_uniform([], seeds[4], dtype=tf.float64) < stages["mosaic"]["prob"]
-        return first[2], tf.cond(use, mosaic, single)
+        return first[2], tf.cond(use & mixing_on(), mosaic, single)
 
     def make_element(record, rand):
         index = record["image_index"]
@@ -339,7 +378,7 @@ def build_whole_image_dataset(
         if "mixup" in stages:
             other = tf.random.stateless_uniform([], seeds[5], minval=0, maxval=num_images, dtype=tf.int32)
             _, (rgb2, ignore2, kps2, vis2, boxes2, valid2) = view(seeds[6:11], other, False)
-            use = tf.random.stateless_uniform([], seeds[11], dtype=tf.float64) < stages["mixup"]["prob"]
+            use = (tf.random.stateless_uniform([], seeds[11], dtype=tf.float64) < stages["mixup"]["prob"]) & mixing_on()
             ratio = float(stages["mixup"]["ratio"])
             rgb = tf.where(use, ratio * rgb + (1.0 - ratio) * rgb2, rgb)
             ignore = tf.where(use, tf.maximum(ignore, ignore2), ignore)

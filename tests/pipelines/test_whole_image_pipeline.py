@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pose_testing.paths import DATA_DIR
 
-from keras_pose.data import INSTANCE_KEYS, build_whole_image_dataset
+from keras_pose.data import INSTANCE_KEYS, MixingSwitch, build_whole_image_dataset
 from keras_pose.datasets import load_coco_keypoints
 from keras_pose.errors import PipelineError
 from keras_pose.keypoints import get_keypoint_spec
@@ -160,6 +160,32 @@ def test_mosaic_and_mixup_give_valid_instance_sets():
         assert (kps >= 0).all() and (kps[:, 0] < w).all() and (kps[:, 1] < h).all()
         assert (inst["keypoints"][b, n:] == 0).all() and (inst["keypoint_visible"][b, n:] == 0).all()
     assert np.isfinite(image).all() and image.min() >= 0 and image.max() <= 255
+
+
+def test_mixing_switch_turns_mosaic_and_mixup_off_in_a_running_pipeline():
+    data = coco()
+    mixing = {"mosaic": {"prob": 1.0}, "mixup": {"prob": 1.0}, "hsv": None}
+    plain = first_batch(data, seed=5, repeat=True, max_instances=24, augment={"hsv": None})
+    switch = MixingSwitch(on=False)
+    off = first_batch(data, seed=5, repeat=True, max_instances=24, augment=mixing, mixing_switch=switch)
+    # off: exactly the elements of a pipeline built without mosaic and mixup (same draws, not applied)
+    np.testing.assert_array_equal(off[0], plain[0])
+    for key in INSTANCE_KEYS:
+        np.testing.assert_array_equal(off[1][key], plain[1][key])
+    # one pipeline, the switch flipped between elements (no parallel map, no prefetch: nothing made early)
+    switch.turn_on()
+    stream = iter(build_whole_image_dataset(data, SIZE, batch_size=4, seed=5, repeat=True, max_instances=24,
+                                            augment=mixing, mixing_switch=switch, num_parallel_calls=None,
+                                            prefetch=None))
+    mixed = next(stream)
+    assert int(np.asarray(mixed[1]["instance_valid"]).sum()) > int(plain[1]["instance_valid"].sum())
+    switch.turn_off()
+    assert not switch.on
+    later = next(stream)
+    unmixed = first_batch(data, seed=5, repeat=True, max_instances=24, augment={"hsv": None}, batch_size=8)
+    np.testing.assert_array_equal(np.asarray(later[0]), unmixed[0][4:])  # the stream's second batch, unmixed
+    with pytest.raises(PipelineError, match="MixingSwitch"):
+        build_whole_image_dataset(data, SIZE, mixing_switch=True)
 
 
 def test_bad_arguments_are_named():

@@ -34,7 +34,8 @@ The recipe around it::
 
     model.compile()                                  # branches, RTMOLoss, rtmo_optimizer (AdamW groups, clip 0.1)
     ema = keras_pose.training.ema.ExpMomentumEMA(momentum=0.0002, gamma=2000)
-    model.fit(data, epochs=600, callbacks=[RTMOModeSwitch(280, 579, on_last_stage=turn_off_mosaic), ema])
+    switch = keras_pose.data.MixingSwitch()            # model_dataset(..., mixing_switch=switch)
+    model.fit(data, epochs=600, callbacks=[RTMOModeSwitch(280, 579, on_last_stage=switch.turn_off), ema])
 
 Positives are gathered into a static number of rows per image
 (`candidate_topk` * M at most), so every shape is static (XLA, JAX).
@@ -317,8 +318,9 @@ class RTMOModeSwitch(keras.callbacks.Callback):
     - from epoch `last_stage_epoch` (mmpose's ``num_last_epochs=20`` of 600:
       its hook fires when epoch + 1 == 580, i.e. from 0-based epoch 579): the L1
       auxiliary box loss and the ignore masks are on, and `on_last_stage()`
-      is called (give it the function that turns off mosaic and mixup in
-      your pipeline).
+      is called (give it ``MixingSwitch.turn_off`` of the switch your
+      whole-image pipeline reads, ``keras_pose.data.MixingSwitch``, to turn
+      off mosaic and mixup).
 
     Epochs count from 0 as `fit`'s. Changes rebuild the train function (the
     settings are static in the traced step).

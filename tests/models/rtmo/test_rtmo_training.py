@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_pose.data import MixingSwitch
 from keras_pose.models.rtmo.rtmo_dcc import DynamicCoordinateClassifier
 from keras_pose.models.rtmo.rtmo_training import (STAGE1, RTMOLoss, RTMOModeSwitch, RTMOTrainingBranches,
                                                   sample_mask_bilinear)
@@ -146,6 +147,14 @@ def test_mode_switch_changes_the_loss_at_its_epochs():
     assert calls == [True, "pipeline", True]
     with pytest.raises(TypeError, match="on_last_stage"):
         RTMOModeSwitch(on_last_stage="mosaic off")
+    # the pipeline's switch (tests/pipelines: what it does to the elements), from a resumed epoch too
+    mixing = MixingSwitch()
+    resumed = RTMOModeSwitch(switch_epoch=2, last_stage_epoch=4, on_last_stage=mixing.turn_off)
+    resumed.set_model(types.SimpleNamespace(rtmo_loss=RTMOLoss(SIGMAS), make_train_function=lambda force: None))
+    resumed.on_epoch_begin(3)
+    assert mixing.on
+    resumed.on_epoch_begin(6)
+    assert not mixing.on
 
 
 def test_dcc_batch_norm_statistics_come_from_the_masked_rows_only():

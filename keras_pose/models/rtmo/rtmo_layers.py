@@ -33,6 +33,16 @@ RTMO_BN_EPSILON = 1e-3
 RTMO_BN_MOMENTUM = 0.97
 
 
+def norm_momentum_or(norm_momentum, default):
+    """`norm_momentum` (a float in [0, 1)) or `default` when None; a clear error otherwise."""
+    if norm_momentum is None:
+        return default
+    if not 0.0 <= float(norm_momentum) < 1.0:
+        raise ValueError(f"norm_momentum must be in [0, 1) (Keras convention: the old average's share; mmpose's "
+                         f"momentum m is 1 - m here), got {norm_momentum!r}.")
+    return float(norm_momentum)
+
+
 def rtmo_conv_initializer():
     """mmpose RTMO's initialisation of every ``Conv2d`` (the configs' model ``init_cfg``).
 

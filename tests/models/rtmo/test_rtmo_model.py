@@ -306,3 +306,22 @@ def test_untrained_rtmo_has_mmpose_conv_init_and_finite_eval_outputs():
             np.testing.assert_allclose(value, CLS_PRIOR_BIAS, atol=0.1)  # every cell scores ~0.01
     decoded = model.end_to_end_model().predict_on_batch(_images((128, 128), batch=2))
     assert all(np.isfinite(_np(decoded[k])).all() for k in ("boxes", "scores", "keypoints", "keypoint_scores"))
+
+
+def test_norm_momentum_reaches_every_conv_block_and_round_trips():
+    """Default: the reference's BatchNorm momenta (backbone / head 0.97, neck 0.9); `norm_momentum` sets them all."""
+    from keras_pose.models.rtmo.rtmo_layers import RTMO_BN_MOMENTUM, TORCH_BN_MOMENTUM
+
+    def momenta(net):
+        return {part: {round(l.momentum, 6) for l in getattr(net, part)._flatten_layers()
+                       if isinstance(l, keras.layers.BatchNormalization)} for part in ("backbone", "neck", "head")}
+
+    default = RTMONetwork(image_size=(64, 64), **TINY)
+    assert momenta(default) == {"backbone": {RTMO_BN_MOMENTUM}, "neck": {TORCH_BN_MOMENTUM},
+                                "head": {RTMO_BN_MOMENTUM}}
+    assert "norm_momentum" not in default.get_config()  # presets keep their config
+    fast = RTMONetwork(image_size=(64, 64), norm_momentum=0.8, **TINY)
+    assert momenta(fast) == {"backbone": {0.8}, "neck": {0.8}, "head": {0.8}}
+    assert momenta(RTMONetwork.from_config(fast.get_config())) == momenta(fast)
+    with pytest.raises(ValueError, match="norm_momentum must be in"):
+        RTMONetwork(image_size=(64, 64), norm_momentum=1.5, **TINY)

@@ -84,7 +84,8 @@ class HybridEncoder(keras.Model):
             raise ValueError(f"output_indices must index the {len(in_channels)} levels, got {output_indices}.")
         num_blocks = round(3 * deepen_factor)
         paths = {}
-        factory = LayerFactory(paths, dtype=dtype, norm_epsilon=TORCH_BN_EPSILON, norm_momentum=norm_momentum_or(norm_momentum, TORCH_BN_MOMENTUM))
+        factory = LayerFactory(paths, dtype=dtype, norm_epsilon=TORCH_BN_EPSILON,
+                               norm_momentum=norm_momentum_or(norm_momentum, TORCH_BN_MOMENTUM))
 
         # === Functional model ===
         inputs = [keras.Input(shape=(None, None, c), name=f"features_{i}") for i, c in enumerate(in_channels)]

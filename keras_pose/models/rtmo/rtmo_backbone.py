@@ -16,7 +16,8 @@ stages 2, 3, 4 (strides 8, 16, 32). The RTMO sizes (mmpose configs
 import keras
 import keras_hub
 
-from keras_pose.models.rtmo.rtmo_layers import LayerFactory, csp_layer, focus_stem, spp_bottleneck
+from keras_pose.models.rtmo.rtmo_layers import (RTMO_BN_MOMENTUM, LayerFactory, csp_layer, focus_stem,
+                                               norm_momentum_or, spp_bottleneck)
 
 # in_channels, out_channels, num_blocks, add_identity, use_spp (mmdet CSPDarknet "P5")
 CSP_DARKNET_P5 = (
@@ -61,6 +62,9 @@ class CSPDarknetBackbone(keras_hub.models.Backbone):
         widen_factor: width multiplier w of every layer.
         out_indices: which stages to return (ascending).
         spp_kernel_sizes: max-pool sizes of the stage-4 SPP bottleneck.
+        norm_momentum: BatchNorm momentum (Keras convention: the old
+            average's share) of every conv block; None keeps the reference's
+            (0.97, mmpose's momentum 0.03).
         dtype: dtype policy.
 
     `torch_layer_paths` maps every weighted layer's name to its mmpose
@@ -75,6 +79,7 @@ class CSPDarknetBackbone(keras_hub.models.Backbone):
         widen_factor=0.5,
         out_indices=(2, 3, 4),
         spp_kernel_sizes=(5, 9, 13),
+        norm_momentum=None,
         dtype=None,
         **kwargs,
     ):
@@ -98,7 +103,7 @@ class CSPDarknetBackbone(keras_hub.models.Backbone):
         widths = csp_darknet_widths(widen_factor)
         depths = csp_darknet_depths(deepen_factor)
         paths = {}
-        factory = LayerFactory(paths, dtype=dtype)
+        factory = LayerFactory(paths, dtype=dtype, norm_momentum=norm_momentum_or(norm_momentum, RTMO_BN_MOMENTUM))
 
         # === Functional model ===
         images = keras.Input(shape=(*image_size, 3), name="images")
@@ -121,6 +126,7 @@ class CSPDarknetBackbone(keras_hub.models.Backbone):
         self.widen_factor = float(widen_factor)
         self.out_indices = out_indices
         self.spp_kernel_sizes = spp_kernel_sizes
+        self.norm_momentum = None if norm_momentum is None else float(norm_momentum)
         self.out_channels = tuple(widths[i] for i in out_indices)
         self.strides = tuple(2 ** (i + 1) for i in out_indices)
         self.torch_layer_paths = dict(paths)
@@ -136,4 +142,6 @@ class CSPDarknetBackbone(keras_hub.models.Backbone):
                 "spp_kernel_sizes": list(self.spp_kernel_sizes),
             }
         )
+        if self.norm_momentum is not None:
+            config["norm_momentum"] = self.norm_momentum
         return config

@@ -26,7 +26,8 @@ import math
 
 import keras
 
-from keras_pose.models.rtmo.rtmo_layers import ChannelHalves, LayerFactory, with_dtype_policy
+from keras_pose.models.rtmo.rtmo_layers import (RTMO_BN_MOMENTUM, ChannelHalves, LayerFactory, norm_momentum_or,
+                                               with_dtype_policy)
 
 HEAD_OUTPUTS = ("cls", "bbox", "kpt_vis", "pose_vec")
 # mmpose RTMOHeadModule.init_weights: classification biases start at the logit of a 0.01 prior
@@ -60,6 +61,9 @@ class RTMOHeadModule(keras.Model):
         stacked_convs: S; the classification branch has S convs, the pose
             branch 2S.
         num_classes: instance classes (1: person).
+        norm_momentum: BatchNorm momentum (Keras convention: the old
+            average's share) of every conv block; None keeps the reference's
+            (0.97, mmpose's momentum 0.03).
         dtype: dtype policy.
 
     `torch_layer_paths` maps every weighted layer's name to its mmpose
@@ -77,6 +81,7 @@ class RTMOHeadModule(keras.Model):
         pose_vec_channels=256,
         stacked_convs=2,
         num_classes=1,
+        norm_momentum=None,
         dtype=None,
         name="rtmo_head",
         **kwargs,
@@ -95,7 +100,7 @@ class RTMOHeadModule(keras.Model):
             )
         pose_channels = int(num_groups) * int(channels_per_group)
         paths = {}
-        factory = LayerFactory(paths, dtype=dtype)
+        factory = LayerFactory(paths, dtype=dtype, norm_momentum=norm_momentum_or(norm_momentum, RTMO_BN_MOMENTUM))
 
         # === Functional model ===
         inputs = [keras.Input(shape=(None, None, in_channels), name=f"features_s{s}") for s in featmap_strides]
@@ -130,6 +135,7 @@ class RTMOHeadModule(keras.Model):
         self.pose_vec_channels = int(pose_vec_channels)
         self.stacked_convs = int(stacked_convs)
         self.num_classes = int(num_classes)
+        self.norm_momentum = None if norm_momentum is None else float(norm_momentum)
         self.torch_layer_paths = dict(paths)
 
     def get_config(self):
@@ -146,6 +152,7 @@ class RTMOHeadModule(keras.Model):
             "pose_vec_channels": self.pose_vec_channels,
             "stacked_convs": self.stacked_convs,
             "num_classes": self.num_classes,
+            **({} if self.norm_momentum is None else {"norm_momentum": self.norm_momentum}),
         }
 
     @classmethod

@@ -26,6 +26,7 @@ from keras_pose.models.rtmo.rtmo_layers import (
     channel_mapper,
     csp_rep_layer,
     layer_name,
+    norm_momentum_or,
     with_dtype_policy,
 )
 from keras_pose.layers import TORCH_BN_EPSILON
@@ -50,6 +51,9 @@ class HybridEncoder(keras.Model):
         pe_temperature: sine position encoding temperature.
         output_indices: PAN levels returned (RTMO: (1, 2)).
         out_channels: projector width (None: no projector).
+        norm_momentum: BatchNorm momentum (Keras convention: the old
+            average's share) of every conv block; None keeps the reference's
+            (0.9, torch's default 0.1).
         dtype: dtype policy.
 
     `torch_layer_paths` maps every weighted layer's name to its mmpose
@@ -67,6 +71,7 @@ class HybridEncoder(keras.Model):
         pe_temperature=10000.0,
         output_indices=(1, 2),
         out_channels=256,
+        norm_momentum=None,
         dtype=None,
         name="hybrid_encoder",
         **kwargs,
@@ -79,7 +84,8 @@ class HybridEncoder(keras.Model):
             raise ValueError(f"output_indices must index the {len(in_channels)} levels, got {output_indices}.")
         num_blocks = round(3 * deepen_factor)
         paths = {}
-        factory = LayerFactory(paths, dtype=dtype, norm_epsilon=TORCH_BN_EPSILON, norm_momentum=TORCH_BN_MOMENTUM)
+        factory = LayerFactory(paths, dtype=dtype, norm_epsilon=TORCH_BN_EPSILON,
+                               norm_momentum=norm_momentum_or(norm_momentum, TORCH_BN_MOMENTUM))
 
         # === Functional model ===
         inputs = [keras.Input(shape=(None, None, c), name=f"features_{i}") for i, c in enumerate(in_channels)]
@@ -121,6 +127,7 @@ class HybridEncoder(keras.Model):
         self.pe_temperature = float(pe_temperature)
         self.output_indices = output_indices
         self.out_channels = None if out_channels is None else int(out_channels)
+        self.norm_momentum = None if norm_momentum is None else float(norm_momentum)
         self.torch_layer_paths = dict(paths)
 
     def get_config(self):
@@ -137,6 +144,7 @@ class HybridEncoder(keras.Model):
             "pe_temperature": self.pe_temperature,
             "output_indices": list(self.output_indices),
             "out_channels": self.out_channels,
+            **({} if self.norm_momentum is None else {"norm_momentum": self.norm_momentum}),
         }
 
     @classmethod

@@ -63,6 +63,13 @@ class RTMONetwork(keras_hub.models.Backbone):
         dcc_feat_channels, dcc_num_bins, dcc_spe_channels,
             dcc_spe_temperature, dcc_gau_s, dcc_gau_expansion: the DCC's
             settings (`DynamicCoordinateClassifier`).
+        norm_momentum: BatchNorm momentum (Keras convention, the old
+            average's share) of every conv block of backbone, neck and head;
+            None keeps the reference's (0.97 backbone and head, mmpose's
+            0.03; 0.9 neck, torch's 0.1). With 0.97 the eval-mode statistics
+            trail the weights by ~30 steps and keep 0.97^t of their (0, 1)
+            start: after a short training run (an overfit test, a few hundred
+            steps) 0.9 gives eval outputs that match the trained weights.
         dtype: dtype policy.
 
     Sub-models: `backbone`, `neck`, `head`; the keypoint decoder `dcc`.
@@ -91,6 +98,7 @@ class RTMONetwork(keras_hub.models.Backbone):
         dcc_spe_temperature=300.0,
         dcc_gau_s=128,
         dcc_gau_expansion=2,
+        norm_momentum=None,
         dtype=None,
         name="rtmo",
         **kwargs,
@@ -105,7 +113,8 @@ class RTMONetwork(keras_hub.models.Backbone):
         }
         widths = {k: int(derived[k] if v is None else v) for k, v in given.items()}
         backbone = CSPDarknetBackbone(
-            image_size=image_size, deepen_factor=deepen_factor, widen_factor=widen_factor, dtype=dtype,
+            image_size=image_size, deepen_factor=deepen_factor, widen_factor=widen_factor,
+            norm_momentum=norm_momentum, dtype=dtype,
             name="backbone",
         )
         neck_levels = [backbone.strides.index(s) for s in featmap_strides if s in backbone.strides]
@@ -121,6 +130,7 @@ class RTMONetwork(keras_hub.models.Backbone):
             pe_temperature=pe_temperature,
             output_indices=neck_levels,
             out_channels=widths["neck_out_channels"],
+            norm_momentum=norm_momentum,
             dtype=dtype,
             name="neck",
         )
@@ -133,6 +143,7 @@ class RTMONetwork(keras_hub.models.Backbone):
             channels_per_group=widths["channels_per_group"],
             pose_vec_channels=widths["pose_vec_channels"],
             stacked_convs=stacked_convs,
+            norm_momentum=norm_momentum,
             dtype=dtype,
             name="head",
         )
@@ -170,6 +181,7 @@ class RTMONetwork(keras_hub.models.Backbone):
         self.widths = widths
         self.num_groups = int(num_groups)
         self.stacked_convs = int(stacked_convs)
+        self.norm_momentum = None if norm_momentum is None else float(norm_momentum)
 
     @classmethod
     def from_size(cls, size, image_size=None, **kwargs):
@@ -203,6 +215,7 @@ class RTMONetwork(keras_hub.models.Backbone):
             "dcc_spe_temperature": self.dcc.spe_temperature,
             "dcc_gau_s": self.dcc.gau_s,
             "dcc_gau_expansion": self.dcc.gau_expansion,
+            **({} if self.norm_momentum is None else {"norm_momentum": self.norm_momentum}),
         }
 
     @classmethod

@@ -49,6 +49,7 @@ from keras import ops
 from keras_pose.models.rtmo.rtmo_assigner import keypoint_oks, simota_assign
 from keras_pose.models.rtmo.rtmo_decoding import BBOX_PADDING, decode_boxes, rtmo_priors
 from keras_pose.models.rtmo.rtmo_head import head_output_name
+from keras_pose.models.rtmo.rtmo_layers import rtmo_conv_initializer
 from keras_pose.models.rtmo.rtmo_losses import (bce_with_logits, iou_loss, l1_loss, mle_cc_loss, oks_loss,
                                                target_heatmaps, varifocal_loss)
 
@@ -83,8 +84,9 @@ class RTMOTrainingBranches(keras.layers.Layer):
         self.featmap_strides = tuple(int(s) for s in featmap_strides)
         self.pose_channels = int(pose_channels)
         self.pose_vec_channels = int(pose_vec_channels)
-        self.kpt_reg = [keras.layers.Conv2D(2 * self.num_keypoints, 1, dtype=self.dtype_policy,
-                                            name=f"out_kpt_reg_{i}") for i in range(len(self.featmap_strides))]
+        self.kpt_reg = [keras.layers.Conv2D(2 * self.num_keypoints, 1, kernel_initializer=rtmo_conv_initializer(),
+                                            dtype=self.dtype_policy, name=f"out_kpt_reg_{i}")
+                        for i in range(len(self.featmap_strides))]
         self.sigma_fc = keras.layers.Dense(self.num_keypoints, dtype=self.dtype_policy, name="sigma_fc")
 
     def build(self, input_shape=None):

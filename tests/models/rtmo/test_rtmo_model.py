@@ -240,11 +240,14 @@ def test_mixed_precision_forward_and_decoding(network):
         correlation = np.corrcoef(_np(got[name]).ravel(), _np(reference[name]).ravel())[0, 1]
         assert correlation > 0.9, (name, correlation)
     # Random weights on 0..255 pixels give box log-sizes in the hundreds (exp -> inf, as the reference would);
-    # shrink the box outputs so the decoded boxes, hence the DCC's bins, are finite.
+    # shrink the box outputs so the decoded boxes, hence the DCC's bins, are finite, and the score logits to
+    # their prior bias (logits of -100s underflow to score 0 in bfloat16, which no threshold keeps).
     for stride_index in range(2):
         layer = mixed.head.get_layer(f"out_bbox_{stride_index}")
         layer.kernel.assign(_np(layer.kernel) * 1e-4)
         layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+        layer = mixed.head.get_layer(f"out_cls_{stride_index}")
+        layer.kernel.assign(_np(layer.kernel) * 1e-4)
     got = mixed(x)
     out = decode_rtmo(got, mixed.dcc, (64, 96), score_threshold=0.0, max_instances=4)
     assert keras.ops.convert_to_numpy(out["valid"]).all()
@@ -271,3 +274,54 @@ def test_decoding_compiles_in_a_graph_and_with_xla(network):
         for name, value in graph.items():
             np.testing.assert_allclose(np.asarray(value, np.float64), np.asarray(eager[name], np.float64),
                                        rtol=1e-5, atol=1e-3, equal_nan=True, err_msg=f"{name} jit={jit_compile}")
+
+
+def test_untrained_rtmo_has_mmpose_conv_init_and_finite_eval_outputs():
+    """mmpose RTMO initialises every Conv2d with Kaiming(a=sqrt(5), uniform, fan_in): U(+-1/sqrt(fan_in)).
+
+    With `ConvModule`'s he_normal (6x the variance) an untrained RTMO's eval-mode
+    outputs on 0..255 images reached ~1e4 (cls up to 3e4, bbox 6e4): the decoded
+    boxes overflowed and every keypoint was NaN, so an untrained model could not
+    even be evaluated (`evaluate_pose_model` raised NonFiniteModelError).
+    """
+    from keras_pose.models.rtmo import RTMO
+    from keras_pose.models.rtmo.rtmo_head import CLS_PRIOR_BIAS
+
+    keras.utils.set_random_seed(0)
+    model = RTMO.from_checkpoint_config(image_size=(128, 128), deepen_factor=0.33, widen_factor=0.25)
+    model.compile()  # adds the training-only branches (out_kpt_reg convs)
+    convs = [l for l in model._flatten_layers() if isinstance(l, keras.layers.Conv2D)]
+    convs += list(model.training_branches.kpt_reg)
+    assert len(convs) > 40
+    for layer in convs:
+        kernel = _np(layer.kernel)
+        bound = 1.0 / np.sqrt(np.prod(kernel.shape[:-1]))
+        assert np.abs(kernel).max() <= bound * (1 + 1e-5), layer.name
+        if kernel.size >= 2000:  # the uniform law's std, bound / sqrt(3)
+            assert abs(kernel.std() / (bound / np.sqrt(3.0)) - 1.0) < 0.1, layer.name
+    outputs = {k: _np(v) for k, v in model(_images((128, 128), batch=2), training=False).items()}
+    for name, value in outputs.items():
+        assert np.isfinite(value).all() and np.abs(value).max() < 10.0, name
+        if name.startswith("cls"):
+            np.testing.assert_allclose(value, CLS_PRIOR_BIAS, atol=0.1)  # every cell scores ~0.01
+    decoded = model.end_to_end_model().predict_on_batch(_images((128, 128), batch=2))
+    assert all(np.isfinite(_np(decoded[k])).all() for k in ("boxes", "scores", "keypoints", "keypoint_scores"))
+
+
+def test_norm_momentum_reaches_every_conv_block_and_round_trips():
+    """Default: the reference's BatchNorm momenta (backbone / head 0.97, neck 0.9); `norm_momentum` sets them all."""
+    from keras_pose.models.rtmo.rtmo_layers import RTMO_BN_MOMENTUM, TORCH_BN_MOMENTUM
+
+    def momenta(net):
+        return {part: {round(l.momentum, 6) for l in getattr(net, part)._flatten_layers()
+                       if isinstance(l, keras.layers.BatchNormalization)} for part in ("backbone", "neck", "head")}
+
+    default = RTMONetwork(image_size=(64, 64), **TINY)
+    assert momenta(default) == {"backbone": {RTMO_BN_MOMENTUM}, "neck": {TORCH_BN_MOMENTUM},
+                                "head": {RTMO_BN_MOMENTUM}}
+    assert "norm_momentum" not in default.get_config()  # presets keep their config
+    fast = RTMONetwork(image_size=(64, 64), norm_momentum=0.8, **TINY)
+    assert momenta(fast) == {"backbone": {0.8}, "neck": {0.8}, "head": {0.8}}
+    assert momenta(RTMONetwork.from_config(fast.get_config())) == momenta(fast)
+    with pytest.raises(ValueError, match="norm_momentum must be in"):
+        RTMONetwork(image_size=(64, 64), norm_momentum=1.5, **TINY)

@@ -1,86 +1,115 @@
-"""RTMO overfit: a small RTMO trained with `fit` on the 4 COCO sample images gains COCO AP on them.
+"""Overfit through the training pipeline: a small RTMO fitted on the four COCO samples gains COCO AP on them.
 
-The targets are the samples letterboxed as at inference (`rtmo_training_data`);
-AP is COCO keypoint AP (pycocotools via `CocoKeypointEvaluator`) of the
-model's own instances, mapped back to image pixels.
+The user's path end to end: ``load_coco_keypoints`` (COCO-17 file) ->
+``keras_pose.data.model_dataset(rtmo, ...)`` (the whole-image pipeline:
+letterbox to the input, BGR 0..255, padded instance targets, ignore masks of
+the people without keypoints) -> ``model.fit`` (`RTMOLoss` with SimOTA,
+`rtmo_optimizer`: AdamW, no decay on norms / biases, global clip) ->
+``evaluate_pose_model`` (``predict_keypoints`` per image with the model's
+test settings: score threshold 0.1, NMS 0.65; pycocotools keypoint AP).
+
+Model: RTMO-t depth (deepen 0.33) at widen 0.25 (RTMO-t proper is 0.375),
+256 x 256 input, batch 4 (the 4 images, 12 people with keypoints; the two
+smallest ~300 px^2 in area at this size), `norm_momentum` 0.9, lr warm-up then
+cosine decay over the run (``SCHEDULE``).
+
+Causes of the slow AP rise found (measured with a scratch loop over the same
+pipeline: fit in chunks, `evaluate_pose_model` after each; TF, seed 0, shared
+2-core CPU; "recal" = AP with the BatchNorm statistics recomputed from the
+training batch, i.e. train-mode AP):
+
+- `ConvModule`'s he_normal init (6x mmpose's Kaiming a=sqrt(5) variance):
+  the untrained model's eval outputs reached 1e4, its keypoints were NaN
+  (``evaluate_pose_model`` raised NonFiniteModelError), and training was
+  slower: loss 15.8 vs 11.3 after 100 steps at lr 2e-3 with the mmpose init.
+- eval-mode BatchNorm after a short run: momentum 0.97 (mmpose's 0.03) keeps
+  0.97^t of the (0, 1) start and trails the weights. lr 2e-3, mmpose init:
+  AP 0.004 / 0.008 / 0.467 after 50 / 100 / 200 steps, recal 0.135 / 0.319 /
+  0.455. he_normal init, momentum 0.97: 0.006 / 0.290 (recal 0.106 / 0.413)
+  after 50 / 100; momentum 0.9: 0.010 / 0.339 (recal 0.074 / 0.415).
+
+This recipe (norm_momentum 0.9, peak lr 3e-3, mmpose init), AP with the
+cosine over 300 steps: 0.531 / 0.672 / 0.779 after 100 / 200 / 300 steps
+(AP50 0.708 / 0.753 / 0.871, AR 0.717 / 0.833 / 0.833; recal the same to
++-0.02: the eval statistics now follow), loss 16.6 / 8.7 / 6.2; ~2.6 CPU-s
+a step on the loaded machine (~1.2 when it is quiet).
+
+The CI run (60 steps, cosine over 60): untrained AP 0.000 (AR 0.000), after
+60 steps AP 0.067, AP50 0.261, AR 0.200; loss means first -> last quarter
+29.5 -> 13.2 (oks 24.5 -> 15.1, mle -1.1 -> -4.4, vis 0.68 -> 0.33, bbox
+4.7 -> 1.6, cls 0.73 -> 0.52); pytest 272 user + 32 sys CPU-s, 636 s wall
+with two other training processes on the 2 cores (XLA compilation of the
+step ~90 CPU-s of it).
+
+The issue's goal (AP >= 0.8) is NOT reached yet: this test with
+KERAS_POSE_RTMO_OVERFIT_STEPS=400 (cosine over 400) gave AP 0.741 (AP50
+0.906, AR 0.875; loss 15.5 -> 4.0), pytest 1057 user + 177 sys CPU-s, 1698 s
+wall on the loaded machine; the best run, 300 steps above, 0.779. AP50 and
+AR are high: the misses are precision at the strict OKS thresholds (two of
+the 12 people cover ~300 px^2 at 256 px). Untried: the stage-2 switch
+(`RTMOModeSwitch`: DCC targets, MLE weight 5) for the last part of the run,
+a larger input, RTMO-t's widen 0.375. From LONG_STEPS steps on, the test
+asserts the measured level with a margin (AP >= 0.65).
 """
 
 import os
 
-import cv2
-import keras
-import numpy as np
 import pytest
-from pose_testing.rtmo_training_data import COCO_DIR, letterbox_coco_batch
-
-from keras_pose.metrics.coco_metric import CocoKeypointEvaluator
-from keras_pose.models.rtmo import RTMO
-from keras_pose.models.rtmo.rtmo_training import rtmo_optimizer
+from pose_testing.paths import DATA_DIR
 
 INPUT = (256, 256)
 WIDEN = 0.25
-STEPS = int(os.environ.get("KERAS_POSE_RTMO_OVERFIT_STEPS", "25"))
-# The first loss is the untrained model's loss on the batch: a function of the seeded initial weights only
-# (the same in one process after other tests, and on CI; the 53 once noted here was most likely measured before the
-# training branches / weight-creation order changed, i.e. with other initial weights). Measured (TF, seed 0,
-# lr 2e-3): loss 36.63 -> 30.55 after 25 steps (0.83x); before the DCC BatchNorm fix 37.01 -> 30.11 (CI the
-# same); per term now mle 3.00 -> -1.22, vis 0.80 -> 0.67, oks 27.83 -> 25.96 (0.93x). The checks leave room for numeric
-# drift between machines and fail when the weights do not train (every term stays put).
-LOSS_RATIO = 0.9
-# The issue's goal is AP >= 0.8, not reached on CPU yet. Measured AP (score threshold 0.1, lr 2e-3, seed 0,
-# TF, shared 2-core CPU): untrained 0.000; after 25 / 75 / 125 / 200 steps 0.000 / 0.006 / 0.196 / 0.621
-# (loss 36.6 -> 30.6 / 23.5 / 19.7 / 18.0; 200 steps ~500 CPU-s). lr 5e-3: 0.313 / 0.207 / 0.311 after
-# 100 / 150 / 200 steps (loss 18.6 / 16.0 / 14.8: lower loss, noisier AP); score threshold 0.01 instead of
-# 0.1 changes AP by <= 0.025. Before the DCC BatchNorm took its
-# statistics from the positives only (padded rows set them): 0.07 / 0.09 / 0.28 / 0.29 after 75 / 100 /
-# 150 / 200 steps. KERAS_POSE_RTMO_OVERFIT_STEPS=150 or more also checks the AP gain (>= 0.2 from 150
-# steps, >= 0.5 from 200).
-MIN_AP = 0.2
-MIN_AP_200 = 0.5  # 200 steps or more (0.621 measured)
-AP_STEPS = 150
+NORM_MOMENTUM = 0.9
+STEPS = int(os.environ.get("KERAS_POSE_RTMO_OVERFIT_STEPS", "60"))  # a multiple of 4 (4 epochs)
+# CI (60 steps): AP50 and AR gain from 0.000 (measured 0.261 / 0.200, AP 0.067; chaotic trajectories: a margin)
+MIN_AP50_AR_CI = 0.1
+LONG_STEPS = 300  # from here on: AP >= MIN_AP_LONG (measured 0.779 at 300 steps, 0.741 at 400)
+MIN_AP_LONG = 0.65
+SCHEDULE = {"peak_lr": 3e-3, "warmup": 10, "final_fraction": 0.02}
 
 
-def coco_ap(model, images, matrices, ids, evaluator):
-    """AP of the model's decoded instances (non-finite rows of an untrained model dropped)."""
-    decoded = model.end_to_end_model().predict_on_batch(images)
-    decoded = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in decoded.items()}
-    results = []
-    for i, image_id in enumerate(ids):
-        inverse = cv2.invertAffineTransform(matrices[i])
-        for row in np.nonzero(decoded["valid"][i])[0]:
-            keypoints, score = decoded["keypoints"][i][row], float(decoded["scores"][i][row])
-            if not (np.isfinite(keypoints).all() and np.isfinite(score)):
-                continue
-            keypoints = keypoints @ inverse[:, :2].T + inverse[:, 2]
-            values = np.concatenate([keypoints, decoded["keypoint_scores"][i][row][:, None]], axis=1)
-            results.append({"image_id": image_id, "category_id": 1, "score": score,
-                            "keypoints": values.ravel().tolist()})
-    return evaluator.evaluate(results)["AP"]
+def _schedule(steps, peak_lr, warmup, final_fraction):
+    import keras
+
+    warmup = min(warmup, max(steps - 1, 1))
+    return keras.optimizers.schedules.CosineDecay(peak_lr * 0.01, max(steps - warmup, 1), alpha=final_fraction,
+                                                  warmup_target=peak_lr, warmup_steps=warmup)
 
 
 @pytest.mark.slow
-def test_rtmo_overfits_the_coco_samples():
+def test_rtmo_overfits_the_coco_samples_through_the_pipeline():
+    pytest.importorskip("pycocotools")
+    import keras
+
+    from keras_pose.data import model_dataset
+    from keras_pose.datasets import load_coco_keypoints
+    from keras_pose.models.rtmo import RTMO
+    from keras_pose.models.rtmo.rtmo_training import rtmo_optimizer
+    from keras_pose.training import evaluate_pose_model
+
+    if STEPS < 4 or STEPS % 4:
+        raise ValueError(f"KERAS_POSE_RTMO_OVERFIT_STEPS must be a positive multiple of 4 (4 epochs), got {STEPS}.")
     keras.utils.set_random_seed(0)
-    images, targets, matrices, ids = letterbox_coco_batch(INPUT)
-    evaluator = CocoKeypointEvaluator(os.path.join(COCO_DIR, "test_coco.json"))
-    model = RTMO.from_checkpoint_config(image_size=INPUT, deepen_factor=0.33, widen_factor=WIDEN)
-    untrained = coco_ap(model, images, matrices, ids, evaluator)
-    model.compile()
-    model.compile(optimizer=rtmo_optimizer(model, learning_rate=2e-3, clipnorm=10.0))
-    trainable = {id(v) for v in model.trainable_variables}
-    assert all(id(v) in trainable for v in model.training_branches.trainable_variables)
-    assert not model.has_task_weights()  # a preset keeps the network only
-    history = model.fit(images, targets, batch_size=4, epochs=STEPS, verbose=0, shuffle=False)
-    trained = coco_ap(model, images, matrices, ids, evaluator)
-    losses = history.history["loss"]
-    print(f"RTMO overfit: AP untrained {untrained:.3f} -> trained {trained:.3f}; loss {losses[0]:.2f} -> "
-          f"{losses[-1]:.2f}; " + " ".join(f"{k[5:]} {v[0]:.2f} -> {v[-1]:.2f}" for k, v in history.history.items()
-                                            if k.startswith("loss_")))
-    assert losses[-1] < LOSS_RATIO * losses[0]
-    # the training-only branches train: the MLE term (sigma branch, DCC) and the visibility BCE fall
-    assert history.history["loss_mle"][-1] < history.history["loss_mle"][0] - 1.0
-    assert history.history["loss_vis"][-1] < 0.95 * history.history["loss_vis"][0]
-    assert history.history["loss_oks"][-1] < 0.97 * history.history["loss_oks"][0]
-    assert untrained < 0.1
-    if STEPS >= AP_STEPS:
-        assert trained >= (MIN_AP_200 if STEPS >= 200 else MIN_AP)
+    data = load_coco_keypoints(str(DATA_DIR / "coco" / "test_coco.json"), keypoint_spec="coco", mode="eval")
+    model = RTMO.from_checkpoint_config(image_size=INPUT, deepen_factor=0.33, widen_factor=WIDEN,
+                                        norm_momentum=NORM_MOMENTUM)
+    untrained = evaluate_pose_model(model, data, verbose=0)  # finite: mmpose's init (no NaN keypoints)
+    train = model_dataset(model, data, batch_size=4, seed=0, repeat=True, augment=False, max_instances=8)
+    model.compile(optimizer=rtmo_optimizer(model, learning_rate=_schedule(STEPS, **SCHEDULE), clipnorm=10.0))
+    assert not model.has_task_weights()  # the training-only branches are not part of a preset
+    # 4 epochs of STEPS / 4 steps: one stream (the iterator goes on), the loss means of the first and last quarter
+    history = model.fit(train, steps_per_epoch=STEPS // 4, epochs=4, verbose=0).history
+    trained = evaluate_pose_model(model, data, verbose=0)
+    print(f"[rtmo overfit] COCO AP untrained {untrained['coco_AP']:.3f}, after {STEPS} steps "
+          f"{trained['coco_AP']:.3f} (AP50 {trained['coco_AP50']:.3f}, AR {trained['coco_AR']:.3f}); loss "
+          + " ".join(f"{k[5:] or 'total'} {v[0]:.2f} -> {v[-1]:.2f}" for k, v in history.items()
+                     if k.startswith("loss")))
+    assert untrained["coco_AP"] < 0.05 and untrained["coco_AR"] < 0.05
+    # every term of the loss trains (the training-only branches too: the proxy keypoints' OKS, the DCC's MLE
+    # with the sigma branch, the visibility BCE)
+    for term in ("oks", "mle", "vis", "bbox", "cls"):
+        assert history[f"loss_{term}"][-1] < history[f"loss_{term}"][0] - 0.05 * abs(history[f"loss_{term}"][0]), term
+    if STEPS >= LONG_STEPS:
+        assert trained["coco_AP"] >= MIN_AP_LONG
+    else:
+        assert trained["coco_AP50"] >= MIN_AP50_AR_CI and trained["coco_AR"] >= MIN_AP50_AR_CI

@@ -57,6 +57,7 @@ from keras_pose.errors import PresetError
 from keras_pose.losses import get_loss
 from keras_pose.utils.backend_imports import import_keras_hub
 from keras_pose.utils.compile_config import compile_from_loss_config, loss_compile_config
+from keras_pose.utils.fast_init import fast_init_constructor
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -106,6 +107,13 @@ class PoseEstimator(keras_hub.models.Task):
     # XLA for the TensorFlow training step when compile(jit_compile="auto"):
     # set per family from benchmarks/bench_xla.py (time without / with XLA).
     tf_train_jit_compile = False
+
+    def __init_subclass__(cls, **kwargs):
+        # Every task constructor builds its layers under `fast_initialization` (JAX: initialisers
+        # compiled at XLA optimisation level 0; see keras_pose.utils.fast_init).
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = fast_init_constructor(cls.__dict__["__init__"])
 
     def __init__(self, *, keypoint_spec, preprocessor=None, codec=None, loss=None, test_cfg=None, **kwargs):
         from keras_pose.keypoints import get_keypoint_spec

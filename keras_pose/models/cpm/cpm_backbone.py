@@ -20,6 +20,7 @@ import keras
 from keras_pose.layers import ConvModule, TorchMaxPool2D
 from keras_pose.models.cpm.cpm_layers import CPM_STRIDE, CPMCenterMap, cpm_output_size
 from keras_pose.utils.backend_imports import import_keras_hub
+from keras_pose.utils.fast_init import fast_init_constructor
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -58,6 +59,7 @@ class CPMBackbone(keras_hub.models.Backbone):
     module path (without the "backbone." prefix), for converters.
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         *,

@@ -12,6 +12,7 @@ than re-implemented; its layer names (``conv1_conv``, ``stack{s}_block{b}_{k}_co
 
 import keras
 from keras_pose.utils.backend_imports import import_keras_hub
+from keras_pose.utils.fast_init import fast_init_constructor
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -45,6 +46,7 @@ class CPNBackbone(keras_hub.models.Backbone):
         dtype: dtype policy (e.g. ``"mixed_bfloat16"``).
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         depth=50,

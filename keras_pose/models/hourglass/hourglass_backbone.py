@@ -20,6 +20,7 @@ from keras_pose.layers import BasicResidualBlock, ConvModule
 from keras_pose.models.hourglass.hourglass_layers import hourglass_module
 from keras_pose.reference_constants import HOURGLASS52  # noqa: F401 - the released architecture
 from keras_pose.utils.backend_imports import import_keras_hub
+from keras_pose.utils.fast_init import fast_init_constructor
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -53,6 +54,7 @@ class HourglassBackbone(keras_hub.models.Backbone):
     converters.
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         *,

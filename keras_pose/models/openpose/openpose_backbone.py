@@ -26,6 +26,7 @@ stride-8 maps; other sizes round up, as Caffe's ceil-mode pooling does).
 import keras
 
 from keras_pose.utils.backend_imports import import_keras_hub
+from keras_pose.utils.fast_init import fast_init_constructor
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -80,6 +81,7 @@ class OpenPoseBackbone(keras_hub.models.Backbone):
         dtype: dtype policy.
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         *,

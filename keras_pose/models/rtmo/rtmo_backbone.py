@@ -18,6 +18,7 @@ import keras_hub
 
 from keras_pose.models.rtmo.rtmo_layers import (RTMO_BN_MOMENTUM, LayerFactory, csp_layer, focus_stem,
                                                norm_momentum_or, spp_bottleneck)
+from keras_pose.utils.fast_init import fast_init_constructor
 
 # in_channels, out_channels, num_blocks, add_identity, use_spp (mmdet CSPDarknet "P5")
 CSP_DARKNET_P5 = (
@@ -71,6 +72,7 @@ class CSPDarknetBackbone(keras_hub.models.Backbone):
     module path (without "backbone."), for converters.
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         *,

@@ -26,6 +26,7 @@ from keras_pose.models.rtmo.rtmo_dcc import DynamicCoordinateClassifier
 from keras_pose.models.rtmo.rtmo_head import RTMOHeadModule
 from keras_pose.models.rtmo.rtmo_layers import with_dtype_policy
 from keras_pose.models.rtmo.rtmo_neck import HybridEncoder
+from keras_pose.utils.fast_init import fast_init_constructor
 
 
 def rtmo_widths(widen_factor):
@@ -75,6 +76,7 @@ class RTMONetwork(keras_hub.models.Backbone):
     Sub-models: `backbone`, `neck`, `head`; the keypoint decoder `dcc`.
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         image_size=(640, 640),

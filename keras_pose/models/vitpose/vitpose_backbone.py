@@ -11,6 +11,7 @@ from keras_pose.models.vitpose.vitpose_knowledge_token import ViTPoseKnowledgeTo
 from keras_pose.models.vitpose.vitpose_window_attention import ViTPoseWindowTransformerBlock, block_attention_types
 from keras_pose.reference_constants import VIT_SIZES, VITPOSE_PLUS_PART_FEATURES  # noqa: F401 - re-exported
 from keras_pose.utils.backend_imports import import_keras_hub
+from keras_pose.utils.fast_init import fast_init_constructor
 
 keras_hub = import_keras_hub()  # without TensorFlow on JAX / PyTorch (utils.backend_imports)
 
@@ -94,6 +95,7 @@ class ViTPoseBackbone(keras_hub.models.Backbone):
     graph uses expert i.
     """
 
+    @fast_init_constructor
     def __init__(
         self,
         *,

@@ -24,7 +24,7 @@ INITIALIZERS = {
     "truncated_normal": lambda: keras.initializers.TruncatedNormal(stddev=0.02, seed=5),
     "variance_scaling": lambda: keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform", seed=6),
 }
-SHAPES = [(3, 3, 8, 12), (1, 1, 12, 8), (64,)]
+SHAPES = [(1, 1, 12, 8), (64,)]  # conv kernels of other shapes: the Hourglass below
 
 
 def _variable(initializer, shape):

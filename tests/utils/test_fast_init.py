@@ -12,14 +12,14 @@ SCRIPT = REPO_ROOT / "tests" / "scripts" / "fast_init_check.py"
 
 @pytest.mark.backends
 def test_fast_jax_initialisers_match_keras_own(tmp_path):
-    """~60 s (a JAX process; most of it builds the Hourglass the Keras way)."""
+    """~70 s (a JAX process; most of it builds the Hourglass the Keras way)."""
     results = run_backend_script(SCRIPT, "jax", tmp_path, "fast init")
     pairs = [k[: -len("/diff")] for k in results if k.endswith("/diff") and "/" in k[: -len("/diff")]]
-    assert len(pairs) == 12
+    assert len(pairs) == 8
     for key in pairs:  # float rounding only: the same seed, sampler and distribution
         assert results[f"{key}/diff"] <= 1e-6 * max(1.0, float(results[f"{key}/scale"])), key
         assert results[f"{key}/scale"] > 0, key
-    assert int(results["programs"]) == 12  # one program per (initialiser config, shape), reused across seeds
+    assert int(results["programs"]) == 8  # one program per (initialiser config, shape), reused across seeds
     # A SeedGenerator-seeded initialiser keeps Keras' path: same values, same advanced state.
     assert results["seed_generator/diff"] == 0 and bool(results["seed_generator/same_state"])
     assert int(results["hourglass/weights"]) > 100 and results["hourglass/diff"] <= 1e-6

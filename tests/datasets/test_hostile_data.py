@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from pose_testing.paths import DATA_DIR
 from pose_testing.blob_model import BOXES, PEOPLE, BlobPoseModel, _blob_image
+from pose_testing.coco_results import ground_truth_results
 
 from keras_pose.datasets import dataset_from_detections, load_coco_detections, load_coco_keypoints, load_mpii
 from keras_pose.errors import AnnotationError, BoxError, ImageReadError, ResultError
@@ -83,18 +84,6 @@ def _coco_copy(tmp_path, mutate=None):
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(data))
     return path
-
-
-def _gt_results(data):
-    results = []
-    for ann in data["annotations"]:
-        if ann.get("iscrowd", 0) or ann.get("num_keypoints", 1) == 0:
-            continue
-        kpts = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
-        kpts[:, 2] = 1.0
-        results.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kpts.reshape(-1).tolist(),
-                        "score": 1.0})
-    return results
 
 
 # ------------------------------------------------- 6. EXIF orientation
@@ -320,7 +309,7 @@ def _duplicate_ids(data):
 def test_evaluator_renumbers_duplicate_ids_so_ground_truth_scores_ap_1():
     data = _coco_data()
     _duplicate_ids(data)
-    results = _gt_results(data)
+    results = ground_truth_results(data, skip_crowd=True)
     with pytest.warns(UserWarning, match=r"2 annotation\(s\) repeat an earlier id .*new ids"):
         evaluator = CocoKeypointEvaluator(data)
     assert len(evaluator.coco.anns) == len(data["annotations"]) == 14
@@ -336,7 +325,7 @@ def test_evaluator_renumbers_zero_and_missing_ids():
     del data["annotations"][4]["id"]
     with pytest.warns(UserWarning, match=r"2 annotation\(s\) have no positive integer id"):
         evaluator = CocoKeypointEvaluator(data)
-    assert evaluator.evaluate(_gt_results(data))["AP"] == pytest.approx(1.0)
+    assert evaluator.evaluate(ground_truth_results(data, skip_crowd=True))["AP"] == pytest.approx(1.0)
 
 
 def test_loader_renumbers_duplicate_ids_and_keeps_both_people(tmp_path):

@@ -27,7 +27,12 @@ import sys
 
 import numpy as np
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[1] / "data" / "crowdpose" / "test_crowdpose.json"
+TESTS = pathlib.Path(__file__).resolve().parents[1]
+if str(TESTS) not in sys.path:  # run as a script (the xtcocotools venv): tests/ holds pose_testing
+    sys.path.insert(0, str(TESTS))
+from pose_testing.coco_results import ground_truth_results  # noqa: E402
+
+SAMPLE = TESTS / "data" / "crowdpose" / "test_crowdpose.json"
 # mmpose configs/_base_/datasets/crowdpose.py sigmas (the keypoint spec's).
 CROWDPOSE_SIGMAS = [0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
                     0.079, 0.079]
@@ -41,19 +46,6 @@ def ground_truth(variant, path=SAMPLE):
         if CROWD_INDICES[variant]:
             image["crowdIndex"] = CROWD_INDICES[variant][image["id"]]
     return data
-
-
-def ground_truth_results(data):
-    """Every labelled person (`num_keypoints` > 0) as a result: keypoint scores 1, score 1."""
-    results = []
-    for ann in data["annotations"]:
-        if ann["num_keypoints"] == 0:
-            continue
-        kpts = np.asarray(ann["keypoints"], dtype=np.float64).reshape(-1, 3)
-        kpts[:, 2] = 1.0
-        results.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": kpts.reshape(-1).tolist(),
-                        "score": 1.0})
-    return results
 
 
 def perturbed_results(data, seed=0):

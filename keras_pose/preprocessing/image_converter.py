@@ -76,6 +76,11 @@ class PoseImageConverter(keras_hub.layers.ImageConverter):
         self.mean = _three_floats(mean, "mean")
         self.std = _three_floats(std, "std", positive=True)
         self.channel_order = channel_order
+        # keras-hub's unused `Resizing` sublayer holds no weights: mark it built, or
+        # Keras' JAX / PyTorch trainers see an unbuilt layer and run the whole model
+        # eagerly (JAX `predict_on_batch`) or trace it symbolically (`train_on_batch`)
+        # before every call.
+        self.resizing.built = True
 
     def fill_value(self):
         """The per-channel mean in the *input* (RGB) order: the pixel that normalises to 0."""

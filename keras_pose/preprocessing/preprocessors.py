@@ -54,6 +54,7 @@ class PosePreprocessor(keras_hub.models.Preprocessor):
                 f"`image_converter` must be a keras_pose PoseImageConverter, got {type(image_converter).__name__}."
             )
         self.image_converter = image_converter
+        self.built = True  # no weights (see PoseImageConverter: an unbuilt layer slows Keras' JAX / PyTorch steps)
 
     def normalize(self, images):
         """NumPy: RGB pixels ``(..., H, W, 3)`` -> float32 network input."""

@@ -351,6 +351,9 @@ class BasicResidualBlock(keras.layers.Layer):
         self.conv1.build(shape)
         mid = self.conv1.compute_output_shape(shape)
         self.conv2.build(mid)
+        out = self.conv2.compute_output_shape(mid)
+        self.residual_add.build([out, out])
+        self.relu.build(out)
         self.built = True
 
     def call(self, x, training=None):

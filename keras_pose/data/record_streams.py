@@ -29,6 +29,10 @@ def finish_stream(ds, rand, make_element, *, skip_elements, num_parallel_calls, 
         ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     if prefetch:
         ds = ds.prefetch(prefetch)
+    else:  # none means none: tf.data would inject a prefetch of its own (made ahead of a `MixingSwitch` flip)
+        options = tf.data.Options()
+        options.experimental_optimization.inject_prefetch = False
+        ds = ds.with_options(options)
     return ds
 
 

@@ -174,14 +174,12 @@ def test_mixing_switch_turns_mosaic_and_mixup_off_in_a_running_pipeline():
         np.testing.assert_array_equal(off[1][key], plain[1][key])
     # one pipeline, the switch flipped between elements (no parallel map, no prefetch: nothing made early)
     switch.turn_on()
-    import tensorflow as tf
-
-    # tf.data injects a prefetch by default (inject_prefetch): it may make the second batch before the flip.
-    options = tf.data.Options()
-    options.experimental_optimization.inject_prefetch = False
-    stream = iter(build_whole_image_dataset(data, SIZE, batch_size=4, seed=5, repeat=True, max_instances=24,
-                                            augment=mixing, mixing_switch=switch, num_parallel_calls=None,
-                                            prefetch=None).with_options(options))
+    # prefetch=None also turns off the prefetch tf.data would inject (it could make the second batch early)
+    pipeline = build_whole_image_dataset(data, SIZE, batch_size=4, seed=5, repeat=True, max_instances=24,
+                                         augment=mixing, mixing_switch=switch, num_parallel_calls=None,
+                                         prefetch=None)
+    assert pipeline.options().experimental_optimization.inject_prefetch is False
+    stream = iter(pipeline)
     mixed = next(stream)
     assert int(np.asarray(mixed[1]["instance_valid"]).sum()) > int(plain[1]["instance_valid"].sum())
     switch.turn_off()

@@ -133,6 +133,27 @@ def _get(results, label, key):
     return entry.get(key) if isinstance(entry, dict) else None
 
 
+def memory_row(lines, cols, results, title, group, bound):
+    """Peak RSS minus the RSS right after the imports, per column, with the ratio to HF's.
+
+    The issue's bounds: inference peak at most HF's plus the backend's own
+    import cost (ratio <= 1.0 here), training peak at most 1.5x HF's (ratio
+    <= 1.5 on this row; the whole-process peaks are the rows above).
+    """
+
+    def above(col):
+        peak, base = _get(results, f"{group}/{col}", "peak_rss_mb"), _get(results, f"{group}/{col}", "import_rss_mb")
+        return None if peak is None or base is None else peak - base
+
+    ref = above("hf")
+    cells = []
+    for col, _ in cols:
+        value = above(col)
+        r = _ratio(value, ref) if col != "hf" else None  # ours / HF's: lower is better
+        cells.append(_fmt(value, "MB") + (f" ({r:.2f}x HF, bound {bound}x)" if r else ""))
+    lines.append(f"| {title} | {' | '.join(cells)} |")
+
+
 def markdown(results, settings, notes):
     cols = [("tensorflow", "keras-pose TF"), ("jax", "keras-pose JAX"), ("torch", "keras-pose PyTorch"),
             ("hf", "HF transformers")]
@@ -154,6 +175,10 @@ def markdown(results, settings, notes):
     row(f"ViTPose-S training step, batch {settings['train_batch']}", "train", "train_step_s")
     row(f"peak RSS, inference (process, batches {settings['batches']})", "forward", "peak_rss_mb", "MB", False)
     row(f"peak RSS, training ViTPose-S batch {settings['train_batch']}", "train", "peak_rss_mb", "MB", False)
+    row("RSS after the imports, inference process", "forward", "import_rss_mb", "MB", False)
+    row("RSS after the imports, training process", "train", "import_rss_mb", "MB", False)
+    memory_row(lines, cols, results, "inference peak above the imports (ratio to HF)", "forward", 1.0)
+    memory_row(lines, cols, results, "training peak above the imports (ratio to HF)", "train", 1.5)
     row("import (keras_pose / transformers)", "forward", "import_s", "s", False)
     row("cold process to first prediction", "forward", "cold_start_to_first_prediction_s", "s", False)
     tf_imported = {b: _get(results, f"forward/{b}", "tensorflow_imported") for b in BACKENDS}

@@ -110,8 +110,9 @@ def task_keras_vitpose_forward(size="base", batches=(1, 8), repeats=3):
     from keras_pose.models import ViTPose
 
     import_s = time.perf_counter() - t0
+    out = {"import_s": import_s, "process_start_to_import_s": time.perf_counter() - _START,
+           "import_rss_mb": peak_rss_mb()}
     model = ViTPose.from_checkpoint_config(size=size)
-    out = {"import_s": import_s, "process_start_to_import_s": time.perf_counter() - _START}
     rng = np.random.default_rng(0)
     first = True
     for batch in batches:
@@ -135,6 +136,7 @@ def task_keras_vitpose_train(size="small", batch=8, repeats=3):
 
     from keras_pose.models import ViTPose
 
+    import_rss = peak_rss_mb()
     model = ViTPose.from_checkpoint_config(size=size)
     model.compile()
     rng = np.random.default_rng(0)
@@ -142,7 +144,7 @@ def task_keras_vitpose_train(size="small", batch=8, repeats=3):
     keypoints = rng.uniform([0, 0], [191, 255], (batch, 17, 2))
     y = {k: np.asarray(v, np.float32) for k, v in model.codec.encode(keypoints, np.ones((batch, 17))).items()}
     step = timed(lambda: model.train_on_batch(x, y), repeats, warmup=2)
-    return {"train_step_s": step, "peak_rss_mb": peak_rss_mb()}
+    return {"train_step_s": step, "peak_rss_mb": peak_rss_mb(), "import_rss_mb": import_rss}
 
 
 def task_keras_end_to_end(size="base", boxes=(1, 4, 16), repeats=3):
@@ -199,7 +201,7 @@ def task_hf_vitpose_forward(size="base", batches=(1, 8), repeats=3):
     t0 = time.perf_counter()
     import transformers  # noqa: F401
 
-    out = {"import_s": time.perf_counter() - t0}
+    out = {"import_s": time.perf_counter() - t0, "import_rss_mb": peak_rss_mb()}
     model = _hf_model(size).eval()
     first = True
     with torch.inference_mode():
@@ -218,7 +220,9 @@ def task_hf_vitpose_forward(size="base", batches=(1, 8), repeats=3):
 
 def task_hf_vitpose_train(size="small", batch=8, repeats=3):
     import torch
+    import transformers  # noqa: F401
 
+    import_rss = peak_rss_mb()
     model = _hf_model(size).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
     x = torch.randn(batch, 3, 256, 192)
@@ -230,7 +234,7 @@ def task_hf_vitpose_train(size="small", batch=8, repeats=3):
         loss.backward()
         optimizer.step()
 
-    return {"train_step_s": timed(step, repeats, warmup=2), "peak_rss_mb": peak_rss_mb()}
+    return {"train_step_s": timed(step, repeats, warmup=2), "peak_rss_mb": peak_rss_mb(), "import_rss_mb": import_rss}
 
 
 def task_hf_end_to_end(size="base", boxes=(1, 4, 16), repeats=3):

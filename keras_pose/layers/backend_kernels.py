@@ -13,8 +13,9 @@ threads, this project's benchmark `benchmarks/bench_vs_reference.py`):
 - `FusedBiasDense`: a `keras.layers.Dense` whose PyTorch forward is one
   `torch.nn.functional.linear` (matmul with the bias add fused, `addmm`, as
   `torch.nn.Linear` does); other backends run `Dense` unchanged.
-- `multi_head_attention`: PyTorch uses `scaled_dot_product_attention` (fused
-  SDPA) through `keras.ops.dot_product_attention`; TensorFlow and JAX keep
+- `multi_head_attention`: PyTorch calls `scaled_dot_product_attention` (fused
+  SDPA) on strided views of q, k, v (`keras.ops.dot_product_attention` copies
+  each to a contiguous tensor first); TensorFlow and JAX keep
   the explicit `softmax(q k^T * scale) v` (XLA fuses it; the TF graph stays
   the one the exporters were checked with).
 """
@@ -81,7 +82,13 @@ def multi_head_attention(query, key, value, scale):
         (B, N, heads, head_dim), in the inputs' dtype.
     """
     if keras.backend.backend() == "torch":
-        return ops.dot_product_attention(query, key, value, scale=scale)
+        # torch's fused SDPA on (B, heads, N, hd) views: `ops.dot_product_attention`
+        # would copy q, k and v to contiguous tensors first (36 copies per ViT-B forward).
+        import torch
+
+        q, k, v = (ops.convert_to_tensor(t).transpose(1, 2) for t in (query, key, value))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=scale)
+        return out.transpose(1, 2)
     q = ops.transpose(query, (0, 2, 1, 3))  # (B, heads, N, hd)
     k = ops.transpose(key, (0, 2, 3, 1))  # (B, heads, hd, N)
     v = ops.transpose(value, (0, 2, 1, 3))

@@ -83,3 +83,12 @@ def test_multi_head_attention_matches_numpy_softmax_attention():
     probs /= probs.sum(-1, keepdims=True)
     expected = np.einsum("bhnm,bmhd->bnhd", probs, v)
     np.testing.assert_allclose(_np(multi_head_attention(q, k, v, scale)), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.backends  # a JAX / PyTorch pytest process each: `python -m pytest -m backends`
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_kernels_on_other_backends(backend):
+    """This file's checks through the JAX and PyTorch kernels (fused gelu, addmm, SDPA on strided views)."""
+    from pose_testing.backend_runs import run_test_file_on_backend
+
+    run_test_file_on_backend(__file__, backend, min_passed=5)

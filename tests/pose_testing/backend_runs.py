@@ -1,6 +1,7 @@
-"""Run a smoke script on one Keras backend in a subprocess and read back the arrays it saved."""
+"""Run a smoke script or a test file on one Keras backend in a subprocess (the backend is fixed per process)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -18,3 +19,19 @@ def run_backend_script(script, backend, out_dir, label="smoke"):
     )
     assert proc.returncode == 0, f"{backend} {label} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return dict(np.load(out))
+
+
+def run_test_file_on_backend(test_file, backend, min_passed, extra_args=()):
+    """Run the tests of ``test_file`` (minus its ``backends``-marked ones) in a pytest process on ``backend``.
+
+    Fails unless the process exits 0 with at least ``min_passed`` passed tests and no failure or error.
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file), "-m",
+                           "not backends", "-o", "addopts=", *extra_args],
+                          env=env, capture_output=True, text=True, timeout=900, cwd=str(REPO_ROOT))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    passed = re.search(r"\b(\d+) passed", proc.stdout)
+    assert passed and int(passed.group(1)) >= min_passed, proc.stdout[-500:]
+    assert not re.search(r"\d+ (failed|errors?)\b", proc.stdout), proc.stdout[-500:]

@@ -246,20 +246,9 @@ def test_train_config_recipes_freeze_layer_decay_ema_and_log(tmp_path, capsys):
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_recipes_on_other_backends(backend):
     """The layer-decay update (apply and a compiled fit step), freezing and the EMA checks of this file."""
-    import os
-    import subprocess
-    import sys
+    from pose_testing.backend_runs import run_test_file_on_backend
 
-    from pose_testing.paths import REPO_ROOT
-
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-               PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-m",
-                           "not backends", "-k", "not train_config", "-o", "addopts="],
-                          env=env, capture_output=True, text=True, timeout=900, cwd=str(REPO_ROOT))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    passed = re.search(r"\b(\d+) passed", proc.stdout)
-    assert passed and int(passed.group(1)) >= 11 and not re.search(r"failed|error", proc.stdout), proc.stdout[-500:]
+    run_test_file_on_backend(__file__, backend, min_passed=11, extra_args=("-k", "not train_config"))
 
 
 def test_config_validates_the_recipe_keys(tmp_path):

@@ -10,6 +10,10 @@ on both sides; ``BENCH_THREADS`` threads, default 2):
   included; whether TensorFlow got imported);
 - ViTPose-S training step, batch 8 (keras-pose ``train_on_batch`` with Adam
   and the codec's targets vs HF forward + MSE + backward + Adam), peak RSS;
+- memory against the issue's bounds: each process's RSS right after its
+  imports (keras_pose and the backend / torch and transformers) and its peak
+  above that, as a ratio to HF's (inference: at most HF's plus the backend's
+  own import cost, i.e. ratio <= 1; training: ratio <= 1.5);
 - end to end on the sample image with N = 1 / 4 / 16 person boxes, no flip
   test: ``predict_keypoints`` (TensorFlow backend) vs HF
   ``VitPoseImageProcessor`` + model + ``post_process_pose_estimation``;

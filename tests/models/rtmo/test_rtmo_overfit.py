@@ -9,8 +9,9 @@ the people without keypoints) -> ``model.fit`` (`RTMOLoss` with SimOTA,
 test settings: score threshold 0.1, NMS 0.65; pycocotools keypoint AP).
 
 Model: RTMO-t depth (deepen 0.33) at widen 0.25 (RTMO-t proper is 0.375),
-256 x 256 input, batch 4 (the 4 images, 12 people with keypoints; the two
-smallest ~300 px^2 in area at this size), `norm_momentum` 0.9, lr warm-up then
+160 x 160 input in CI's 60-step run (256 x 256 in the measurements below;
+384 x 384 in the long mode), batch 4 (the 4 images, 12 people with keypoints;
+the two smallest ~300 px^2 in area at 256 px), `norm_momentum` 0.9, lr warm-up then
 cosine decay over the run (``SCHEDULE``).
 
 Causes of the slow AP rise found (measured with a scratch loop over the same

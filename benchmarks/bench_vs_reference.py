@@ -186,7 +186,7 @@ def markdown(results, settings, notes):
     row("import (keras_pose / transformers)", "forward", "import_s", "s", False)
     row("cold process to first prediction", "forward", "cold_start_to_first_prediction_s", "s", False)
     tf_imported = {b: _get(results, f"forward/{b}", "tensorflow_imported") for b in BACKENDS}
-    lines.append(f"| TensorFlow imported by the inference process | "
+    lines.append("| TensorFlow imported by the inference process | "
                  + " | ".join(str(tf_imported.get(c)) if c in BACKENDS else "-" for c, _ in cols) + " |")
     lines += ["", "| end to end (sample image, no flip test) | keras-pose TF | HF transformers | ratio |", "|---|---|---|---|"]
     for n in settings["boxes"]:
